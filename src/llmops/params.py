@@ -1,0 +1,231 @@
+"""Typed, frozen view of `params.yaml`: one dataclass per section, validated on load.
+
+Every knob lives in `params.yaml` (with its comment); this module only says what each knob
+must look like. Loading fails at once on an unknown key, a missing key, a wrong type or a
+value out of range, naming the file, the dotted key and what was expected, e.g.
+
+    params.yaml: prep.val_fraction: expected a float in (0, 0.5), got "0.1x"
+
+Check a file by hand: python -m llmops.params params.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A params file that does not match the typed config; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed interval for a number; open ends exclude the bound."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def contains(self, x: float) -> bool:
+        above = self.lo is None or (x > self.lo if self.lo_open else x >= self.lo)
+        below = self.hi is None or (x < self.hi if self.hi_open else x <= self.hi)
+        return above and below
+
+    def describe(self) -> str:
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.lo is None:
+            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+        return f"in {left}{self.lo:g}, {self.hi:g}{right}"
+
+
+@dataclass(frozen=True)
+class NonEmpty:
+    """A list or string that must not be empty (lists: nor hold duplicates)."""
+
+
+Fraction = Annotated[float, Range(0.0, 1.0)]
+Label = Annotated[str, NonEmpty()]
+RedactKind = Literal["EMAIL", "PHONE", "CARD"]
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """The task's label set, shared by prep, prompts, eval and serving."""
+
+    categories: Annotated[tuple[Label, ...], NonEmpty()]
+    priorities: Annotated[tuple[Label, ...], NonEmpty()]
+
+
+@dataclass(frozen=True)
+class PrepParams:
+    """Knobs of the `prep` stage (validate, clean, redact, dedupe, split)."""
+
+    seed: Annotated[int, Range(0)]
+    val_fraction: Annotated[float, Range(0.0, 0.5, lo_open=True, hi_open=True)]
+    test_fraction: Annotated[float, Range(0.0, 0.5, hi_open=True)]
+    unicode_form: Literal["NFC", "NFKC"]
+    max_message_chars: Annotated[int, Range(16, 100_000)]
+    max_reply_chars: Annotated[int, Range(16, 100_000)]
+    redact: tuple[RedactKind, ...]
+    max_rejected_fraction: Fraction
+    report_examples: Annotated[int, Range(0, 100)]
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole `params.yaml`."""
+
+    task: TaskParams
+    prep: PrepParams
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate a params file; raise ParamsError naming file and key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse(Params, raw, where=str(path))
+
+
+def parse(cls: type, raw: Any, where: str, key: str = "") -> Any:
+    """Build dataclass `cls` from plain YAML data, checking every field."""
+    if not isinstance(raw, dict):
+        raise _error(where, key, "a mapping of keys", raw)
+    hints = typing.get_type_hints(cls, include_extras=True)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for unknown in sorted(set(raw) - set(names), key=str):
+        close = difflib.get_close_matches(str(unknown), names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        expected = f"one of the known keys: {', '.join(names)}{hint}"
+        raise ParamsError(f"{where}: {_join(key, unknown)}: unknown key; expected {expected}")
+    values = {}
+    for name in names:
+        sub = _join(key, name)
+        if name not in raw:
+            raise ParamsError(f"{where}: {sub}: missing; expected {_describe(hints[name])}")
+        values[name] = _convert(hints[name], raw[name], where, sub)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
+    base, checks = _unwrap(hint)
+    origin = typing.get_origin(base)
+    if dataclasses.is_dataclass(base):
+        return parse(base, value, where, key)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(base)
+        if value is None and type(None) in options:
+            return None
+        inner = next(a for a in options if a is not type(None))
+        return _convert(inner, value, where, key)
+    if origin is Literal:
+        if value not in typing.get_args(base):
+            raise _error(where, key, _describe(hint), value)
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise _error(where, key, _describe(hint), value)
+        item = typing.get_args(base)[0]
+        out = tuple(_convert(item, v, where, f"{key}[{i}]") for i, v in enumerate(value))
+        _check(checks, out, hint, where, key, value)
+        return out
+    if not _is_type(base, value):
+        raise _error(where, key, _describe(hint), value)
+    out = float(value) if base is float else value
+    _check(checks, out, hint, where, key, value)
+    return out
+
+
+def _check(checks: list, value: Any, hint: Any, where: str, key: str, raw: Any) -> None:
+    for check in checks:
+        if isinstance(check, Range) and not check.contains(value):
+            raise _error(where, key, _describe(hint), raw)
+        duplicates = isinstance(value, tuple) and len(set(value)) != len(value)
+        if isinstance(check, NonEmpty) and (len(value) == 0 or duplicates):
+            raise _error(where, key, _describe(hint), raw)
+
+
+def _is_type(base: type, value: Any) -> bool:
+    if base is float:  # YAML writes 1 for 1.0; bool is an int subclass and never a number here
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, base)
+
+
+def _unwrap(hint: Any) -> tuple[Any, list]:
+    if typing.get_origin(hint) is Annotated:
+        base, *checks = typing.get_args(hint)
+        return base, checks
+    return hint, []
+
+
+def _describe(hint: Any) -> str:
+    base, checks = _unwrap(hint)
+    origin = typing.get_origin(base)
+    if dataclasses.is_dataclass(base):
+        return "a mapping of keys"
+    if origin is Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in typing.get_args(base))
+    if origin in (types.UnionType, typing.Union):
+        inner = next(a for a in typing.get_args(base) if a is not type(None))
+        return f"{_describe(inner)} or null"
+    if origin is tuple:
+        text = f"a list of {_describe(typing.get_args(base)[0]).removeprefix('a ')}s"
+        text = text.replace("one of ", "values from: ") if "one of" in text else text
+    else:
+        text = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}[base]
+    for check in checks:
+        if isinstance(check, Range):
+            text += " " + check.describe()
+        elif isinstance(check, NonEmpty):
+            text = "a non-empty " + text.removeprefix("a ")
+            text += ", without duplicates" if origin is tuple else ""
+    return text
+
+
+def _error(where: str, key: str, expected: str, got: Any) -> ParamsError:
+    return ParamsError(f"{where}: {key or '(top level)'}: expected {expected}, got {_show(got)}")
+
+
+def _show(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:
+        return repr(value)
+
+
+def _join(prefix: str, name: Any) -> str:
+    return f"{prefix}.{name}" if prefix else str(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", nargs="?", default="params.yaml", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.path)
+    except ParamsError as err:
+        raise SystemExit(str(err)) from None
+    print(f"{args.path}: ok ({', '.join(f.name for f in dataclasses.fields(params))})")
+
+
+if __name__ == "__main__":
+    main()
