@@ -1,0 +1,162 @@
+"""Turn raw ticket exports into clean, redacted, deduplicated train/val/test splits.
+
+Run: python -m llmops.stages.prep --raw data/raw --out data/prepared \
+        --quarantine data/quarantine --report reports/prep --metrics metrics/prep.json
+
+Reads every file under --raw (never writes there), validates each line against the raw
+schema (llmops.records), normalises text, redacts PII to <EMAIL>/<PHONE>/<CARD>, drops
+exact and near duplicates and splits by category (llmops.split). Every row that is not
+used goes to the quarantine with its file, line and reason: rows in = rows kept + rows
+quarantined. Fails when the rejected share exceeds prep.max_rejected_fraction or nothing
+is usable, after writing the quarantine so the cause can be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from llmops.data_report import summarize, write_report
+from llmops.params import ParamsError, PrepParams, TaskParams, load_params
+from llmops.records import Rejection, Ticket, parse_line, raw_files, read_lines
+from llmops.redact import redact
+from llmops.split import assign_splits, dedupe
+
+log = logging.getLogger(__name__)
+
+
+class PrepError(RuntimeError):
+    """The raw data cannot make a usable dataset; the message says why and where."""
+
+
+@dataclass(frozen=True)
+class PrepResult:
+    """What prep made of the raw folder."""
+
+    rows_in: int
+    splits: dict[str, list[Ticket]]
+    rejected: list[Rejection]
+    redactions: Counter[str]
+
+    @property
+    def rows_kept(self) -> int:
+        return sum(len(rows) for rows in self.splits.values())
+
+
+def prep(task: TaskParams, params: PrepParams, raw: Path) -> PrepResult:
+    """Validate, clean, redact, dedupe and split every row under `raw`."""
+    files = raw_files(raw)
+    tickets: list[Ticket] = []
+    rejected: list[Rejection] = []
+    found: dict[str, Counter[str]] = {}  # PII found per row, summed over the rows kept
+    rows_in = 0
+    for path in files:
+        for where, line in read_lines(path, path.as_posix()):
+            rows_in += 1
+            item = parse_line(where, line, task, params)
+            if isinstance(item, Rejection):
+                rejected.append(item)
+                continue
+            message, in_message = redact(item.message, params.redact)
+            reply, in_reply = redact(item.reply, params.redact)
+            found[item.where] = in_message + in_reply
+            tickets.append(replace(item, message=message, reply=reply))
+    if rows_in == 0:
+        names = ", ".join(p.name for p in files) or "no files"
+        raise PrepError(f"{raw}: no rows to prepare ({names}); expected JSONL files of tickets")
+    kept, duplicates = dedupe(tickets)
+    splits = assign_splits(kept, params.val_fraction, params.test_fraction, params.seed)
+    redactions = sum((found[t.where] for t in kept), Counter())
+    # Rejected rows are stored and shown too, so they are redacted like the kept ones.
+    quarantined = [
+        replace(r, detail=redact(r.detail, params.redact)[0], raw=redact(r.raw, params.redact)[0])
+        for r in sorted(rejected + duplicates, key=_position)
+    ]
+    return PrepResult(rows_in, splits, quarantined, redactions)
+
+
+def _position(r: Rejection) -> tuple[str, int]:
+    source, line = r.where.rsplit(":", 1)
+    return source, int(line)
+
+
+def check(result: PrepResult, params: PrepParams, quarantine: Path) -> None:
+    """Raise PrepError when the result is not fit to train on."""
+    reasons = Counter(r.reason for r in result.rejected).most_common()
+    top = ", ".join(f"{reason}={n}" for reason, n in reasons[:5])
+    if result.rows_kept == 0:
+        raise PrepError(
+            f"no usable rows: all {result.rows_in} rows were rejected ({top}); see {quarantine}"
+        )
+    share = len(result.rejected) / result.rows_in
+    if share > params.max_rejected_fraction:
+        raise PrepError(
+            f"{len(result.rejected)} of {result.rows_in} rows rejected ({share:.1%}), more than "
+            f"prep.max_rejected_fraction={params.max_rejected_fraction:.1%} ({top}); "
+            f"see {quarantine}"
+        )
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def quarantine_rows(rejected: list[Rejection]) -> Iterable[dict]:
+    """Quarantine records: where the row came from, why it was rejected, what it said."""
+    for r in rejected:
+        source, line = _position(r)
+        yield {"source": source, "line": line, "reason": r.reason, "detail": r.detail, "raw": r.raw}
+
+
+def write_outputs(result: PrepResult, out: Path, quarantine: Path) -> None:
+    for name, rows in result.splits.items():
+        write_jsonl(out / f"{name}.jsonl", (t.record() for t in rows))
+    write_jsonl(quarantine / "rejected.jsonl", quarantine_rows(result.rejected))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--raw", type=Path, required=True, help="folder of raw JSONL files")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the splits")
+    parser.add_argument("--quarantine", type=Path, required=True, help="folder for rejects")
+    parser.add_argument("--report", type=Path, required=True, help="folder for the report")
+    parser.add_argument("--metrics", type=Path, required=True, help="DVC metrics JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        params = load_params(args.params)
+        result = prep(params.task, params.prep, args.raw)
+    except (ParamsError, PrepError, FileNotFoundError) as err:
+        raise SystemExit(f"prep: {err}") from None
+    write_outputs(result, args.out, args.quarantine)
+    quarantine = args.quarantine / "rejected.jsonl"
+    metrics = summarize(result.splits, result.rejected, result.rows_in, result.redactions)
+    write_report(result.splits, result.rejected, metrics, args.report, params.prep.report_examples)
+    args.metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    sizes = ", ".join(f"{name} {len(rows)}" for name, rows in result.splits.items())
+    log.info(
+        "read %d rows from %s: kept %d (%s)", result.rows_in, args.raw, result.rows_kept, sizes
+    )
+    log.info("quarantined %d rows -> %s", len(result.rejected), quarantine)
+    try:
+        check(result, params.prep, quarantine)
+    except PrepError as err:
+        raise SystemExit(f"prep: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

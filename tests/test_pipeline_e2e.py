@@ -1,0 +1,108 @@
+"""End to end: the real `dvc repro` in a fresh copy of the repository.
+
+The copy holds what a clone would (git's tracked and unignored files), so this is the
+first thing a new user runs. It checks the outputs and the row accounting, that a second
+run does nothing, that the committed dvc.lock matches what the code produces, and that the
+default local remote round-trips the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmops.sample_data.generate import generate
+
+pytestmark = pytest.mark.e2e
+
+
+def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    # dvc runs stage commands through the shell: the interpreter running the tests is "python".
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+        )
+    return done
+
+
+def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return sh(cwd, sys.executable, "-m", "dvc", *args, check=check)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory, repo) -> Path:
+    """A fresh git repository holding the files a clone of this one would have."""
+    dest = tmp_path_factory.mktemp("clone") / "repo"
+    listed = sh(repo, "git", "ls-files", "-z", "--cached", "--others", "--exclude-standard").stdout
+    for rel in filter(None, listed.split("\0")):
+        if (repo / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / rel, dest / rel)
+    sh(dest, "git", "init", "-q", "-b", "main")
+    sh(dest, "git", "add", "-A")
+    sh(dest, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "clone")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def reproduced(clone) -> subprocess.CompletedProcess:
+    return dvc(clone, "repro", "prep")
+
+
+def test_dag_shows_prep(clone):
+    assert "prep" in dvc(clone, "dag").stdout
+
+
+def test_repro_writes_splits_quarantine_report_and_metrics(clone, reproduced, tmp_path):
+    assert "Running stage 'prep'" in reproduced.stdout
+    planted = generate(tmp_path / "raw")
+    metrics = json.loads((clone / "metrics" / "prep.json").read_text())
+    counts = {}
+    for split in ("train", "val", "test"):
+        counts[split] = len(
+            (clone / "data" / "prepared" / f"{split}.jsonl").read_text().splitlines()
+        )
+    quarantine = (clone / "data" / "quarantine" / "rejected.jsonl").read_text().splitlines()
+    assert counts == metrics["split"]
+    assert sum(counts.values()) == planted.clean_rows
+    assert len(quarantine) == sum(planted.dirty.values()) == metrics["rows_rejected"]
+    assert metrics["rows_in"] == sum(counts.values()) + len(quarantine)
+    assert {r: n for r, n in metrics["rejected"].items() if n} == planted.dirty
+    assert json.loads(quarantine[0])["source"].startswith("data/raw/export-")
+    assert (clone / "reports" / "prep" / "data_report.md").exists()
+    assert not sh(clone, "git", "status", "--porcelain", "data/raw").stdout, "raw data changed"
+
+
+def test_committed_lock_and_metrics_match_a_fresh_run(clone, reproduced, repo):
+    # dvc.lock records the hashes of code, params, data and outputs. A fresh run producing
+    # other hashes means someone changed the pipeline without `make repro` + commit.
+    changed = sh(clone, "git", "status", "--porcelain", "dvc.lock", "metrics", "reports").stdout
+    assert not changed, f"stale pipeline state; run `make repro` and commit:\n{changed}"
+
+
+def test_second_repro_does_nothing_and_says_so(clone, reproduced):
+    again = dvc(clone, "repro")
+    assert "Stage 'prep' didn't change, skipping" in again.stdout
+    assert "Data and pipelines are up to date." in again.stdout
+    assert "Running stage" not in again.stdout
+
+
+def test_outputs_round_trip_through_the_default_remote(clone, reproduced):
+    # The default remote is a folder beside the repository: no credentials needed.
+    assert "llmops-dvc-storage" in dvc(clone, "remote", "list").stdout
+    dvc(clone, "push")
+    assert (clone.parent / "llmops-dvc-storage" / "files" / "md5").is_dir()
+    train = (clone / "data" / "prepared" / "train.jsonl").read_bytes()
+    shutil.rmtree(clone / "data" / "prepared")
+    shutil.rmtree(clone / ".dvc" / "cache")  # so the files must come from the remote
+    dvc(clone, "pull")
+    assert (clone / "data" / "prepared" / "train.jsonl").read_bytes() == train
