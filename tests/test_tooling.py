@@ -1,0 +1,109 @@
+"""The repository's own plumbing: Makefile help, CI entry point, workflows, hooks, imports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+BIN = Path(sys.executable).parent
+
+
+def run(*cmd: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, check=check)
+
+
+def test_make_help_lists_every_target(repo):
+    makefile = (repo / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
+    documented = set(re.findall(r"^([a-z][a-z-]*):.*## ", makefile, flags=re.M))
+    assert targets == documented, f"targets without ## help: {targets - documented}"
+    shown = run("make", "--no-print-directory", "help", cwd=repo, check=True).stdout
+    assert {line.split()[0] for line in shown.splitlines() if line.strip()} == targets
+
+
+def test_ci_runs_readme_test_command_and_lint(repo):
+    readme = (repo / "README.md").read_text()
+    ci = (repo / ".ci" / "run").read_text()
+    assert "make test" in readme and "make repro" in readme
+    steps = [line.strip() for line in ci.splitlines() if line.startswith("make ")]
+    assert steps == ["make install", "make lint", "make test"]
+
+
+def test_workflows_pass_actionlint_with_least_privilege(repo):
+    workflows = sorted((repo / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    done = run(str(BIN / "actionlint"), *map(str, workflows), cwd=repo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in workflows:
+        data = yaml.safe_load(path.read_text())
+        assert data.get("permissions") == {"contents": "read"}, path.name
+        for job in data["jobs"].values():
+            assert "write-all" not in str(job.get("permissions", ""))
+            assert "timeout-minutes" in job
+
+
+def test_actionlint_catches_a_broken_workflow(tmp_path):
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+        "      - uses: actions/checkout@v4\n        with:\n          no-such-input: 1\n"
+    )
+    done = run(str(BIN / "actionlint"), str(bad), cwd=tmp_path)
+    assert done.returncode != 0
+    assert "no-such-input" in done.stdout and "untrusted" in done.stdout
+
+
+def test_pre_commit_config_is_valid_and_guards_large_files(repo, tmp_path):
+    run(str(BIN / "pre-commit"), "validate-config", cwd=repo, check=True)
+    hooks = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    assert {"ruff-check", "ruff-format", "check-added-large-files"} <= {h["id"] for h in hooks}
+    big = tmp_path / "weights.bin"
+    big.write_bytes(b"\0" * 700_000)
+    run("git", "init", "-q", cwd=tmp_path, check=True)
+    run("git", "add", "weights.bin", cwd=tmp_path, check=True)
+    guard = run(str(BIN / "check-added-large-files"), "--maxkb=600", "weights.bin", cwd=tmp_path)
+    assert guard.returncode == 1 and "weights.bin" in guard.stdout
+
+
+def test_dvc_config_is_offline_with_a_local_default_remote(repo):
+    config = (repo / ".dvc" / "config").read_text()
+    assert re.search(r"analytics\s*=\s*false", config)
+    assert re.search(r"remote\s*=\s*local", config)
+    url = re.search(r"url\s*=\s*(\S+)", config).group(1)
+    assert not (repo / ".dvc" / url).resolve().is_relative_to(repo), "remote must be outside"
+
+
+MODULES = sorted(
+    ".".join(p.relative_to(Path(__file__).parents[1] / "src").with_suffix("").parts)
+    for p in (Path(__file__).parents[1] / "src" / "llmops").rglob("*.py")
+)
+
+
+@pytest.mark.parametrize("module", [m.removesuffix(".__init__") for m in MODULES])
+def test_importing_does_nothing(module, tmp_path):
+    code = (
+        "import logging, os, sys\n"
+        f"import {module}\n"
+        "assert not logging.getLogger().handlers, 'logging configured at import'\n"
+        "assert not os.listdir('.'), os.listdir('.')\n"
+    )
+    done = run(sys.executable, "-c", code, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_no_generated_or_secret_files_are_tracked(repo):
+    if not shutil.which("git") or not (repo / ".git").exists():
+        pytest.fail("tests run in a git checkout; clone the repository")
+    tracked = run("git", "ls-files", cwd=repo, check=True).stdout.split()
+    banned = re.compile(
+        r"(^|/)(\.venv|mlruns|__pycache__)/|mlflow\.db$|\.(safetensors|bin|pt|pkl)$|^data/prepared/"
+    )
+    assert not [t for t in tracked if banned.search(t)]
