@@ -12,6 +12,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from llmops.params import TaskParams
 from llmops.records import REASONS, SPLITS, Rejection, Ticket
 
 CHART_META = {"Software": None}  # keep the matplotlib version out of the PNG bytes
@@ -28,11 +29,12 @@ def _lengths(values: list[int]) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _per_split(splits: dict[str, list[Ticket]], field: str) -> dict[str, dict[str, int]]:
-    return {
-        name: dict(sorted(Counter(getattr(t, field) for t in rows).items()))
-        for name, rows in splits.items()
-    }
+def _per_split(
+    splits: dict[str, list[Ticket]], field: str, labels: tuple[str, ...]
+) -> dict[str, dict[str, int]]:
+    # Every label, zeros included and in params order, so metrics diffs line up.
+    counts = {name: Counter(getattr(t, field) for t in rows) for name, rows in splits.items()}
+    return {name: {label: c.get(label, 0) for label in labels} for name, c in counts.items()}
 
 
 def summarize(
@@ -40,6 +42,7 @@ def summarize(
     rejected: list[Rejection],
     rows_in: int,
     redactions: Counter[str],
+    task: TaskParams,
 ) -> dict:
     """The numbers of a prep run, as written to the DVC metrics file."""
     kept = [t for rows in splits.values() for t in rows]
@@ -52,8 +55,8 @@ def summarize(
         "split": {name: len(rows) for name, rows in splits.items()},
         "rejected": {reason: reasons.get(reason, 0) for reason in REASONS},
         "redactions": {kind: redactions.get(kind, 0) for kind in ("EMAIL", "PHONE", "CARD")},
-        "category": _per_split(splits, "category"),
-        "priority": _per_split(splits, "priority"),
+        "category": _per_split(splits, "category", task.categories),
+        "priority": _per_split(splits, "priority", task.priorities),
         "message_chars": _lengths([len(t.message) for t in kept]),
         "reply_chars": _lengths([len(t.reply) for t in kept]),
     }  # fmt: skip
@@ -65,9 +68,8 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def _label_rows(per_split: dict[str, dict[str, int]]) -> list[list]:
-    labels = sorted({label for counts in per_split.values() for label in counts})
     rows = []
-    for label in labels:
+    for label in per_split["train"]:
         counts = [per_split[s].get(label, 0) for s in SPLITS]
         rows.append([label, *counts, sum(counts)])
     return rows
@@ -116,7 +118,7 @@ def plot_label_balance(metrics: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1.3]})
     for ax, field in zip(axes, ("category", "priority"), strict=True):
-        labels = sorted({label for counts in metrics[field].values() for label in counts})
+        labels = list(metrics[field]["train"])
         bottom = [0] * len(labels)
         for split in SPLITS:
             counts = [metrics[field][split].get(label, 0) for label in labels]

@@ -143,7 +143,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"prep: {err}") from None
     write_outputs(result, args.out, args.quarantine)
     quarantine = args.quarantine / "rejected.jsonl"
-    metrics = summarize(result.splits, result.rejected, result.rows_in, result.redactions)
+    metrics = summarize(
+        result.splits, result.rejected, result.rows_in, result.redactions, params.task
+    )
     write_report(result.splits, result.rejected, metrics, args.report, params.prep.report_examples)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
