@@ -47,7 +47,7 @@ def test_wrong_type_message_names_file_key_expected_and_value(tmp_path, repo):
         (lambda d: d["prep"].update(max_message_chars=8), "prep.max_message_chars: expected an integer in [16, 100000], got 8"),
         (lambda d: d["prep"].update(unicode_form="NFD"), 'prep.unicode_form: expected one of "NFC", "NFKC", got "NFD"'),
         (lambda d: d["prep"].update(redact=["EMAIL", "SSN"]), 'prep.redact[1]: expected one of "EMAIL", "PHONE", "CARD", got "SSN"'),
-        (lambda d: d["prep"].update(redact="EMAIL"), "prep.redact: expected a list of values from:"),
+        (lambda d: d["prep"].update(redact="EMAIL"), 'prep.redact: expected a list of values from: "EMAIL", "PHONE", "CARD", got "EMAIL"'),
         (lambda d: d["task"].update(categories=[]), "task.categories: expected a non-empty list of non-empty strings, without duplicates, got []"),
         (lambda d: d["task"].update(priorities=["low", "low"]), "task.priorities: expected a non-empty list"),
         (lambda d: d["task"].update(priorities=["low", ""]), 'task.priorities[1]: expected a non-empty string, got ""'),

@@ -188,8 +188,11 @@ def _describe(hint: Any) -> str:
         inner = next(a for a in typing.get_args(base) if a is not type(None))
         return f"{_describe(inner)} or null"
     if origin is tuple:
-        text = f"a list of {_describe(typing.get_args(base)[0]).removeprefix('a ')}s"
-        text = text.replace("one of ", "values from: ") if "one of" in text else text
+        item = _describe(typing.get_args(base)[0])
+        if item.startswith("one of "):
+            text = "a list of values from: " + item.removeprefix("one of ")
+        else:
+            text = f"a list of {item.removeprefix('a ')}s"
     else:
         text = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}[base]
     for check in checks:
