@@ -49,8 +49,12 @@ def test_valid_row_becomes_a_ticket(params):
         ('{"id": "T1", "message": "hi",}', "malformed_json", "Expecting property name"),
         ("{'id': 'T1'}", "malformed_json", "column 2"),
         ("just some text", "malformed_json", "Expecting value"),
-        ('["a", "b"]', "not_an_object", "a JSON list"),
-        ("null", "not_an_object", "a JSON NoneType"),
+        ('["a", "b"]', "not_an_object", "a JSON array"),
+        ("null", "not_an_object", "a JSON null"),
+        ('"just a string"', "not_an_object", "a JSON string"),
+        ("1" * 5000, "malformed_json", "ValueError: Exceeds the limit"),
+        ("[" * 200_000, "malformed_json", "RecursionError"),
+        (ticket(message="hi \ud800 there"), "invalid_utf8", "lone surrogate '\\ud800'"),
         (ticket(priority=None), "missing_field", "missing priority"),
         (ticket(message=None, reply=None), "missing_field", "missing message, reply"),
         (ticket(priority=2), "wrong_type", "priority: expected a string, got number"),
@@ -87,7 +91,11 @@ def test_normalisation():
     assert normalize("  Hello\t\tworld \n again ", "NFKC") == "Hello world again"
     assert normalize("ＡＢＣ１２３", "NFKC") == "ABC123"
     assert normalize("ＡＢＣ", "NFC") == "ＡＢＣ"
-    assert normalize("zero\u200bwidth\x07bell", "NFKC") == "zero width bell"
+    assert normalize("zero\u200bwidth\x07bell", "NFKC") == "zerowidth bell"
+    assert normalize("soft\u00adhyphen \u200eltr", "NFKC") == "softhyphen ltr"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # emoji joined by ZWJ stay whole
+    assert normalize(f"hi {family}", "NFKC") == f"hi {family}"
+    assert normalize("line\u2028break", "NFKC") == "line break"
     assert normalize("e\u0301", "NFC") == "\u00e9"
 
 

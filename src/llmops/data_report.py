@@ -14,6 +14,7 @@ from pathlib import Path
 
 from llmops.params import TaskParams
 from llmops.records import REASONS, SPLITS, Rejection, Ticket
+from llmops.redact import KINDS
 
 CHART_META = {"Software": None}  # keep the matplotlib version out of the PNG bytes
 
@@ -54,7 +55,7 @@ def summarize(
         "rejected_fraction": round(len(rejected) / rows_in, 4) if rows_in else 0.0,
         "split": {name: len(rows) for name, rows in splits.items()},
         "rejected": {reason: reasons.get(reason, 0) for reason in REASONS},
-        "redactions": {kind: redactions.get(kind, 0) for kind in ("EMAIL", "PHONE", "CARD")},
+        "redactions": {kind: redactions.get(kind, 0) for kind in KINDS},
         "category": _per_split(splits, "category", task.categories),
         "priority": _per_split(splits, "priority", task.priorities),
         "message_chars": _lengths([len(t.message) for t in kept]),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.params import PrepParams, TaskParams
+from llmops.redact import INVISIBLE
 
 FIELDS = ("id", "message", "category", "priority", "reply")
 SPLITS = ("train", "val", "test")
@@ -31,7 +32,7 @@ REASONS = (
     "unknown_label", "invalid_split", "empty_message", "empty_reply", "too_long",
     "duplicate", "near_duplicate",
 )  # fmt: skip
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # control characters that are not whitespace
 SPACE = re.compile(r"\s+")
 
 
@@ -87,8 +88,10 @@ def read_lines(path: Path, name: str) -> Iterator[tuple[str, bytes]]:
 
 
 def normalize(text: str, form: str) -> str:
-    """Unicode normal form, no control or zero-width characters, single spaces, stripped."""
-    return SPACE.sub(" ", CONTROL.sub(" ", unicodedata.normalize(form, text))).strip()
+    """Unicode normal form, control characters as spaces, invisible ones (zero-width space,
+    soft hyphen, direction marks) removed, whitespace collapsed to single spaces, stripped."""
+    text = INVISIBLE.sub("", unicodedata.normalize(form, text))
+    return SPACE.sub(" ", CONTROL.sub(" ", text)).strip()
 
 
 def dedupe_key(message: str) -> str:
@@ -107,8 +110,14 @@ def parse_line(where: str, line: bytes, task: TaskParams, prep: PrepParams) -> T
         obj = json.loads(text)
     except json.JSONDecodeError as err:
         return Rejection(where, "malformed_json", f"{err.msg} at column {err.colno}", text)
+    except (ValueError, RecursionError) as err:  # a 5000-digit number, nesting 100k deep
+        return Rejection(where, "malformed_json", f"{type(err).__name__}: {err}"[:200], text)
     if not isinstance(obj, dict):
-        return Rejection(where, "not_an_object", f"a JSON {type(obj).__name__}", text)
+        return Rejection(where, "not_an_object", f"a JSON {_json_type(obj)}", text)
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:  # "\ud800" escapes decode to lone surrogates
+        return Rejection(where, "invalid_utf8", f"lone surrogate {err.object[err.start]!a}", text)
     problem = _check_fields(obj, task)
     if problem:
         return Rejection(where, *problem, text)
@@ -147,5 +156,5 @@ def _check_fields(obj: dict, task: TaskParams) -> tuple[str, str] | None:
 
 
 def _json_type(value: object) -> str:
-    names = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return "null" if value is None else names.get(type(value), "object")

@@ -24,7 +24,7 @@ from pathlib import Path
 from llmops.data_report import summarize, write_report
 from llmops.params import ParamsError, PrepParams, TaskParams, load_params
 from llmops.records import Rejection, Ticket, parse_line, raw_files, read_lines
-from llmops.redact import redact
+from llmops.redact import redact, redact_raw
 from llmops.split import assign_splits, dedupe
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,11 @@ def prep(task: TaskParams, params: PrepParams, raw: Path) -> PrepResult:
             if isinstance(item, Rejection):
                 rejected.append(item)
                 continue
+            id_, in_id = redact(item.id, params.redact)  # an export may use emails as ids
             message, in_message = redact(item.message, params.redact)
             reply, in_reply = redact(item.reply, params.redact)
-            found[item.where] = in_message + in_reply
-            tickets.append(replace(item, message=message, reply=reply))
+            found[item.where] = in_id + in_message + in_reply
+            tickets.append(replace(item, id=id_, message=message, reply=reply))
     if rows_in == 0:
         names = ", ".join(p.name for p in files) or "no files"
         raise PrepError(f"{raw}: no rows to prepare ({names}); expected JSONL files of tickets")
@@ -74,7 +75,7 @@ def prep(task: TaskParams, params: PrepParams, raw: Path) -> PrepResult:
     redactions = sum((found[t.where] for t in kept), Counter())
     # Rejected rows are stored and shown too, so they are redacted like the kept ones.
     quarantined = [
-        replace(r, detail=redact(r.detail, params.redact)[0], raw=redact(r.raw, params.redact)[0])
+        replace(r, detail=redact(r.detail, params.redact)[0], raw=redact_raw(r.raw, params.redact))
         for r in sorted(rejected + duplicates, key=_position)
     ]
     return PrepResult(rows_in, splits, quarantined, redactions)
