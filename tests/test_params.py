@@ -88,3 +88,11 @@ def test_cli_reports_ok_and_errors(tmp_path, repo, capsys):
     with pytest.raises(SystemExit) as exit_:
         params_main([str(path)])
     assert "prep.seed: expected an integer >= 0, got -1" in str(exit_.value.code)
+
+
+def test_duplicate_keys_are_an_error_not_a_silent_override(tmp_path, repo):
+    text = (repo / "params.yaml").read_text().replace("  seed: 42\n", "  seed: 42\n  seed: 7\n")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML: duplicate key 'seed'"):
+        load_params(path)

@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
+from llmops.redact import KINDS
+
 
 class ParamsError(ValueError):
     """A params file that does not match the typed config; the message names file and key."""
@@ -58,7 +60,7 @@ class NonEmpty:
 
 Fraction = Annotated[float, Range(0.0, 1.0)]
 Label = Annotated[str, NonEmpty()]
-RedactKind = Literal["EMAIL", "PHONE", "CARD"]
+RedactKind = Literal[KINDS]  # type: ignore[valid-type]  # the kinds llmops.redact knows
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,26 @@ class Params:
     prep: PrepParams
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a params file with both is a mistake."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate a params file; raise ParamsError naming file and key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
     except yaml.YAMLError as err:
