@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmops.params import Params, load_params
+from llmops.sample_data.generate import Planted, generate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,6 +21,13 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def params() -> Params:
     return load_params(REPO / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory, params) -> tuple[Path, Planted]:
+    """The sample data generated afresh, with what the generator planted in it."""
+    out = tmp_path_factory.mktemp("sample") / "raw"
+    return out, generate(out, params.prep.max_message_chars)
 
 
 def ticket(**fields) -> dict:

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from llmops.sample_data.generate import generate
-
 pytestmark = pytest.mark.e2e
 
 
@@ -62,9 +60,9 @@ def test_dag_shows_prep(clone):
     assert "prep" in dvc(clone, "dag").stdout
 
 
-def test_repro_writes_splits_quarantine_report_and_metrics(clone, reproduced, tmp_path):
+def test_repro_writes_splits_quarantine_report_and_metrics(clone, reproduced, sample):
     assert "Running stage 'prep'" in reproduced.stdout
-    planted = generate(tmp_path / "raw")
+    planted = sample[1]
     metrics = json.loads((clone / "metrics" / "prep.json").read_text())
     counts = {}
     for split in ("train", "val", "test"):

@@ -5,16 +5,8 @@ from __future__ import annotations
 import json
 import string
 
-import pytest
-
 from llmops.sample_data.generate import generate
-from llmops.sample_data.templates import HELD_OUT_TEMPLATES
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    out = tmp_path_factory.mktemp("raw")
-    return out, generate(out)
+from llmops.sample_data.templates import CATEGORIES, HELD_OUT_TEMPLATES, PRIORITIES
 
 
 def rows(folder) -> list[dict]:
@@ -38,10 +30,11 @@ def test_committed_raw_data_is_what_the_generator_writes(sample, repo):
         assert (out / name).read_bytes() == (repo / "data" / "raw" / name).read_bytes(), name
 
 
-def test_same_seed_same_bytes_other_seed_other_bytes(sample, tmp_path):
+def test_same_seed_same_bytes_other_seed_other_bytes(sample, tmp_path, params):
     out, planted = sample
-    again = generate(tmp_path / "again")
-    other = generate(tmp_path / "other", seed=99)
+    limit = params.prep.max_message_chars
+    again = generate(tmp_path / "again", limit)
+    other = generate(tmp_path / "other", limit, seed=99)
     assert again == planted
     name = planted.files[0]
     assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes()
@@ -80,3 +73,8 @@ def test_labels_cover_every_category_and_priority_in_test(sample, params):
     test = [r for r in rows(out) if r.get("split") == "test"]
     pairs = {(r["category"], r["priority"]) for r in test}
     assert len(pairs) == len(params.task.categories) * len(params.task.priorities)
+
+
+def test_generator_labels_are_the_task_labels(params):
+    # The generator stands in for your export system; params.yaml says what the task accepts.
+    assert (params.task.categories, params.task.priorities) == (CATEGORIES, PRIORITIES)

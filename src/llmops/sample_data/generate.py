@@ -1,6 +1,7 @@
 """Generate the worked example's raw data: three monthly support-ticket exports (JSONL).
 
 Run: python -m llmops.sample_data.generate --out data/raw [--seed 1234] [--rows 3600]
+     [--params params.yaml]
 
 Deterministic: the same arguments give byte-identical files. Besides `rows` clean tickets
 (the held-out phrasings among them pinned with "split": "test") the files hold planted
@@ -16,6 +17,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmops.params import load_params
 from llmops.sample_data import dirty
 from llmops.sample_data.dirty import REASONS, Line
 from llmops.sample_data.noise import PII_KINDS
@@ -30,6 +32,7 @@ FILE_NAMES: tuple[str, ...] = (
 )
 TEST_FRACTION = 0.17  # share of clean rows built from held-out templates
 PII_RATE = 0.10  # share of clean rows whose message carries PII
+DIRTY_PII_RATE = 0.3  # share of dirty rows (duplicates aside) whose message carries PII
 ROWS_PER_DIRTY = 240  # about one dirty row of each reason per this many clean rows
 MIN_ROWS = 20
 
@@ -94,7 +97,8 @@ def plant_dirty(
         if reason in ("duplicate", "near_duplicate"):
             continue
         for j in range(counts[reason]):
-            base = _unique_ticket(rng, used, held_out=False, pii_rate=0.0).row
+            # Some carry PII, so the quarantine's redaction is exercised too.
+            base = _unique_ticket(rng, used, held_out=False, pii_rate=DIRTY_PII_RATE).row
             if reason == "too_long":
                 line = dirty.too_long(rng, base, max_message_chars)
             else:
@@ -126,10 +130,12 @@ def write_exports(out: Path, files: list[list[Line]]) -> None:
                 fh.write(line.render(row) + b"\n")
 
 
-def generate(
-    out: Path, seed: int = 1234, rows: int = 3600, max_message_chars: int = 2000
-) -> Planted:
-    """Write the three exports to `out` and return what was planted in them."""
+def generate(out: Path, max_message_chars: int, seed: int = 1234, rows: int = 3600) -> Planted:
+    """Write the three exports to `out` and return what was planted in them.
+
+    `max_message_chars` is prep's limit (params.yaml prep.max_message_chars): the planted
+    `too_long` rows exceed it.
+    """
     if rows < MIN_ROWS:
         raise ValueError(f"rows must be >= {MIN_ROWS}, got {rows}")
     if max_message_chars < 2 * CLEAN_MAX_CHARS:
@@ -160,10 +166,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1234, help="random seed (default 1234)")
     parser.add_argument("--rows", type=int, default=3600, help="clean rows (default 3600)")
     parser.add_argument(
-        "--max-message-chars",
-        type=int,
-        default=2000,
-        help="prep's message limit; planted too_long rows exceed it (default 2000)",
+        "--params",
+        type=Path,
+        default=Path("params.yaml"),
+        help="params file whose prep.max_message_chars the planted too_long rows exceed",
     )
     return parser.parse_args(argv)
 
@@ -171,8 +177,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        planted = generate(args.out, args.seed, args.rows, args.max_message_chars)
-    except ValueError as err:  # a bad argument: say so without a traceback
+        limit = load_params(args.params).prep.max_message_chars
+        planted = generate(args.out, limit, args.seed, args.rows)
+    except ValueError as err:  # a bad argument or params file: say so without a traceback
         raise SystemExit(f"error: {err}") from err
     print(
         f"wrote {planted.clean_rows} clean rows ({planted.test_rows} test) and "
