@@ -7,6 +7,10 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where torch comes from. Default: PyTorch's CPU wheels (what CI and laptops need; PyPI's
+# Linux wheel is the multi-GB CUDA build). On a CUDA machine:
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cu128   (or TORCH_INDEX= for PyPI)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # dvc runs stage commands through the shell: put the venv first so `python` is ours.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -22,6 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 	  echo "error: need Python 3.11 (found '$(PYTHON)'); install it or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --retries 0 -c requirements.lock \
+	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$$(grep -E '^torch==' requirements.lock)"
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
@@ -44,8 +50,8 @@ lint: $(STAMP) ## Lint: ruff, formatting, YAML, large files, workflows (pre-comm
 	pre-commit run --all-files --show-diff-on-failure
 
 format: $(STAMP) ## Fix formatting and autofixable lint
-	ruff format src tests benchmarks
-	ruff check --fix src tests benchmarks
+	ruff format src tests
+	ruff check --fix src tests
 
 params: $(STAMP) ## Validate params.yaml against the typed config
 	python -m llmops.params params.yaml

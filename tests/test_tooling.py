@@ -65,12 +65,15 @@ def test_pre_commit_config_is_valid_and_guards_large_files(repo, tmp_path):
     run(str(BIN / "pre-commit"), "validate-config", cwd=repo, check=True)
     hooks = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
     assert {"ruff-check", "ruff-format", "check-added-large-files"} <= {h["id"] for h in hooks}
-    big = tmp_path / "weights.bin"
-    big.write_bytes(b"\0" * 700_000)
+    # Run the guard exactly as configured (its own executable and arguments).
+    entry = next(h["entry"] for h in hooks if h["id"] == "check-added-large-files").split()
     run("git", "init", "-q", cwd=tmp_path, check=True)
-    run("git", "add", "weights.bin", cwd=tmp_path, check=True)
-    guard = run(str(BIN / "check-added-large-files"), "--maxkb=600", "weights.bin", cwd=tmp_path)
-    assert guard.returncode == 1 and "weights.bin" in guard.stdout
+    for name, size in (("weights.safetensors", 700_000), ("small.json", 100_000)):
+        (tmp_path / name).write_bytes(b"\0" * size)
+        run("git", "add", name, cwd=tmp_path, check=True)
+    guard = run(str(repo / entry[0]), *entry[1:], "weights.safetensors", "small.json", cwd=tmp_path)
+    assert guard.returncode == 1
+    assert "weights.safetensors" in guard.stdout and "small.json" not in guard.stdout
 
 
 def test_dvc_config_is_offline_with_a_local_default_remote(repo):
