@@ -5,9 +5,9 @@ Templates are Jinja files under `prompts/` whose first comment names their varia
     {#- variables: message, categories, priorities ... -#}
 
 Rendering is strict: a variable missing from the call, or one the header does not declare,
-is an error, never an empty prompt. Prep, train, eval and the service all call
-`render_prompt`, so the text a model was trained on is the text it is evaluated and served
-with. Render one by hand:
+is an error, never an empty prompt. Training, evaluation and the service (as those stages
+arrive) all call `render_prompt`, so the text a model was trained on is the text it is
+evaluated and served with. Render one by hand:
 
     python -m llmops.prompts prompts/triage.jinja --message "Where is order ORD-123456?"
 """
