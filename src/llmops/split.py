@@ -1,8 +1,10 @@
 """Deduplication and the deterministic, stratified train/val/test split.
 
-Dedup keeps the first occurrence (files in name order, then line order) and rejects later
-copies: `duplicate` when the message is the same string, `near_duplicate` when it differs
-only in case or whitespace. The split is stratified by category: within each category,
+Dedup runs on cleaned, redacted messages. It keeps the first occurrence (files in name
+order, then line order) and rejects later copies: `duplicate` when the cleaned message is
+the same string (so raw copies that differ only in spacing or Unicode form count here, as
+do messages that differ only in the PII they carried), `near_duplicate` when it differs
+only in letter case. The split is stratified by category: within each category,
 unpinned rows are ordered by a seeded hash of their message and the first
 `test_fraction` go to test, the next `val_fraction` to val, the rest to train. Hashing
 (rather than shuffling) keeps a row in its split when other rows are added or removed, so a
