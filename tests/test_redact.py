@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from llmops.records import normalize
 from llmops.redact import redact, redact_raw
 
 ALL = {"EMAIL", "PHONE", "CARD"}
@@ -82,8 +83,9 @@ def test_raw_json_lines_are_redacted_value_by_value():
 
 
 def test_raw_text_that_is_not_json_is_redacted_across_escapes():
-    broken = '{"message": "back on\\n4155550132\\tor 4111 1111 1111 1111", '
-    assert redact_raw(broken, ALL) == '{"message": "back on\\n<PHONE>\\tor <CARD>", '
+    # A broken line from an exporter that escapes non-ASCII: \n, \u00a0 and \u2013 join PII.
+    broken = '{"message": "back on\\n4155550132\\tor 4111\\u00a01111 1111 1111, 415\\u2013555\\u20130132", '
+    assert redact_raw(broken, ALL) == '{"message": "back on <PHONE> or <CARD>, <PHONE>", '
 
 
 def test_raw_lines_with_lone_surrogates_stay_writable():
@@ -95,3 +97,51 @@ def test_raw_lines_with_lone_surrogates_stay_writable():
 def test_long_runs_of_small_numbers_are_left_alone():
     digits = " ".join("7" * 3000)
     assert redact(digits, ALL) == (digits, {})
+
+
+# Realistic PII in the shapes exports carry it, and how it must come out. Each is checked on
+# both paths prep uses: cleaned kept rows (normalize, then redact) and quarantined raw lines.
+PII_SHAPES = [
+    ("call 415\u00a0555\u00a00132", "call <PHONE>"),
+    ("4111  1111  1111  1111", "<CARD>"),
+    ("415\n555-0132", "<PHONE>"),
+    ("415－555－0132 or 415−555−0132", "<PHONE> or <PHONE>"),
+    ("+33 6 12 34 56 78, +33 (0)6 12 34 56 78, 0033 6 12 34 56 78", "<PHONE>, <PHONE>, <PHONE>"),
+    ("+61 2 9876 5432 / +81 3-1234-5678 / +353 1 234 5678", "<PHONE> / <PHONE> / <PHONE>"),
+    ("1-415-555-0132 or 1.800.555.0199", "<PHONE> or <PHONE>"),
+    ("4111111111111111,12/26", "<CARD>,12/26"),
+    ("call 415-555-0132,415-555-0199", "call <PHONE>,<PHONE>"),
+    ("415-555-0132/415-555-0199", "<PHONE>/<PHONE>"),
+    ("07700 900123/07700 900124", "<PHONE>/<PHONE>"),
+    ("Tel.4155550132", "Tel.<PHONE>"),
+    ("(call 415-555-0132) (4111 1111 1111 1111)", "(call <PHONE>) (<CARD>)"),
+    ("o'brien@example.com", "<EMAIL>"),
+    ("415\u200d555\u200d0132 jo\u200dhn@example.com", "<PHONE> <EMAIL>"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PII_SHAPES)
+def test_pii_shapes_are_redacted_in_kept_and_quarantined_rows(text, expected):
+    assert redact(normalize(text, "NFKC"), ALL)[0] == normalize(expected, "NFKC")
+    assert json.loads(redact_raw(json.dumps({"message": text}), ALL))["message"] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-28 14:30:00", "charged on 11/28/2026 10:45 AM", "on 28.11.2026 14:30",
+        "9400 1000 0000 0000 0000 00", "FedEx 7712 3456 7890", "DHL 1234 5678 90",
+        "order 1234567890", "Order No. 1234567890", "ticket #123456, ref 987654321",
+        "invoice 2026-000123", "ticket 20261128-0001", "serial SN 1234-5678-9012",
+        "ZIP 94105-1234", "1234567890128",
+    ],
+)  # fmt: skip
+def test_reply_details_are_not_mistaken_for_pii(text):
+    assert redact(text, ALL) == (text, {})
+
+
+def test_json_numbers_in_raw_lines_are_redacted():
+    line = '{"id": "T1", "phone": 4155550132, "card": 4111111111111111, "qty": 3}'
+    assert json.loads(redact_raw(line, ALL)) == {
+        "id": "T1", "phone": "<PHONE>", "card": "<CARD>", "qty": 3,
+    }  # fmt: skip
