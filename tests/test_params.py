@@ -96,3 +96,15 @@ def test_duplicate_keys_are_an_error_not_a_silent_override(tmp_path, repo):
     path.write_text(text)
     with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML: duplicate key 'seed'"):
         load_params(path)
+
+
+def test_yaml_merge_keys_work_and_odd_keys_fail_cleanly(tmp_path, repo):
+    text = (repo / "params.yaml").read_text()
+    merged = text.replace("task:\n", "task: &task\n", 1) + "x: {<<: *task}\n"
+    path = tmp_path / "params.yaml"
+    path.write_text(merged)
+    with pytest.raises(ParamsError, match=r"x: unknown key"):  # merged fine, then rejected
+        load_params(path)
+    path.write_text(text + "[a, b]: 1\n")
+    with pytest.raises(ParamsError, match=r"not valid YAML: a key must be a plain value"):
+        load_params(path)
