@@ -111,12 +111,23 @@ def render_markdown(metrics: dict, rejected: list[Rejection], examples: int) -> 
     return "\n".join(out)
 
 
-def plot_label_balance(metrics: dict, path: Path) -> None:
+def _pyplot():  # imported only when a chart is drawn: importing this module stays cheap
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display; files only
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=80, metadata=CHART_META)
+    plt.close(fig)
+
+
+def plot_label_balance(metrics: dict, path: Path) -> None:
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1.3]})
     for ax, field in zip(axes, ("category", "priority"), strict=True):
         labels = list(metrics[field]["train"])
@@ -129,17 +140,11 @@ def plot_label_balance(metrics: dict, path: Path) -> None:
         ax.set_ylabel("rows")
         ax.tick_params(axis="x", labelrotation=45)
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata=CHART_META)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_lengths(splits: dict[str, list[Ticket]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for split in SPLITS:
         values = [len(t.message) for t in splits[split]]
@@ -150,9 +155,7 @@ def plot_lengths(splits: dict[str, list[Ticket]], path: Path) -> None:
     ax.set_ylabel("rows")
     if any(splits.values()):
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata=CHART_META)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def write_report(

@@ -30,22 +30,16 @@ def dedupe(tickets: Iterable[Ticket]) -> tuple[list[Ticket], list[Rejection]]:
     for t in tickets:
         key = dedupe_key(t.message)
         if t.message in exact:
-            first = exact[t.message]
-            detail = f"same message as {first.where}"
-            rejected.append(
-                Rejection(t.where, "duplicate", detail, json.dumps(t.record(), ensure_ascii=False))
-            )
+            reason, detail = "duplicate", f"same message as {exact[t.message].where}"
         elif key in near:
-            first = near[key]
-            detail = f"same message as {first.where} up to case/whitespace"
-            rejected.append(
-                Rejection(
-                    t.where, "near_duplicate", detail, json.dumps(t.record(), ensure_ascii=False)
-                )
-            )
+            reason = "near_duplicate"
+            detail = f"same message as {near[key].where} up to case/whitespace"
         else:
             exact[t.message] = near[key] = t
             kept.append(t)
+            continue
+        raw = json.dumps(t.record(), ensure_ascii=False)
+        rejected.append(Rejection(t.where, reason, detail, raw))
     return kept, rejected
 
 

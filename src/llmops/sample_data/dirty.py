@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmops.records import FIELDS
 from llmops.sample_data.templates import PRIORITIES
 from llmops.sample_data.tickets import PENDING_ID
 
@@ -27,7 +28,6 @@ REASONS: tuple[str, ...] = (
     "duplicate",
     "near_duplicate",
 )
-REQUIRED_FIELDS: tuple[str, ...] = ("id", "message", "category", "priority", "reply")
 
 # Stands in for the invalid bytes until the row is serialised; plain ASCII, so JSON keeps it.
 _BAD_BYTES_MARK = "<<BAD-BYTES>>"
@@ -104,7 +104,7 @@ def _not_an_object(rng: random.Random, base: dict[str, str], variant: int) -> Li
 
 
 def _missing_field(rng: random.Random, base: dict[str, str], variant: int) -> Line:
-    field = REQUIRED_FIELDS[variant % len(REQUIRED_FIELDS)]
+    field = FIELDS[variant % len(FIELDS)]
     return Line({k: v for k, v in base.items() if k != field}, "missing_field")
 
 

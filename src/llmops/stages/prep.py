@@ -117,10 +117,13 @@ def quarantine_rows(rejected: list[Rejection]) -> Iterable[dict]:
         yield {"source": source, "line": line, "reason": r.reason, "detail": r.detail, "raw": r.raw}
 
 
-def write_outputs(result: PrepResult, out: Path, quarantine: Path) -> None:
+def write_outputs(result: PrepResult, out: Path, quarantine: Path) -> Path:
+    """Write the splits and the quarantine; return the quarantine file."""
     for name, rows in result.splits.items():
         write_jsonl(out / f"{name}.jsonl", (t.record() for t in rows))
-    write_jsonl(quarantine / "rejected.jsonl", quarantine_rows(result.rejected))
+    rejected = quarantine / "rejected.jsonl"
+    write_jsonl(rejected, quarantine_rows(result.rejected))
+    return rejected
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -142,8 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         result = prep(params.task, params.prep, args.raw)
     except (ParamsError, PrepError, FileNotFoundError) as err:
         raise SystemExit(f"prep: {err}") from None
-    write_outputs(result, args.out, args.quarantine)
-    quarantine = args.quarantine / "rejected.jsonl"
+    quarantine = write_outputs(result, args.out, args.quarantine)
     metrics = summarize(
         result.splits, result.rejected, result.rows_in, result.redactions, params.task
     )
