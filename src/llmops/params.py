@@ -86,12 +86,77 @@ class PrepParams:
     report_examples: Annotated[int, Range(0, 100)]
 
 
+Positive = Annotated[int, Range(1)]
+
+
+@dataclass(frozen=True)
+class TinyParams:
+    """Recipe of the offline `tiny` base model: tokenizer, Llama shape, pretraining run."""
+
+    vocab_size: Annotated[int, Range(260, 65_536)]
+    hidden_size: Annotated[int, Range(16, 4096)]
+    layers: Annotated[int, Range(1, 64)]
+    heads: Annotated[int, Range(1, 64)]
+    intermediate_size: Annotated[int, Range(16, 16_384)]
+    context_length: Annotated[int, Range(64, 8192)]
+    block_length: Annotated[int, Range(16, 8192)]
+    batch_size: Positive
+    steps: Positive
+    learning_rate: Annotated[float, Range(0.0, 1.0, lo_open=True)]
+    warmup_steps: Annotated[int, Range(0)]
+    seed: Annotated[int, Range(0)]
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    """Knobs of the `base` stage: which base model to materialise in models/base/."""
+
+    model: Annotated[str, NonEmpty()]
+    revision: str | None
+    trust_remote_code: bool
+    tiny: TinyParams
+
+
+@dataclass(frozen=True)
+class LoraParams:
+    """The LoRA adapter's shape (peft LoraConfig)."""
+
+    r: Annotated[int, Range(1, 1024)]
+    alpha: Annotated[float, Range(0.0, lo_open=True)]
+    dropout: Annotated[float, Range(0.0, 1.0, hi_open=True)]
+    target_modules: Annotated[tuple[Label, ...], NonEmpty()]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Knobs of the `train` stage (LoRA fine-tuning, checkpoints, logging)."""
+
+    seed: Annotated[int, Range(0)]
+    lora: LoraParams
+    learning_rate: Annotated[float, Range(0.0, 1.0, lo_open=True)]
+    schedule: Literal["cosine", "linear", "constant"]
+    warmup_steps: Annotated[int, Range(0)]
+    weight_decay: Annotated[float, Range(0.0, 1.0)]
+    epochs: Positive
+    max_steps: Annotated[int, Range(1)] | None
+    batch_size: Positive
+    grad_accum: Positive
+    max_length: Annotated[int, Range(8, 131_072)]
+    max_grad_norm: Annotated[float, Range(0.0, lo_open=True)]
+    precision: Literal["auto", "fp32", "bf16"]
+    eval_every: Positive
+    checkpoint_every: Positive
+    log_every: Positive
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole `params.yaml`."""
 
     task: TaskParams
     prep: PrepParams
+    base: BaseParams
+    train: TrainParams
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
