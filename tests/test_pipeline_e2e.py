@@ -1,9 +1,11 @@
-"""End to end: the real `dvc repro` in a fresh copy of the repository.
+"""End to end: the real `dvc repro` of the whole pipeline in a fresh copy of the repository.
 
 The copy holds what a clone would (git's tracked and unignored files), so this is the
-first thing a new user runs. It checks the outputs and the row accounting, that a second
-run does nothing, that the committed dvc.lock matches what the code produces, and that the
-default local remote round-trips the outputs.
+first thing a new user runs; only the model sizes are shrunk to the test config
+(tests/conftest.py TEST_PARAMS) so that base and train take seconds. It checks the outputs
+and the row accounting, the MLflow run, that a second run does nothing, that the committed
+prep state matches what the code produces, and that the default local remote round-trips
+the outputs, model weights included.
 """
 
 from __future__ import annotations
@@ -16,12 +18,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from tests.conftest import TEST_PARAMS, write_params
 
 pytestmark = pytest.mark.e2e
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the default: mlflow.db in the repository
     # dvc runs stage commands through the shell: the interpreter running the tests is "python".
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -48,16 +54,20 @@ def clone(tmp_path_factory, repo) -> Path:
     sh(dest, "git", "init", "-q", "-b", "main")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "clone")
+    write_params(dest / "params.yaml", TEST_PARAMS)
+    sh(dest, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "test")
     return dest
 
 
 @pytest.fixture(scope="module")
 def reproduced(clone) -> subprocess.CompletedProcess:
-    return dvc(clone, "repro", "prep")
+    return dvc(clone, "repro")
 
 
-def test_dag_shows_prep(clone):
-    assert "prep" in dvc(clone, "dag").stdout
+def test_dag_runs_prep_then_base_then_train(clone):
+    edges = dvc(clone, "dag", "--dot").stdout
+    for edge in ('"prep" -> "base"', '"base" -> "train"', '"prep" -> "train"'):
+        assert edge in edges, edges
 
 
 def test_repro_writes_splits_quarantine_report_and_metrics(clone, reproduced, sample):
@@ -80,16 +90,44 @@ def test_repro_writes_splits_quarantine_report_and_metrics(clone, reproduced, sa
     assert not sh(clone, "git", "status", "--porcelain", "data/raw").stdout, "raw data changed"
 
 
-def test_committed_lock_and_metrics_match_a_fresh_run(clone, reproduced, repo):
+def test_committed_prep_state_matches_a_fresh_run(clone, reproduced, repo):
     # dvc.lock records the hashes of code, params, data and outputs. A fresh run producing
-    # other hashes means someone changed the pipeline without `make repro` + commit.
-    changed = sh(clone, "git", "status", "--porcelain", "dvc.lock", "metrics", "reports").stdout
-    assert not changed, f"stale pipeline state; run `make repro` and commit:\n{changed}"
+    # other hashes means someone changed the pipeline without `make repro` + commit. Only
+    # prep is compared: the model stages ran on the test config here, and weights differ
+    # in the last bits between CPUs anyway.
+    committed = yaml.safe_load(sh(clone, "git", "show", "HEAD:dvc.lock").stdout)["stages"]
+    fresh = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    stale = "stale pipeline state; run `make repro` and commit"
+    assert fresh["prep"] == committed["prep"], stale
+    changed = sh(clone, "git", "status", "--porcelain", "metrics/prep.json", "reports/prep").stdout
+    assert not changed, f"{stale}:\n{changed}"
+
+
+def test_repro_trains_an_adapter_and_tracks_the_run(clone, reproduced):
+    from mlflow.tracking import MlflowClient
+
+    assert "Running stage 'base'" in reproduced.stdout
+    assert "Running stage 'train'" in reproduced.stdout
+    assert (clone / "models" / "base" / "model.safetensors").exists()
+    assert (clone / "models" / "adapter" / "adapter_model.safetensors").exists()
+    metrics = json.loads((clone / "metrics" / "train.json").read_text())
+    assert metrics["steps"] == TEST_PARAMS["train"]["max_steps"]
+    info = json.loads((clone / "models" / "adapter" / "training.json").read_text())
+    run = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}").get_run(info["run_id"])
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    prepared = next(o for o in lock["prep"]["outs"] if o["path"] == "data/prepared")
+    assert run.data.tags["data_md5"] == prepared["md5"]
+    head = sh(clone, "git", "rev-parse", "HEAD").stdout.strip()
+    assert run.data.tags["git_commit"].startswith(head)
+    assert run.data.metrics["final_val_loss"] == pytest.approx(metrics["val_loss"])
+    ignored = sh(clone, "git", "status", "--porcelain", "--ignored", "mlflow.db").stdout
+    assert ignored.startswith("!!"), "mlflow.db must be gitignored"
 
 
 def test_second_repro_does_nothing_and_says_so(clone, reproduced):
     again = dvc(clone, "repro")
-    assert "Stage 'prep' didn't change, skipping" in again.stdout
+    for stage in ("prep", "base", "train"):
+        assert f"Stage '{stage}' didn't change, skipping" in again.stdout
     assert "Data and pipelines are up to date." in again.stdout
     assert "Running stage" not in again.stdout
 
@@ -100,7 +138,11 @@ def test_outputs_round_trip_through_the_default_remote(clone, reproduced):
     dvc(clone, "push")
     assert (clone.parent / "llmops-dvc-storage" / "files" / "md5").is_dir()
     train = (clone / "data" / "prepared" / "train.jsonl").read_bytes()
-    shutil.rmtree(clone / "data" / "prepared")
+    adapter = (clone / "models" / "adapter" / "adapter_model.safetensors").read_bytes()
+    for out in ("data/prepared", "models/base", "models/adapter"):
+        shutil.rmtree(clone / out)
     shutil.rmtree(clone / ".dvc" / "cache")  # so the files must come from the remote
     dvc(clone, "pull")
     assert (clone / "data" / "prepared" / "train.jsonl").read_bytes() == train
+    assert (clone / "models" / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
+    assert (clone / "models" / "base" / "model.safetensors").exists()
