@@ -17,7 +17,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro dag test test-fast lint format params sample-data lock hooks clean
+.PHONY: help install repro dag test test-fast lint format params sample-data ui bench-train lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,13 @@ params: $(STAMP) ## Validate params.yaml against the typed config
 sample-data: $(STAMP) ## Regenerate the sample raw data in data/raw/ (deterministic)
 	python -m llmops.sample_data.generate --out data/raw
 
+ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0.0.1:5000
+	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
+
+bench-train: $(STAMP) ## Benchmark training throughput vs the transformers Trainer (needs models/base)
+	python -m benchmarks.bench_train --params params.yaml --data data/prepared --base models/base \
+	  --prompt prompts/triage.jinja --out benchmarks/results/train.json
+
 lock: ## Re-resolve the dependency set from pyproject.toml into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip>=24"
@@ -73,4 +80,5 @@ hooks: $(STAMP) ## Install the git pre-commit hooks
 	pre-commit install
 
 clean: ## Remove DVC-cached stage outputs and tool caches (dvc repro or dvc pull restores them)
-	rm -rf data/prepared data/quarantine .pytest_cache .ruff_cache
+	rm -rf data/prepared data/quarantine models/base models/adapter models/checkpoints \
+	  .pytest_cache .ruff_cache
