@@ -12,11 +12,10 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from llmops.charts import pyplot, save
 from llmops.params import TaskParams
 from llmops.records import REASONS, SPLITS, Rejection, Ticket
 from llmops.redact import KINDS
-
-CHART_META = {"Software": None}  # keep the matplotlib version out of the PNG bytes
 
 
 def _lengths(values: list[int]) -> dict[str, float]:
@@ -111,23 +110,8 @@ def render_markdown(metrics: dict, rejected: list[Rejection], examples: int) -> 
     return "\n".join(out)
 
 
-def _pyplot():  # imported only when a chart is drawn: importing this module stays cheap
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; files only
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=80, metadata=CHART_META)
-    plt.close(fig)
-
-
 def plot_label_balance(metrics: dict, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1.3]})
     for ax, field in zip(axes, ("category", "priority"), strict=True):
         labels = list(metrics[field]["train"])
@@ -140,11 +124,11 @@ def plot_label_balance(metrics: dict, path: Path) -> None:
         ax.set_ylabel("rows")
         ax.tick_params(axis="x", labelrotation=45)
     axes[0].legend()
-    _save(plt, fig, path)
+    save(plt, fig, path)
 
 
 def plot_lengths(splits: dict[str, list[Ticket]], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for split in SPLITS:
         values = [len(t.message) for t in splits[split]]
@@ -155,7 +139,7 @@ def plot_lengths(splits: dict[str, list[Ticket]], path: Path) -> None:
     ax.set_ylabel("rows")
     if any(splits.values()):
         ax.legend()
-    _save(plt, fig, path)
+    save(plt, fig, path)
 
 
 def write_report(
