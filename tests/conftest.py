@@ -104,7 +104,7 @@ def merged(base: dict, override: dict) -> dict:
     """`base` with `override`'s keys replaced, recursively."""
     out = dict(base)
     for key, value in override.items():
-        out[key] = merged(base[key], value) if isinstance(value, dict) else value
+        out[key] = merged(base.get(key, {}), value) if isinstance(value, dict) else value
     return out
 
 
@@ -139,3 +139,22 @@ def project(tmp_path_factory, sample) -> Path:
         root / "models" / "base",
     )
     return root
+
+
+@pytest.fixture(scope="session")
+def adapter(project) -> Path:
+    """A LoRA adapter trained by the real train stage on the tiny project (24 steps)."""
+    import os
+    import subprocess
+    import sys
+
+    out = project / "models" / "adapter"
+    if not out.exists():
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+        args = ["--params", "params.yaml", "--data", "data/prepared", "--base", "models/base",
+                "--prompt", "prompts/triage.jinja", "--out", "models/adapter",
+                "--checkpoints", "models/checkpoints", "--metrics", "metrics/train.json",
+                "--plots", "reports/train"]  # fmt: skip
+        subprocess.run([sys.executable, "-m", "llmops.stages.train", *args], cwd=project,
+                       env=env, check=True, capture_output=True)  # fmt: skip
+    return out

@@ -52,12 +52,13 @@ class AnswerLoss(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
-        self.model = model  # a peft model; its base model carries the LoRA layers
+        self.model = model  # a peft model (its base model carries the LoRA layers) or a plain LM
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        lm = self.model.get_base_model()
+        model = self.model
+        lm = model.get_base_model() if hasattr(model, "get_base_model") else model
         hidden = lm.get_decoder()(
             input_ids=input_ids, attention_mask=attention_mask, use_cache=False
         ).last_hidden_state

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
+from llmops.metrics import HIGHER_IS_BETTER
 from llmops.redact import KINDS
 
 
@@ -149,6 +150,31 @@ class TrainParams:
     log_every: Positive
 
 
+GatedMetric = Literal[tuple(HIGHER_IS_BETTER)]  # type: ignore[valid-type]
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """Quality gates on the fine-tuned model's test metrics."""
+
+    min: dict[GatedMetric, float]
+    max_drop: dict[GatedMetric, Annotated[float, Range(0.0)]]
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """Knobs of the `eval` stage (decoding), the gates and the pull-request report."""
+
+    batch_size: Positive
+    max_new_tokens: Annotated[int, Range(1, 8192)]
+    do_sample: bool
+    temperature: Annotated[float, Range(0.0, lo_open=True)]
+    top_p: Annotated[float, Range(0.0, 1.0, lo_open=True)]
+    seed: Annotated[int, Range(0)]
+    gates: GateParams
+    report_examples: Annotated[int, Range(0, 100)]
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole `params.yaml`."""
@@ -157,6 +183,7 @@ class Params:
     prep: PrepParams
     base: BaseParams
     train: TrainParams
+    eval: EvalParams
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -224,6 +251,14 @@ def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
         if value not in typing.get_args(base):
             raise _error(where, key, _describe(hint), value)
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _error(where, key, _describe(hint), value)
+        key_type, value_type = typing.get_args(base)
+        return {
+            _convert(key_type, k, where, f"{key} key"): _convert(value_type, v, where, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if origin is tuple:
         if not isinstance(value, list):
             raise _error(where, key, _describe(hint), value)
@@ -272,6 +307,9 @@ def _describe(hint: Any) -> str:
     if origin in (types.UnionType, typing.Union):
         inner = next(a for a in typing.get_args(base) if a is not type(None))
         return f"{_describe(inner)} or null"
+    if origin is dict:
+        key_type, value_type = typing.get_args(base)
+        return f"a mapping from {_describe(key_type)} to {_describe(value_type)}"
     if origin is tuple:
         item = _describe(typing.get_args(base)[0])
         if item.startswith("one of "):

@@ -1,0 +1,130 @@
+"""Answer tickets: render the prompt, generate, parse. The one path for eval and serving.
+
+    model = TriageModel.load(Path("models/base"), Path("models/adapter"), task)
+    answers = model.answer(["Where is my order ORD-123456?"], decoding)
+
+Prompts are rendered with the template saved next to the adapter (the one it was trained
+with) by `llmops.examples.prompt_text`, tokenized exactly as in training, grouped by length
+into batches, left-padded, and decoded greedily by default with the KV cache; the output
+is parsed by `llmops.metrics.parse_answer`, so a malformed answer is a result, not a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from llmops.examples import prompt_text
+from llmops.metrics import Parsed, parse_answer
+from llmops.models import Device, load_base, load_tokenizer, pick_device
+from llmops.params import EvalParams, TaskParams
+from llmops.prompts import PromptTemplate, load_template
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One generated answer."""
+
+    text: str
+    parsed: Parsed
+    new_tokens: int
+
+
+@dataclass
+class TriageModel:
+    """A base model, optionally with its LoRA adapter, ready to answer tickets."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    template: PromptTemplate
+    task: TaskParams
+    device: Device
+
+    @classmethod
+    def load(
+        cls,
+        base: Path,
+        adapter: Path | None,
+        task: TaskParams,
+        template: Path | None = None,
+        trust_remote_code: bool = False,
+        precision: str = "auto",
+    ) -> TriageModel:
+        """Base (+ adapter) on the best device; the template defaults to the adapter's."""
+        device = pick_device(precision)
+        model = load_base(base, trust_remote_code, device)
+        tokenizer = load_tokenizer(adapter or base, trust_remote_code)
+        if adapter is not None:
+            from peft import PeftModel
+
+            # Not merged: with tied embeddings (the tiny model) a merged lm_head update would
+            # also change the input embeddings.
+            model = PeftModel.from_pretrained(model, adapter).to(device.device).eval()
+        path = template or (adapter / "prompt.jinja" if adapter else None)
+        if path is None:
+            raise ValueError("a template is needed when there is no adapter")
+        return cls(model, tokenizer, load_template(path), task, device)
+
+    def prompts(self, messages: list[str]) -> list[str]:
+        return [prompt_text(self.template, self.task, m) for m in messages]
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], decoding: EvalParams) -> list[tuple[str, int]]:
+        """Generated text and its token count per prompt, in input order."""
+        ids = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[tuple[str, int]] = [("", 0)] * len(ids)
+        if decoding.do_sample:
+            torch.manual_seed(decoding.seed)
+        for start in range(0, len(order), decoding.batch_size):
+            chunk = order[start : start + decoding.batch_size]
+            batch = self._left_pad([ids[i] for i in chunk])
+            with self.device.autocast:
+                generated = self.model.generate(**batch, **self._decoding(decoding))
+            new = generated[:, batch["input_ids"].shape[1] :].cpu()
+            for i, row in zip(chunk, new, strict=True):
+                tokens = self._until_eos(row.tolist())
+                out[i] = (self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens))
+        return out
+
+    def answer(self, messages: list[str], decoding: EvalParams) -> list[Answer]:
+        """Parsed answers for raw messages (already normalised and redacted)."""
+        texts = self.generate(self.prompts(messages), decoding)
+        return [Answer(t, parse_answer(t), n) for t, n in texts]
+
+    def timed_answer(self, messages: list[str], decoding: EvalParams):
+        """`answer` plus its wall-clock seconds."""
+        start = time.perf_counter()
+        answers = self.answer(messages, decoding)
+        return answers, time.perf_counter() - start
+
+    def _left_pad(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        return {
+            "input_ids": ids.to(self.device.device),
+            "attention_mask": mask.to(self.device.device),
+        }
+
+    def _decoding(self, decoding: EvalParams) -> dict:
+        options = {
+            "max_new_tokens": decoding.max_new_tokens,
+            "do_sample": decoding.do_sample,
+            "use_cache": True,
+            "eos_token_id": self.tokenizer.eos_token_id,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if decoding.do_sample:
+            options |= {"temperature": decoding.temperature, "top_p": decoding.top_p}
+        else:  # override sampling defaults a hub model's generation_config may carry
+            options |= {"temperature": None, "top_p": None, "top_k": None}
+        return options
+
+    def _until_eos(self, tokens: list[int]) -> list[int]:
+        eos = self.tokenizer.eos_token_id
+        return tokens[: tokens.index(eos)] if eos in tokens else tokens

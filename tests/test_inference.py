@@ -1,0 +1,55 @@
+"""The inference path shared by eval and the service: the adapter's template, batched
+left-padded generation equal to one-at-a-time generation, and parse failures as results."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from llmops.examples import read_split
+from llmops.inference import TriageModel
+from llmops.params import load_params
+
+
+@pytest.fixture(scope="module")
+def setup(project, adapter):
+    params = load_params(project / "params.yaml")
+    model = TriageModel.load(project / "models" / "base", adapter, params.task)
+    rows = read_split(project / "data" / "prepared" / "test.jsonl")
+    decoding = dataclasses.replace(params.eval, max_new_tokens=24, batch_size=5)
+    return model, rows, decoding
+
+
+def test_prompt_comes_from_the_template_saved_with_the_adapter(setup, adapter):
+    model, rows, _ = setup
+    assert model.template.path == adapter / "prompt.jinja"
+    prompt = model.prompts([rows[0]["message"]])[0]
+    assert rows[0]["message"] in prompt and prompt.endswith("Answer:\n")
+
+
+def test_batched_generation_equals_one_at_a_time(setup):
+    # Batches of 5 over 12 prompts of different lengths: padding on the left, and the
+    # outputs come back in input order, identical to generating each prompt alone.
+    model, rows, decoding = setup
+    prompts = model.prompts([r["message"] for r in rows[:12]])
+    batched = model.generate(prompts, decoding)
+    alone = [model.generate([p], dataclasses.replace(decoding, batch_size=1))[0] for p in prompts]
+    assert batched == alone
+    assert all(0 < n <= 24 for _, n in batched)
+
+
+def test_left_padding_puts_real_tokens_last(setup):
+    model, _, _ = setup
+    batch = model._left_pad([[5, 6, 7], [8]])
+    pad = model.tokenizer.pad_token_id
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [pad, pad, 8]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_a_half_trained_model_gives_parsed_results_not_exceptions(setup):
+    model, rows, decoding = setup
+    answers = model.answer([r["message"] for r in rows[:4]], decoding)
+    assert len(answers) == 4
+    for answer in answers:  # 24 tokens cannot hold a full answer: invalid, with the reason
+        assert answer.parsed.valid is False and answer.parsed.error
