@@ -17,7 +17,8 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro dag test test-fast lint format params sample-data ui bench-train lock hooks clean
+.PHONY: help install repro dag gate report test test-fast lint format params sample-data ui bench-train \
+  bench-eval lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +41,15 @@ repro: $(STAMP) ## Run the pipeline on params.yaml (dvc repro); does nothing whe
 
 dag: $(STAMP) ## Show the pipeline's stages (dvc dag)
 	dvc dag
+
+# The baseline the gates and the report compare against (a git ref).
+BASELINE ?= main
+
+gate: $(STAMP) ## Check the quality gates (params.yaml eval.gates) against BASELINE=main; fails if any fails
+	python -m llmops.gate --params params.yaml --metrics metrics/eval.json --baseline $(BASELINE)
+
+report: $(STAMP) ## Write report.md: this change vs BASELINE=main (what CI posts on the pull request)
+	python -m llmops.report --params params.yaml --baseline $(BASELINE) --out report.md
 
 test: $(STAMP) ## Run all tests, end-to-end included (what CI runs)
 	python -m pytest
@@ -66,6 +76,10 @@ ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0
 bench-train: $(STAMP) ## Benchmark training throughput vs the transformers Trainer (needs models/base)
 	python -m benchmarks.bench_train --params params.yaml --data data/prepared --base models/base \
 	  --prompt prompts/triage.jinja --out benchmarks/results/train.json
+
+bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate (needs make repro)
+	python -m benchmarks.bench_eval --params params.yaml --data data/prepared --base models/base \
+	  --adapter models/adapter --out benchmarks/results/eval.json
 
 lock: ## Re-resolve the dependency set from pyproject.toml into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

@@ -20,9 +20,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TEST_PARAMS, write_params
+from tests.conftest import TEST_PARAMS, merged, write_params
 
 pytestmark = pytest.mark.e2e
+
+# The test config, trained long enough (about 25 s) that the model gets some answers right,
+# so that the report has examples that flip between main and a branch.
+E2E_PARAMS = merged(
+    TEST_PARAMS,
+    {
+        "base": {"tiny": {"vocab_size": 1024, "hidden_size": 64, "intermediate_size": 128,
+                          "block_length": 128, "batch_size": 16, "steps": 40}},
+        "train": {"max_steps": 250, "batch_size": 8, "grad_accum": 1, "learning_rate": 0.01,
+                  "lora": {"r": 8, "alpha": 16, "dropout": 0.0}},
+        "eval": {"max_new_tokens": 96},
+    },
+)  # fmt: skip
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -54,7 +67,7 @@ def clone(tmp_path_factory, repo) -> Path:
     sh(dest, "git", "init", "-q", "-b", "main")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "clone")
-    write_params(dest / "params.yaml", TEST_PARAMS)
+    write_params(dest / "params.yaml", E2E_PARAMS)
     sh(dest, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qam", "test")
     return dest
 
@@ -111,7 +124,7 @@ def test_repro_trains_an_adapter_and_tracks_the_run(clone, reproduced):
     assert (clone / "models" / "base" / "model.safetensors").exists()
     assert (clone / "models" / "adapter" / "adapter_model.safetensors").exists()
     metrics = json.loads((clone / "metrics" / "train.json").read_text())
-    assert metrics["steps"] == TEST_PARAMS["train"]["max_steps"]
+    assert metrics["steps"] == E2E_PARAMS["train"]["max_steps"]
     info = json.loads((clone / "models" / "adapter" / "training.json").read_text())
     run = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}").get_run(info["run_id"])
     lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
@@ -146,3 +159,82 @@ def test_outputs_round_trip_through_the_default_remote(clone, reproduced):
     assert (clone / "data" / "prepared" / "train.jsonl").read_bytes() == train
     assert (clone / "models" / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
     assert (clone / "models" / "base" / "model.safetensors").exists()
+
+
+# --- the pull-request report: main vs a branch that changes a param ----------------------
+
+BRANCH_CHANGE = {"train": {"learning_rate": 0.005}}  # main: 0.01
+
+
+def commit(cwd: Path, message: str) -> None:
+    sh(cwd, "git", "add", "-A")
+    sh(cwd, "git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
+
+
+@pytest.fixture(scope="module")
+def branch(clone, reproduced) -> Path:
+    """main with its pipeline state committed, then a branch with a lower learning rate."""
+    commit(clone, "pipeline state on main")
+    sh(clone, "git", "checkout", "-q", "-b", "lower-lr")
+    write_params(clone / "params.yaml", merged(E2E_PARAMS, BRANCH_CHANGE))  # fmt: skip
+    dvc(clone, "repro")
+    sh(clone, sys.executable, "-m", "llmops.report", "--baseline", "main", "--out", "report.md")
+    return clone
+
+
+def test_report_shows_the_param_change(branch):
+    report = (branch / "report.md").read_text()
+    assert "| `train.learning_rate` | 0.01 | 0.005 |" in report
+    assert "_Prompt templates unchanged._" in report
+    assert len(report) < 65_536
+
+
+def test_report_shows_metric_deltas_against_main(branch):
+    report = (branch / "report.md").read_text()
+    now = json.loads((branch / "metrics" / "eval.json").read_text())["tuned"]
+    main = json.loads(sh(branch, "git", "show", "main:metrics/eval.json").stdout)["tuned"]
+    row = next(line for line in report.splitlines() if line.startswith("| test_loss |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == f"{main['test_loss']:.4f}" and cells[2] == f"{now['test_loss']:.4f}"
+    assert cells[3].startswith(f"{now['test_loss'] - main['test_loss']:+.4f}")
+    assert "```mermaid" in report and "xychart-beta" in report
+
+
+def test_report_lists_the_flipped_examples(branch):
+    from llmops.report import flipped
+
+    report = (branch / "report.md").read_text()
+    read = lambda text: [json.loads(x) for x in text.splitlines() if x.strip()]  # noqa: E731
+    now = read((branch / "data" / "eval" / "predictions.jsonl").read_text())
+    import dvc.api
+
+    main = read(dvc.api.read("data/eval/predictions.jsonl", rev="main", repo=str(branch)))
+    fixed, broken = flipped(now, main)
+    assert fixed or broken, "the branch changed no example; pick a change that does"
+    assert f"**Wrong → right: {len(fixed)}**" in report
+    assert f"**Right → wrong: {len(broken)}**" in report
+    for _, record in (fixed or broken)[:1]:
+        assert f"| {record['id']} |" in report
+
+
+def set_gates(repo: Path, floors: dict, drops: dict) -> None:
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["eval"]["gates"] = {"min": floors, "max_drop": drops}
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_gate_passes_then_fails_when_tightened_beyond_the_achieved_value(branch):
+    # `make gate` itself, with the test's interpreter (-o: don't build a .venv in the copy).
+    make = ["make", "-s", "-o", ".venv/.installed", "gate"]
+    achieved = json.loads((branch / "metrics" / "eval.json").read_text())["tuned"]
+    floors = {"json_valid": achieved["json_valid"], "test_loss": achieved["test_loss"]}
+    set_gates(branch, floors, {"category_accuracy": 1.0})
+    passed = sh(branch, *make, check=False)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "all 3 checked gates pass" in passed.stdout
+
+    set_gates(branch, {**floors, "test_loss": achieved["test_loss"] - 0.001}, {})
+    failed = sh(branch, *make, check=False)
+    assert failed.returncode != 0
+    assert "1 gate(s) failed: test_loss <= " in failed.stdout + failed.stderr
+    assert "❌ fail" in failed.stdout

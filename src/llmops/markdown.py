@@ -1,0 +1,215 @@
+"""Markdown pieces of the pull-request report (llmops.report): cells safe for untrusted
+text, number formats, the tables, the verdict and the Mermaid charts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from llmops import gate
+from llmops.tracking import flatten, git_commit
+
+SHOWN = (
+    "json_valid",
+    "category_accuracy",
+    "priority_accuracy",
+    "category_macro_f1",
+    "exact_match",
+    "reply_rouge_l",
+    "reply_bleu",
+    "test_loss",
+    "perplexity",
+    "latency_ms",
+    "generated_tokens_per_s",
+)
+
+
+def safe(text: object, limit: int = 400) -> str:
+    """Untrusted text for a markdown table cell: no HTML, no @mentions, no table breaks."""
+    text = str(text)
+    text = text if len(text) <= limit else text[:limit] + "…"
+    for a, b in (
+        ("&", "&amp;"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("|", "&#124;"),
+        ("@", "&#64;"),
+        ("`", "&#96;"),
+        ("\n", " "),
+        ("\r", " "),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
+
+
+def delta(new: float | None, old: float | None, metric: str) -> str:
+    if new is None or old is None:
+        return "n/a"
+    change = new - old
+    if abs(change) < 5e-5:
+        return "±0"
+    better = gate.HIGHER_IS_BETTER.get(metric)
+    mark = "" if better is None else " 🟢" if (change > 0) == better else " 🔴"
+    return f"{change:+.4f}{mark}"
+
+
+def metrics_table(now: dict, main: dict | None) -> str:
+    lines = ["| metric | main | this change | Δ | base model |", "|---|---:|---:|---:|---:|"]
+    old = (main or {}).get("tuned", {})
+    for m in SHOWN:
+        new = now["tuned"].get(m)
+        lines.append(
+            f"| {m} | {fmt(old.get(m))} | {fmt(new)} | {delta(new, old.get(m), m)} "
+            f"| {fmt(now['base'].get(m))} |"
+        )
+    return "\n".join(lines)
+
+
+def params_diff(now: Path, main_text: str | None) -> str:
+    if main_text is None:
+        return "_No params.yaml at the baseline._"
+    new = flatten(yaml.safe_load(now.read_text(encoding="utf-8")))
+    old = flatten(yaml.safe_load(main_text))
+    keys = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
+    if not keys:
+        return "_No params changed._"
+    rows = [
+        f"| `{k}` | {safe(old.get(k, '(absent)'))} | {safe(new.get(k, '(absent)'))} |" for k in keys
+    ]
+    return "\n".join(["| param | main | this change |", "|---|---|---|", *rows])
+
+
+def prompt_diff(ref: str) -> str:
+    done = subprocess.run(
+        ["git", "diff", "--no-color", ref, "--", "prompts/"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        return f"_Cannot diff prompts against {ref}._"
+    if not done.stdout.strip():
+        return "_Prompt templates unchanged._"
+    return "```diff\n" + done.stdout.replace("```", "ʼʼʼ") + "```"
+
+
+def data_changes(now: dict | None, main: dict | None) -> str:
+    if now is None:
+        return "_No data metrics (metrics/prep.json)._"
+    old = main or {}
+    lines = ["| rows | main | this change | Δ |", "|---|---:|---:|---:|"]
+    pairs = [(f"{s} split", now["split"].get(s), old.get("split", {}).get(s)) for s in now["split"]]
+    pairs += [
+        ("rejected: " + r, n, old.get("rejected", {}).get(r)) for r, n in now["rejected"].items()
+    ]
+    pairs += [("raw rows in", now.get("rows_in"), old.get("rows_in"))]
+    for name, new, prev in pairs:
+        change = (
+            "n/a" if prev is None or new is None else f"{new - prev:+d}" if new != prev else "±0"
+        )
+        lines.append(f"| {name} | {prev if prev is not None else 'n/a'} | {new} | {change} |")
+    return "\n".join(lines)
+
+
+def examples_table(pairs: list, limit: int) -> str:
+    if not pairs:
+        return "_None._"
+    lines = ["| id | message | reference | main | this change |", "|---|---|---|---|---|"]
+    for b, r in pairs[:limit]:
+        ref = r["reference"]
+        lines.append(
+            f"| {r['id']} | {safe(r['message'])} | {safe(json.dumps(ref))} | "
+            f"{safe(b['tuned']['output'])} | {safe(r['tuned']['output'])} |"
+        )
+    if len(pairs) > limit:
+        lines.append(f"\n_{len(pairs) - limit} more not shown._")
+    return "\n".join(lines)
+
+
+def curve(text: str | None) -> list[tuple[int, float]]:
+    if not text:
+        return []
+    rows = [line.split(",") for line in text.strip().splitlines()[1:]]
+    return [(int(s), float(v)) for s, v in rows]
+
+
+def mermaid_charts(now: dict, main: dict | None, train_now, train_main) -> str:
+    """Metric bars (this change as bars, main as a line) and training loss curves."""
+    metrics = [m for m in SHOWN[:6]]
+    bars = ", ".join(f"{now['tuned'][m]:.3f}" for m in metrics)
+    parts = [
+        "```mermaid",
+        "xychart-beta",
+        '  title "Test metrics: this change (bars), main (line)"',
+        f"  x-axis [{', '.join(m.replace('_', ' ') for m in metrics)}]",
+        '  y-axis "score" 0 --> 1',
+        f"  bar [{bars}]",
+    ]
+    if main and "tuned" in main:
+        values = ", ".join(f"{main['tuned'].get(m, 0):.3f}" for m in metrics)
+        parts.append(f"  line [{values}]")
+    parts.append("```")
+    if train_now:
+        step = max(1, len(train_now) // 20)
+        points = train_now[::step]
+        old = dict(train_main)
+        top = max(v for _, v in train_now[: max(2, len(train_now) // 10)])
+        parts += [
+            "",
+            "```mermaid",
+            "xychart-beta",
+            '  title "Training loss per step (first line: this change; second: main)"',
+            f"  x-axis [{', '.join(str(s) for s, _ in points)}]",
+            f'  y-axis "loss" 0 --> {top:.2f}',
+            f"  line [{', '.join(f'{v:.4f}' for _, v in points)}]",
+        ]
+        if all(s in old for s, _ in points):
+            parts.append(f"  line [{', '.join(f'{old[s]:.4f}' for s, _ in points)}]")
+        parts.append("```")
+    return "\n".join(parts)
+
+
+def verdict(results: list, now: dict, main: dict | None) -> str:
+    failed = [r.gate for r in results if r.status == "fail"]
+    skipped = sum(r.status == "skipped" for r in results)
+    key = "category_accuracy"
+    change = ""
+    if main and "tuned" in main:
+        value = now["tuned"][key]
+        change = f"; {key} {value:.4f} ({delta(value, main['tuned'].get(key), key)} vs main)"
+    if failed:
+        return f"❌ **{len(failed)} of {len(results)} gates fail** ({'; '.join(failed)}){change}."
+    note = f", {skipped} skipped (no baseline)" if skipped else ""
+    return f"✅ **All checked gates pass**{note}{change}."
+
+
+def cost(train: dict | None, base: dict | None, now: dict, adapter: dict | None) -> str:
+    train, base, adapter = train or {}, base or {}, adapter or {}
+    rows = [
+        ("base model", f"{base.get('parameters', 'n/a'):,} parameters" if base else "n/a"),
+        (
+            "pretraining (tiny base)",
+            f"{base['pretrain_seconds']:.0f} s" if "pretrain_seconds" in base else "n/a",
+        ),
+        (
+            "training",
+            f"{train.get('train_seconds', 0):.0f} s, {train.get('steps', 'n/a')} steps, "
+            f"{train.get('tokens_per_s', 0):,.0f} tokens/s, "
+            f"{train.get('processes', 1)} process(es)",
+        ),
+        (
+            "evaluation (tuned)",
+            f"{now['tuned']['latency_ms']:.1f} ms per example, "
+            f"{now['tuned']['generated_tokens_per_s']:,.0f} generated tokens/s",
+        ),
+        (
+            "MLflow run",
+            f"`{adapter.get('run_id', 'n/a')}` ({safe(adapter.get('tracking_uri', 'n/a'))})",
+        ),
+        ("commit", f"`{git_commit()}`"),
+    ]
+    return "\n".join(["| | |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])

@@ -1,0 +1,244 @@
+"""The pull-request report: this change against a baseline git ref, as one markdown file.
+
+Run: make report   (python -m llmops.report --params params.yaml --baseline main --out report.md)
+
+It answers "better or worse than main, where, and why": a verdict and the gates, metrics
+of main / this change / the base model with deltas, the params and prompt diffs, data
+changes, the test examples that flipped, charts (Mermaid, rendered by GitHub with no image
+host; PNG copies stay in reports/ for artefact upload), training cost, the MLflow run and
+the commit. Everything about main comes from what main committed (`git show main:...`)
+and, for its per-example predictions, from the DVC cache or remote (`dvc.api.read` at the
+ref); nothing of main's pipeline is re-run. What cannot be found is said, not guessed.
+The text stays under GitHub's 65,536-character comment limit: the example lists are cut
+first, and the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from llmops import gate
+from llmops.markdown import (
+    cost,
+    curve,
+    data_changes,
+    examples_table,
+    mermaid_charts,
+    metrics_table,
+    params_diff,
+    prompt_diff,
+    verdict,
+)
+from llmops.params import ParamsError, load_params
+
+LIMIT = 65_536
+SHOWN = (
+    "json_valid",
+    "category_accuracy",
+    "priority_accuracy",
+    "category_macro_f1",
+    "exact_match",
+    "reply_rouge_l",
+    "reply_bleu",
+    "test_loss",
+    "perplexity",
+    "latency_ms",
+    "generated_tokens_per_s",
+)
+PATHS = {
+    "params": "params.yaml",
+    "eval": "metrics/eval.json",
+    "train": "metrics/train.json",
+    "prep": "metrics/prep.json",
+    "base": "metrics/base.json",
+    "predictions": "data/eval/predictions.jsonl",
+    "train_curve": "reports/train/train_loss.csv",
+    "adapter": "models/adapter/training.json",
+}
+
+
+def load_json(text: str | None) -> dict | None:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def right(record: dict) -> bool:
+    """Correct = category and priority both right (the classification half of the task)."""
+    s = record["tuned"]["scores"]
+    return s["category"] == 1.0 and s["priority"] == 1.0
+
+
+def flipped(now: list[dict], main: list[dict]) -> tuple[list, list]:
+    """(wrong -> right, right -> wrong) pairs of (main record, this change's record)."""
+    before = {r["id"]: r for r in main}
+    pairs = [(before[r["id"]], r) for r in now if r["id"] in before]
+    fixed = [(b, r) for b, r in pairs if not right(b) and right(r)]
+    broken = [(b, r) for b, r in pairs if right(b) and not right(r)]
+    return fixed, broken
+
+
+def baseline_predictions(ref: str) -> tuple[list[dict] | None, str]:
+    """main's per-example predictions from the DVC cache or remote, or why not."""
+    import dvc.api
+
+    try:
+        text = dvc.api.read(PATHS["predictions"], rev=ref, repo=".")
+    except Exception as err:  # dvc raises many kinds: missing rev, no cache, no remote, ...
+        return None, (
+            f"main's predictions ({PATHS['predictions']} at `{ref}`) are not in the DVC cache "
+            f"or remote ({type(err).__name__}); run `dvc push` on {ref} to enable this section"
+        )
+    return [json.loads(line) for line in text.splitlines() if line.strip()], ""
+
+
+def build(params_path: Path, ref: str, examples: int) -> str:
+    """The report's markdown, cutting example lists (then the prompt diff) to fit LIMIT."""
+    params = load_params(params_path)
+    now = json.loads(Path(PATHS["eval"]).read_text(encoding="utf-8"))
+    old = {k: gate.at_ref(ref, p) for k, p in PATHS.items() if k != "predictions"}
+    main_eval = load_json(old["eval"])
+    results = gate.check(params.eval.gates, now["tuned"], (main_eval or {}).get("tuned"))
+    local = {
+        k: Path(p).read_text(encoding="utf-8") if Path(p).exists() else None
+        for k, p in PATHS.items()
+        if k != "predictions"
+    }
+    predictions = [json.loads(x) for x in Path(PATHS["predictions"]).read_text().splitlines()]
+    main_predictions, missing = baseline_predictions(ref)
+    prompt = prompt_diff(ref)
+    for shown in [examples, *range(min(examples, 10) - 1, -1, -1)]:
+        text = assemble(
+            params_path,
+            ref,
+            now,
+            main_eval,
+            results,
+            old,
+            local,
+            prompt,
+            predictions,
+            main_predictions,
+            missing,
+            shown,
+            examples,
+        )
+        if len(text) < LIMIT:
+            return text
+    prompt = "_Prompt diff too long for a comment; see the pull request's files._"
+    return assemble(
+        params_path,
+        ref,
+        now,
+        main_eval,
+        results,
+        old,
+        local,
+        prompt,
+        predictions,
+        main_predictions,
+        missing,
+        0,
+        examples,
+    )[: LIMIT - 1]
+
+
+def assemble(
+    params_path,
+    ref,
+    now,
+    main_eval,
+    results,
+    old,
+    local,
+    prompt,
+    predictions,
+    main_predictions,
+    missing,
+    shown,
+    asked,
+) -> str:
+    out = [
+        f"## Model report: this change vs `{ref}`",
+        "",
+        verdict(results, now, main_eval),
+        "",
+        "### Quality gates",
+        "",
+        gate.table(results),
+        "",
+        "### Test metrics (fine-tuned model)",
+        "",
+        metrics_table(now, main_eval),
+        "",
+        mermaid_charts(now, main_eval, curve(local["train_curve"]), curve(old["train_curve"])),
+        "",
+        "### Params changed",
+        "",
+        params_diff(params_path, old.get("params")),
+        "",
+        "### Prompt template",
+        "",
+        prompt,
+        "",
+        "### Data",
+        "",
+        data_changes(load_json(local["prep"]), load_json(old["prep"])),
+        "",
+        "### Examples that flipped (category and priority both right vs not)",
+        "",
+    ]
+    if main_predictions is None:
+        out += [f"_{missing}._", ""]
+    else:
+        fixed, broken = flipped(predictions, main_predictions)
+        if shown < asked:
+            out += [
+                f"_Lists cut to {shown} per direction to stay under GitHub's "
+                f"{LIMIT:,}-character comment limit._",
+                "",
+            ]
+        out += [
+            f"**Wrong → right: {len(fixed)}**",
+            "",
+            examples_table(fixed, shown),
+            "",
+            f"**Right → wrong: {len(broken)}**",
+            "",
+            examples_table(broken, shown),
+            "",
+        ]
+    out += [
+        "### Cost and provenance",
+        "",
+        cost(load_json(local["train"]), load_json(local["base"]), now, load_json(local["adapter"])),
+        "",
+        "_PNG charts: `reports/eval/*.png`, `reports/prep/*.png`; per-example outputs: "
+        f"`{PATHS['predictions']}`._",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--baseline", default="main", help="git ref to compare against")
+    parser.add_argument("--out", type=Path, default=Path("report.md"))
+    args = parser.parse_args(argv)
+    if not Path(PATHS["eval"]).exists():
+        raise SystemExit(f"report: {PATHS['eval']} not found (run the pipeline: make repro)")
+    try:
+        examples = load_params(args.params).eval.report_examples
+        text = build(args.params, args.baseline, examples)
+    except ParamsError as err:
+        raise SystemExit(f"report: {err}") from None
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} ({len(text):,} characters)")
+
+
+if __name__ == "__main__":
+    main()
