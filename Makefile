@@ -94,5 +94,5 @@ hooks: $(STAMP) ## Install the git pre-commit hooks
 	pre-commit install
 
 clean: ## Remove DVC-cached stage outputs and tool caches (dvc repro or dvc pull restores them)
-	rm -rf data/prepared data/quarantine models/base models/adapter models/checkpoints \
+	rm -rf data/prepared data/quarantine data/eval models/base models/adapter models/checkpoints \
 	  .pytest_cache .ruff_cache

@@ -83,7 +83,7 @@ def test_yaml_syntax_error_and_missing_file(tmp_path):
 
 def test_cli_reports_ok_and_errors(tmp_path, repo, capsys):
     params_main([str(repo / "params.yaml")])
-    assert "ok (task, prep, base, train)" in capsys.readouterr().out
+    assert "ok (task, prep, base, train, eval)" in capsys.readouterr().out
     path = write_params(tmp_path, repo, lambda d: d["prep"].update(seed=-1))
     with pytest.raises(SystemExit) as exit_:
         params_main([str(path)])

@@ -48,6 +48,16 @@ def test_workflows_pass_actionlint_with_least_privilege(repo):
             assert "timeout-minutes" in job
 
 
+def test_workflows_only_call_make_targets_that_exist(repo):
+    # Workflows stay thin: their logic is make targets that run (and are tested) locally.
+    targets = set(re.findall(r"^([a-z][a-z-]*):.*## ", (repo / "Makefile").read_text(), re.M))
+    for path in (repo / ".github" / "workflows").glob("*.yml"):
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            for step in job["steps"]:
+                for called in re.findall(r"\bmake ([a-z][a-z-]*)", step.get("run", "")):
+                    assert called in targets, f"{path.name}: make {called}"
+
+
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     bad = tmp_path / ".github" / "workflows" / "bad.yml"
     bad.parent.mkdir(parents=True)
