@@ -9,7 +9,7 @@ same tokenized training examples, with the same batch size, optimizer steps, lea
 rate and precision, in this one process, alternating baseline and ours over --repeats
 rounds. The baseline is peft's documented set-up: get_peft_model, then Trainer with
 DataCollatorForSeq2Seq (random batches padded to the longest example; logits and loss at
-every position). Ours is llmops.stages.train.fit (length-grouped batches; vocabulary
+every position). Ours is llmops.trainer.fit (length-grouped batches; vocabulary
 projection only where the loss needs it).
 
 Throughput counts non-padding tokens per wall-clock second of the training call. FLOP/s
@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from llmops import trainer
 from llmops.batching import collate, plan_batches
 from llmops.lora import AnswerLoss
 from llmops.params import load_params
@@ -58,13 +59,13 @@ def step_flops(loss_fn, batch: dict) -> int:
     return counter.get_total_flops()
 
 
-def run_ours(setup: stage.Setup, cfg, steps: int) -> dict:
+def run_ours(setup: trainer.Setup, cfg, steps: int) -> dict:
     cfg = dataclasses.replace(
         cfg, max_steps=steps, eval_every=10**9, checkpoint_every=10**9, log_every=steps
     )
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        result = stage.fit(setup, cfg, Path(folder))
+        result = trainer.fit(setup, cfg, Path(folder))
         seconds = time.perf_counter() - start
     lengths = [len(e.input_ids) for e in setup.train]
     batches = plan_batches(lengths, cfg.batch_size, cfg.seed, 0)[:steps]
@@ -83,7 +84,7 @@ def run_ours(setup: stage.Setup, cfg, steps: int) -> dict:
     return {"tokens": tokens, "seconds": seconds, "flops": per_token * tokens}
 
 
-def run_trainer(setup: stage.Setup, cfg, steps: int, seed: int) -> dict:
+def run_trainer(setup: trainer.Setup, cfg, steps: int, seed: int) -> dict:
     from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
     rows = [
@@ -104,16 +105,16 @@ def run_trainer(setup: stage.Setup, cfg, steps: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         args = TrainingArguments(
             output_dir=folder, per_device_train_batch_size=cfg.batch_size, max_steps=steps,
-            learning_rate=cfg.learning_rate, lr_scheduler_type=stage.SCHEDULES[cfg.schedule],
+            learning_rate=cfg.learning_rate, lr_scheduler_type=trainer.SCHEDULES[cfg.schedule],
             warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay,
             max_grad_norm=cfg.max_grad_norm,
             gradient_accumulation_steps=cfg.grad_accum, logging_steps=10**9, save_strategy="no",
             report_to="none", use_cpu=not torch.cuda.is_available(), seed=seed,
             dataloader_num_workers=0, disable_tqdm=True,
         )  # fmt: skip
-        trainer = Trainer(model=setup.model, args=args, train_dataset=rows, data_collator=collator)
+        baseline = Trainer(model=setup.model, args=args, train_dataset=rows, data_collator=collator)
         start = time.perf_counter()
-        trainer.train()
+        baseline.train()
         seconds = time.perf_counter() - start
 
     def loss(batch):
@@ -125,7 +126,7 @@ def run_trainer(setup: stage.Setup, cfg, steps: int, seed: int) -> dict:
     return {"tokens": seen["tokens"], "seconds": seconds, "flops": per_token * seen["tokens"]}
 
 
-def fresh_setup(params, args) -> stage.Setup:
+def fresh_setup(params, args) -> trainer.Setup:
     setup = stage.prepare(params, args.data, args.base, args.prompt)
     setup.val = setup.val[:8]  # ours ends with one validation pass; keep it negligible
     return setup

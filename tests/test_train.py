@@ -19,12 +19,13 @@ import torch
 from safetensors.torch import load_file
 
 from llmops.batching import collate
-from llmops.examples import IGNORE, encode, encode_split, prompt_text
+from llmops.examples import IGNORE, DataError, encode, encode_split, prompt_text
 from llmops.lora import AnswerLoss, attach
 from llmops.models import load_base, load_tokenizer, pick_device
 from llmops.params import load_params
 from llmops.prompts import load_template, render_answer
 from llmops.stages import train
+from llmops.trainer import check_batches
 from tests.conftest import TEST_PARAMS, merged, write_params
 
 # Long enough that a kill lands mid-run: checkpoints every 10 of 120 steps.
@@ -314,3 +315,17 @@ def test_a_gpu_with_bf16_is_used_in_bf16(monkeypatch):
     assert chosen.device.type == "cuda" and chosen.dtype == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert pick_device("auto", torch.device("cuda")).dtype == torch.float32
+
+
+def test_too_few_batches_for_the_processes_fails_before_training(params):
+    cfg = params.train  # batch_size 16, grad_accum 1
+    check_batches(17, cfg, world=2)  # 2 batches, 2 processes: fine
+    with pytest.raises(DataError, match=r"16 training examples make 1 batches .* fewer than 2"):
+        check_batches(16, cfg, world=2)
+
+
+def test_a_model_whose_logits_are_post_processed_is_refused(project):
+    model = load_base(project / "models" / "base")
+    model.config.final_logit_softcapping = 30.0
+    with pytest.raises(ValueError, match="final_logit_softcapping"):
+        AnswerLoss(model)

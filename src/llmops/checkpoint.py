@@ -36,7 +36,8 @@ class Checkpoint:
         return load_file(self.path / "weights.safetensors")
 
     def state(self) -> dict[str, Any]:
-        return torch.load(self.path / "state.pt", weights_only=True)
+        # map_location: a checkpoint written on a GPU resumes on any device.
+        return torch.load(self.path / "state.pt", weights_only=True, map_location="cpu")
 
 
 def fingerprint(config: dict, files: list[Path]) -> str:

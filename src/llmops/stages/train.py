@@ -7,7 +7,8 @@ Several processes (DDP, same code): accelerate launch --num_processes 2 -m llmop
 
 Every input is checked before the first step (splits present and non-empty, weights in
 safetensors, LoRA targets that exist, examples that fit train.max_length). Batches are
-length-grouped (llmops.batching) and the loss covers answer tokens only (llmops.lora).
+length-grouped (llmops.batching), the loss covers answer tokens only (llmops.lora), and
+the loop is llmops.trainer.
 A checkpoint is written every train.checkpoint_every steps; run the same command after a
 crash or `kill -9` and it resumes from the last one, reaching the same adapter as an
 uninterrupted run: batch order and dropout are functions of (seed, step, process), not of
@@ -22,52 +23,26 @@ import dataclasses
 import json
 import logging
 import shutil
-import time
-from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from llmops import checkpoint, lora, tracking
-from llmops.batching import collate, padding_share, plan_batches
-from llmops.examples import DataError, Example, encode_split
+from llmops.examples import DataError, encode_split
 from llmops.models import (
     ModelError,
     check_targets,
     count_parameters,
     load_base,
     load_tokenizer,
-    pick_device,
     read_card,
     weight_files,
 )
-from llmops.params import Params, ParamsError, TrainParams, load_params
+from llmops.params import Params, ParamsError, load_params
 from llmops.prompts import PromptError, load_template
+from llmops.trainer import Result, Setup, check_batches, fit, stamp_for
 
 log = logging.getLogger(__name__)
-SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
-
-
-@dataclass
-class Setup:
-    """Everything checked and loaded before the first step."""
-
-    tokenizer: object
-    model: torch.nn.Module  # peft model (base + fresh adapter)
-    train: list[Example]
-    val: list[Example]
-    stamp: str  # checkpoint fingerprint
-
-
-@dataclass
-class Result:
-    """Figures of a finished run."""
-
-    metrics: dict[str, float]
-    train_curve: list[list[float]]  # [step, loss]
-    val_curve: list[list[float]]
 
 
 def prepare(params: Params, data: Path, base: Path, prompt: Path) -> Setup:
@@ -86,174 +61,6 @@ def prepare(params: Params, data: Path, base: Path, prompt: Path) -> Setup:
     stamp = checkpoint.fingerprint(config, [data / "train.jsonl", data / "val.jsonl", base, prompt])
     model = lora.attach(model, cfg.lora, cfg.seed)
     return Setup(tokenizer, model, splits["train"], splits["val"], stamp)
-
-
-def steps_per_epoch(batches: int, world: int, accum: int) -> int:
-    return max(1, batches // (world * accum))
-
-
-def fit(
-    setup: Setup,
-    cfg: TrainParams,
-    checkpoints: Path,
-    accelerator=None,
-    on_metrics: Callable[[dict[str, float], int], None] | None = None,
-    run_id: str = "",
-) -> Result:
-    """The training loop; resumes from the newest matching checkpoint in `checkpoints`."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
-
-    acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    dev = pick_device(cfg.precision, acc.device)
-    world, rank = acc.num_processes, acc.process_index
-    lengths = [len(e.input_ids) for e in setup.train]
-    per_epoch = steps_per_epoch(
-        len(plan_batches(lengths, cfg.batch_size, cfg.seed, 0)), world, cfg.grad_accum
-    )
-    total = cfg.max_steps or cfg.epochs * per_epoch
-    module = acc.prepare(lora.AnswerLoss(setup.model))
-    weights = lora.trainable(setup.model)
-    optimizer = torch.optim.AdamW(
-        weights.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-    )
-    schedule = get_scheduler(SCHEDULES[cfg.schedule], optimizer, cfg.warmup_steps, total)
-    state = {"step": 0, "tokens": 0, "seconds": 0.0, "train": [], "val": [], "recent": []}
-    state["run_id"] = run_id
-    found = checkpoint.latest(checkpoints, setup.stamp)
-    if found:
-        lora.load_trainable(setup.model, found.weights())
-        saved = found.state()
-        optimizer.load_state_dict(saved.pop("optimizer"))
-        schedule.load_state_dict(saved.pop("scheduler"))
-        state |= saved
-        log.info("resuming from %s (step %d of %d)", found.path, found.step, total)
-    elif acc.is_main_process:
-        checkpoint.clear(checkpoints)
-    acc.wait_for_everyone()
-    plans: dict[int, list[list[int]]] = {}
-    bar = tqdm(total=total, initial=state["step"], desc="train", disable=not acc.is_main_process)
-    window, started, tokens_here = [], time.perf_counter(), 0
-    while state["step"] < total:
-        step = state["step"]
-        epoch, index = divmod(step, per_epoch)
-        plan = plans.setdefault(epoch, plan_batches(lengths, cfg.batch_size, cfg.seed, epoch))
-        first = (index * world + rank) * cfg.grad_accum
-        mine = plan[first : first + cfg.grad_accum]
-        torch.manual_seed(hash((cfg.seed, step, rank)) & 0xFFFF_FFFF)  # dropout masks
-        module.train()
-        loss_sum, step_tokens = 0.0, 0
-        for i, batch_ids in enumerate(mine):
-            batch = collate([setup.train[j] for j in batch_ids], setup.tokenizer.pad_token_id)
-            batch = {k: v.to(acc.device) for k, v in batch.items()}
-            sync = acc.no_sync(module) if i < len(mine) - 1 else nullcontext()
-            with sync, dev.autocast:
-                total_loss, count = module(**batch)
-                loss = total_loss / count.clamp(min=1) / len(mine)
-                acc.backward(loss)
-            loss_sum += loss.item()
-            step_tokens += int(batch["attention_mask"].sum())
-        acc.clip_grad_norm_(weights.values(), cfg.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        state["step"] = step = step + 1
-        window.append(loss_sum)
-        state["recent"] = [*state["recent"], loss_sum][-max(cfg.log_every, total // 20) :]
-        tokens_here += step_tokens
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == total:
-            seen = int(acc.reduce(torch.tensor(tokens_here, device=acc.device), "sum"))
-            elapsed = time.perf_counter() - started
-            loss_avg = float(
-                acc.reduce(torch.tensor(sum(window) / len(window), device=acc.device), "mean")
-            )
-            state["train"].append([step, loss_avg])
-            figures = {
-                "train_loss": loss_avg,
-                "tokens_per_s": seen / elapsed,
-                "lr": schedule.get_last_lr()[0],
-            }
-            bar.set_postfix(loss=f"{loss_avg:.3f}", tok_s=f"{seen / elapsed:,.0f}")
-            _emit(on_metrics, figures, step, acc)
-            window = []
-        if step % cfg.eval_every == 0 or step == total:
-            val = validation_loss(module, setup, cfg, acc, dev)
-            state["val"].append([step, val])
-            _emit(on_metrics, {"val_loss": val}, step, acc)
-        if step % cfg.checkpoint_every == 0 and step < total:
-            _save(checkpoints, setup, state, optimizer, schedule, acc, started, tokens_here)
-    bar.close()
-    checksums = ranks_agree(weights, acc)
-    seen = int(acc.reduce(torch.tensor(tokens_here, device=acc.device), "sum"))
-    seconds = state["seconds"] + time.perf_counter() - started
-    tokens = state["tokens"] + seen
-    trainable, params_total = count_parameters(setup.model)
-    # Mean over the last 5% of steps (at least log_every steps): one batch is too noisy.
-    recent = sum(state["recent"]) / len(state["recent"])
-    metrics = {
-        "train_loss": float(acc.reduce(torch.tensor(recent, device=acc.device), "mean")),
-        "val_loss": state["val"][-1][1],
-        "steps": total,
-        "epochs": round(total / per_epoch, 3),
-        "train_tokens": tokens,
-        "train_seconds": round(seconds, 2),
-        "tokens_per_s": round(tokens / seconds, 1),
-        "padding_share": round(
-            padding_share(plan_batches(lengths, cfg.batch_size, cfg.seed, 0), lengths), 4
-        ),
-        "trainable_params": trainable,
-        "total_params": params_total,
-        "processes": world,
-    }
-    if world > 1:
-        log.info("adapter checksum per process: %s (all equal)", checksums)
-    return Result(metrics, state["train"], state["val"])
-
-
-def ranks_agree(weights: dict[str, torch.Tensor], acc) -> list[float]:
-    """Checksums of the adapter on every process; raises if DDP let them drift apart."""
-    flat = torch.cat([w.detach().double().flatten() for w in weights.values()])
-    ramp = torch.linspace(1, 2, len(flat), dtype=torch.float64, device=flat.device)
-    mine = torch.stack([flat.sum(), (flat * ramp).sum(), flat.square().sum()])
-    every = acc.gather(mine.unsqueeze(0)).cpu()
-    if not torch.equal(every, every[:1].expand_as(every)):
-        raise RuntimeError(f"processes disagree on the adapter weights: {every.tolist()}")
-    return [round(float(row[1]), 9) for row in every]
-
-
-def _emit(on_metrics, figures: dict, step: int, acc) -> None:
-    if on_metrics and acc.is_main_process:
-        on_metrics(figures, step)
-
-
-def _save(folder, setup, state, optimizer, schedule, acc, started, tokens_here) -> None:
-    seen = int(acc.reduce(torch.tensor(tokens_here, device=acc.device), "sum"))
-    if acc.is_main_process:
-        saved = dict(state)
-        saved["seconds"] = state["seconds"] + time.perf_counter() - started
-        saved["tokens"] = state["tokens"] + seen
-        saved |= {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict()}
-        checkpoint.save(folder, state["step"], lora.trainable(setup.model), saved, setup.stamp)
-    acc.wait_for_everyone()
-
-
-@torch.no_grad()
-def validation_loss(module, setup: Setup, cfg: TrainParams, acc, dev) -> float:
-    """Mean answer-token loss over the validation split (sharded across processes)."""
-    module.eval()
-    order = sorted(range(len(setup.val)), key=lambda i: len(setup.val[i].input_ids))
-    size = cfg.batch_size * 2
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
-    totals = torch.zeros(2, device=acc.device)
-    for ids in batches[acc.process_index :: acc.num_processes]:
-        batch = collate([setup.val[i] for i in ids], setup.tokenizer.pad_token_id)
-        with dev.autocast:
-            loss, count = module(**{k: v.to(acc.device) for k, v in batch.items()})
-        totals += torch.stack([loss.float(), count.float()])
-    totals = acc.reduce(totals, "sum")
-    return float(totals[0] / totals[1])
 
 
 def save_adapter(setup: Setup, out: Path, prompt: Path, info: dict) -> None:
@@ -294,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         params = load_params(args.params)
         setup = prepare(params, args.data, args.base, args.prompt)
-    except (ParamsError, DataError, ModelError, PromptError) as err:
+        check_batches(len(setup.train), params.train, acc.num_processes)
+    except (ParamsError, DataError, ModelError, PromptError, OSError) as err:
         raise SystemExit(f"train: {err}") from None
     trainable, total = count_parameters(setup.model)
     log.info(
@@ -305,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{total:,}",
         100 * trainable / total,
     )
-    found = checkpoint.latest(args.checkpoints, setup.stamp)
+    found = checkpoint.latest(args.checkpoints, stamp_for(setup, acc.num_processes))
     run_id = found.state()["run_id"] if found else None
     card = read_card(args.base)
     tags = {
