@@ -56,3 +56,18 @@ def test_commit_is_marked_dirty_when_tracked_files_changed(tmp_path):
     assert len(sha) == 40
     (tmp_path / "f").write_text("2")
     assert tracking.git_commit(tmp_path) == f"{sha}-dirty"
+
+
+def test_a_run_id_the_store_does_not_have_starts_a_new_tagged_run(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with tracking.start("train", {"a": "1"}, {"stage": "train"}) as first:
+        pass
+    with tracking.start("eval", {}, {"stage": "eval"}, first.info.run_id) as again:
+        assert again.info.run_id == first.info.run_id  # continued
+    with tracking.start("eval", {}, {"stage": "eval"}, "0123456789abcdef") as new:
+        assert new.info.run_id != first.info.run_id
+    run = MlflowClient().get_run(new.info.run_id)
+    assert run.data.tags["continues_run"] == "0123456789abcdef"
+    assert run.data.tags["stage"] == "eval"

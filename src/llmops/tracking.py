@@ -8,6 +8,7 @@ Open it with `make ui`. Nothing here runs at import time; stages call `start`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+log = logging.getLogger(__name__)
 DEFAULT_URI = "sqlite:///mlflow.db"
 EXPERIMENT = "llmops"  # MLFLOW_EXPERIMENT_NAME overrides
 
@@ -50,14 +52,21 @@ def flatten(value: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: str(value)}
 
 
+# Files `dvc repro` rewrites: their changes do not make the code "dirty".
+PIPELINE_STATE = (":!dvc.lock", ":!metrics", ":!reports")
+
+
 def git_commit(cwd: Path | None = None) -> str:
-    """HEAD's sha, with `-dirty` when tracked files differ from it; `unknown` outside git."""
+    """HEAD's sha (or $LLMOPS_COMMIT, e.g. the pull request's head in CI), with `-dirty`
+    when tracked files other than the pipeline state differ; `unknown` outside git."""
+    if os.environ.get("LLMOPS_COMMIT"):
+        return os.environ["LLMOPS_COMMIT"]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *PIPELINE_STATE],
             cwd=cwd,
             capture_output=True,
             text=True,
@@ -86,11 +95,33 @@ def start(
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri())
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT))
+    existing = _active_run(run_id) if run_id else None
+    if existing is not None:  # continue it, in its own experiment
+        mlflow.set_experiment(experiment_id=existing.info.experiment_id)
+    else:
+        if run_id:
+            log.warning("MLflow run %s not found in %s; starting a new run", run_id,
+                        safe_uri(tracking_uri()))  # fmt: skip
+            tags = {**tags, "continues_run": run_id}
+        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT))
     with mlflow.start_run(
-        run_id=run_id, run_name=None if run_id else run_name, log_system_metrics=True
+        run_id=existing and existing.info.run_id,
+        run_name=None if existing else run_name,
+        log_system_metrics=True,
     ) as run:
-        if run_id is None:
+        if existing is None:
             mlflow.log_params(params)
         mlflow.set_tags(tags)
         yield run
+
+
+def _active_run(run_id: str):
+    """The run if this tracking store has it and it is not deleted, else None."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        return None
+    return run if run.info.lifecycle_stage == "active" else None

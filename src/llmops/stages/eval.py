@@ -163,19 +163,8 @@ def log_to_training_run(results: dict, adapter: Path) -> str:
 
     info = json.loads((adapter / "training.json").read_text(encoding="utf-8"))
     figures = {f"test/{m}/{k}": float(v) for m, r in results.items() for k, v in r.items()}
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    try:
-        mlflow.get_run(info["run_id"])
-        run_id = info["run_id"]
-    except mlflow.exceptions.MlflowException:  # trained elsewhere, e.g. another tracking store
-        log.warning(
-            "training run %s not in %s; logging to a new run",
-            info["run_id"],
-            tracking.safe_uri(tracking.tracking_uri()),
-        )
-        run_id = None
-    tags = {"stage": "eval", "train_run_id": info["run_id"], "git_commit": tracking.git_commit()}
-    with tracking.start("eval", {}, tags if run_id is None else {}, run_id) as run:
+    # A store without the training run (trained elsewhere) gets a new run, tagged with it.
+    with tracking.start("eval", {}, {"eval_commit": tracking.git_commit()}, info["run_id"]) as run:
         mlflow.log_metrics(figures)
         return run.info.run_id
 
