@@ -101,3 +101,15 @@ def test_local_directory_is_copied_and_pickle_weights_refused(project, tmp_path)
 
 def test_remote_code_is_off_by_default(params):
     assert params.base.trust_remote_code is False
+
+
+def test_model_code_is_taken_only_when_trusted_and_the_output_is_not_its_own_source(
+    project, tmp_path
+):
+    assert "*.py" not in stage.model_files(False) and "*.py" in stage.model_files(True)
+    params = load_params(project / "params.yaml")
+    out = tmp_path / "base"
+    out.mkdir()
+    itself = type(params.base)(str(out), None, False, params.base.tiny)
+    with pytest.raises(ParamsError, match="is the output folder itself"):
+        stage.base(itself, params.task, tmp_path / "unused", tmp_path / "unused", out)

@@ -60,7 +60,11 @@ def test_macro_f1_by_hand():
     predicted = ["a", "b", "b", None]
     # a: tp 1, fp 0, fn 1 -> 2/3; b: tp 1, fp 1, fn 1 -> 1/2; c: never seen -> 0
     assert macro_f1(truth, predicted, ["a", "b"]) == pytest.approx((2 / 3 + 1 / 2) / 2)
-    assert macro_f1(truth, predicted, ["a", "b", "c"]) == pytest.approx((2 / 3 + 1 / 2) / 3)
+    # "c" occurs nowhere: it neither helps nor hurts (a perfect model scores 1.0)
+    assert macro_f1(truth, predicted, ["a", "b", "c"]) == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert macro_f1(["a", "b"], ["a", "b"], ["a", "b", "c"]) == 1.0
+    # "c" predicted but never true: it counts, with F1 0
+    assert macro_f1(["a", "b"], ["a", "c"], ["a", "b", "c"]) == pytest.approx(1 / 3)
 
 
 def test_summary_by_hand():

@@ -5,8 +5,9 @@ at the positions whose next token is an answer token: the prompt positions are m
 out of the loss anyway, so computing their logits (a vocabulary-wide matmul and softmax
 per token) would be wasted work. It returns the summed loss and the token count, so the
 caller decides how to average across micro-batches and processes.
-Logit post-processing some architectures add in their own forward (e.g. Gemma-2 soft
-capping) is not applied here; the Llama, Qwen, SmolLM and Mistral families have none.
+Logit post-processing some architectures add in their own forward (Gemma soft capping,
+Cohere and Granite logit scaling) is not reproduced: such models are refused with a clear
+error rather than trained on a wrong loss. Llama, Qwen, SmolLM and Mistral have none.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import torch
 
 from llmops.examples import IGNORE
 from llmops.params import LoraParams
+
+UNSUPPORTED = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
 def attach(model: torch.nn.Module, params: LoraParams, seed: int) -> torch.nn.Module:
@@ -52,6 +55,10 @@ class AnswerLoss(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
+        config = getattr(model, "config", None)
+        for name in UNSUPPORTED:
+            if getattr(config, name, None) not in (None, 1, 1.0):
+                raise ValueError(f"the base model's config sets {name}, which AnswerLoss skips")
         self.model = model  # a peft model (its base model carries the LoRA layers) or a plain LM
 
     def forward(

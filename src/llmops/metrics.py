@@ -5,11 +5,13 @@ An output is the model's generated text. It is parsed as JSON (`parse_answer`):
 - fields are scored from whatever object parsed, so `{"category": "refund"}` earns the
   category but is not valid; text that is not a JSON object earns nothing.
 Per split: `json_valid`, `category_accuracy`, `priority_accuracy`, `category_macro_f1`
-(F1 per category of `task.categories`, averaged; a prediction outside the set counts only
-against the true class), `exact_match` (all three fields equal the reference),
+(F1 per category of `task.categories` that occurs in the references or the predictions,
+averaged; a prediction outside the set counts only against the true class),
+`exact_match` (all three fields equal the reference),
 `reply_rouge_l` (mean ROUGE-L F1 over lower-cased word tokens; no reply scores 0) and
 `reply_bleu` (sacrebleu corpus BLEU, 0-100). The eval stage adds `test_loss`, `perplexity`,
-`latency_ms` (generation wall time per example) and `generated_tokens_per_s`.
+`latency_ms` (generation wall time of the batched split, per example) and
+`generated_tokens_per_s`.
 """
 
 from __future__ import annotations
@@ -98,14 +100,14 @@ def score_example(parsed: Parsed, reference: dict) -> dict[str, float]:
 
 
 def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]) -> float:
-    """Mean F1 over `labels`."""
+    """Mean F1 over the `labels` that occur in `truth` or `predicted`."""
     scores = []
-    for label in labels:
+    for label in [x for x in labels if x in truth or x in predicted]:
         tp = sum(t == label and p == label for t, p in zip(truth, predicted, strict=True))
         fp = sum(t != label and p == label for t, p in zip(truth, predicted, strict=True))
         fn = sum(t == label and p != label for t, p in zip(truth, predicted, strict=True))
         scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return sum(scores) / len(scores)
+    return sum(scores) / len(scores) if scores else 0.0
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:

@@ -51,15 +51,17 @@ def base(params: BaseParams, task: TaskParams, train: Path, prompt: Path, out: P
         )
     if kind != "hub" and params.revision:
         raise ParamsError(f"base.revision: only for hub models; set it to null for {kind!r}")
+    if kind == "local" and Path(params.model).expanduser().resolve() == out.resolve():
+        raise ParamsError(f"base.model: {params.model!r} is the output folder itself")
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     if kind == "tiny":
         card = build_tiny(params, task, train, prompt, out)
     elif kind == "hub":
-        card = download(params, out)
+        card = download(params, out, params.trust_remote_code)
     else:
-        card = copy_local(Path(params.model).expanduser(), out)
+        card = copy_local(Path(params.model).expanduser(), out, params.trust_remote_code)
     model = load_base(out, params.trust_remote_code)  # proves the result loads
     card["parameters"] = count_parameters(model)[1]
     card["architecture"] = type(model).__name__
@@ -87,20 +89,28 @@ def build_tiny(params: BaseParams, task: TaskParams, train: Path, prompt: Path, 
     }
 
 
-def download(params: BaseParams, out: Path) -> dict:
+def model_files(trust_remote_code: bool) -> list[str]:
+    """What to take from a model repository: the model's own Python only if trusted."""
+    return [*MODEL_FILES, "*.py"] if trust_remote_code else MODEL_FILES
+
+
+def download(params: BaseParams, out: Path, trust_remote_code: bool) -> dict:
     from huggingface_hub import snapshot_download
 
     snapshot_download(
-        params.model, revision=params.revision, local_dir=out, allow_patterns=MODEL_FILES
+        params.model,
+        revision=params.revision,
+        local_dir=out,
+        allow_patterns=model_files(trust_remote_code),
     )
     shutil.rmtree(out / ".cache", ignore_errors=True)  # huggingface_hub's download bookkeeping
     weight_files(out)
     return {"source": f"hf://{params.model}", "revision": params.revision}
 
 
-def copy_local(source: Path, out: Path) -> dict:
+def copy_local(source: Path, out: Path, trust_remote_code: bool) -> dict:
     weight_files(source)
-    for pattern in MODEL_FILES:
+    for pattern in model_files(trust_remote_code):
         for path in source.glob(pattern):
             shutil.copy2(path, out / path.name)
     return {"source": str(source)}
@@ -122,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         params = load_params(args.params)
         card = base(params.base, params.task, args.train, args.prompt, args.out)
-    except (ParamsError, DataError, ModelError, PromptError, ValueError) as err:
+    except (ParamsError, DataError, ModelError, PromptError, ValueError, OSError) as err:
         raise SystemExit(f"base: {err}") from None
     metrics = {"parameters": card["parameters"]}
     if "pretraining" in card:
