@@ -21,8 +21,9 @@ def record(i: int, right: bool, message: str = "msg") -> dict:
 
 
 def test_untrusted_text_cannot_ping_inject_html_or_break_the_table():
-    text = safe("@team <img src=https://evil.example/x.png> a|b `code`\nnext")
-    assert "@" not in text and "<" not in text and "|" not in text and "`" not in text
+    text = safe("@team <img src=https://evil.example/x.png> a|b `code` ![x](https://t.co/p)\nn")
+    for bad in ("@", "<", "|", "`", "[", "]", "!"):
+        assert bad not in text, bad
     assert "\n" not in text
     assert safe("x" * 1000, limit=10) == "x" * 10 + "…"
 

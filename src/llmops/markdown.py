@@ -28,7 +28,8 @@ SHOWN = (
 
 
 def safe(text: object, limit: int = 400) -> str:
-    """Untrusted text for a markdown table cell: no HTML, no @mentions, no table breaks."""
+    """Untrusted text for a markdown table cell: no HTML, @mentions, links, images or
+    table breaks."""
     text = str(text)
     text = text if len(text) <= limit else text[:limit] + "…"
     for a, b in (
@@ -38,6 +39,9 @@ def safe(text: object, limit: int = 400) -> str:
         ("|", "&#124;"),
         ("@", "&#64;"),
         ("`", "&#96;"),
+        ("[", "&#91;"),
+        ("]", "&#93;"),
+        ("!", "&#33;"),
         ("\n", " "),
         ("\r", " "),
     ):
@@ -122,7 +126,7 @@ def examples_table(pairs: list, limit: int) -> str:
     for b, r in pairs[:limit]:
         ref = r["reference"]
         lines.append(
-            f"| {r['id']} | {safe(r['message'])} | {safe(json.dumps(ref))} | "
+            f"| {safe(r['id'])} | {safe(r['message'])} | {safe(json.dumps(ref))} | "
             f"{safe(b['tuned']['output'])} | {safe(r['tuned']['output'])} |"
         )
     if len(pairs) > limit:
@@ -157,7 +161,7 @@ def mermaid_charts(now: dict, main: dict | None, train_now, train_main) -> str:
         step = max(1, len(train_now) // 20)
         points = train_now[::step]
         old = dict(train_main)
-        top = max(v for _, v in train_now[: max(2, len(train_now) // 10)])
+        top = max(v for _, v in [*train_now, *train_main])
         parts += [
             "",
             "```mermaid",
@@ -190,7 +194,7 @@ def verdict(results: list, now: dict, main: dict | None) -> str:
 def cost(train: dict | None, base: dict | None, now: dict, adapter: dict | None) -> str:
     train, base, adapter = train or {}, base or {}, adapter or {}
     rows = [
-        ("base model", f"{base.get('parameters', 'n/a'):,} parameters" if base else "n/a"),
+        ("base model", f"{base['parameters']:,} parameters" if "parameters" in base else "n/a"),
         (
             "pretraining (tiny base)",
             f"{base['pretrain_seconds']:.0f} s" if "pretrain_seconds" in base else "n/a",
@@ -203,7 +207,7 @@ def cost(train: dict | None, base: dict | None, now: dict, adapter: dict | None)
         ),
         (
             "evaluation (tuned)",
-            f"{now['tuned']['latency_ms']:.1f} ms per example, "
+            f"{now['tuned']['latency_ms']:.1f} ms per example (batched), "
             f"{now['tuned']['generated_tokens_per_s']:,.0f} generated tokens/s",
         ),
         (

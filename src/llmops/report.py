@@ -34,19 +34,6 @@ from llmops.markdown import (
 from llmops.params import ParamsError, load_params
 
 LIMIT = 65_536
-SHOWN = (
-    "json_valid",
-    "category_accuracy",
-    "priority_accuracy",
-    "category_macro_f1",
-    "exact_match",
-    "reply_rouge_l",
-    "reply_bleu",
-    "test_loss",
-    "perplexity",
-    "latency_ms",
-    "generated_tokens_per_s",
-)
 PATHS = {
     "params": "params.yaml",
     "eval": "metrics/eval.json",
