@@ -87,118 +87,48 @@ def build(params_path: Path, ref: str, examples: int) -> str:
     params = load_params(params_path)
     now = json.loads(Path(PATHS["eval"]).read_text(encoding="utf-8"))
     old = {k: gate.at_ref(ref, p) for k, p in PATHS.items() if k != "predictions"}
-    main_eval = load_json(old["eval"])
-    results = gate.check(params.eval.gates, now["tuned"], (main_eval or {}).get("tuned"))
     local = {
         k: Path(p).read_text(encoding="utf-8") if Path(p).exists() else None
         for k, p in PATHS.items()
         if k != "predictions"
     }
+    main_eval = load_json(old["eval"])
+    results = gate.check(params.eval.gates, now["tuned"], (main_eval or {}).get("tuned"))
     predictions = [json.loads(x) for x in Path(PATHS["predictions"]).read_text().splitlines()]
     main_predictions, missing = baseline_predictions(ref)
-    prompt = prompt_diff(ref)
-    for shown in [examples, *range(min(examples, 10) - 1, -1, -1)]:
-        text = assemble(
-            params_path,
-            ref,
-            now,
-            main_eval,
-            results,
-            old,
-            local,
+    flips = None if main_predictions is None else flipped(predictions, main_predictions)
+
+    def head(prompt: str) -> list[str]:
+        return [
+            f"## Model report: this change vs `{ref}`",
+            "",
+            verdict(results, now, main_eval),
+            "",
+            "### Quality gates",
+            "",
+            gate.table(results),
+            "",
+            "### Test metrics (fine-tuned model)",
+            "",
+            metrics_table(now, main_eval),
+            "",
+            mermaid_charts(now, main_eval, curve(local["train_curve"]), curve(old["train_curve"])),
+            "",
+            "### Params changed",
+            "",
+            params_diff(params_path, old.get("params")),
+            "",
+            "### Prompt template",
+            "",
             prompt,
-            predictions,
-            main_predictions,
-            missing,
-            shown,
-            examples,
-        )
-        if len(text) < LIMIT:
-            return text
-    prompt = "_Prompt diff too long for a comment; see the pull request's files._"
-    return assemble(
-        params_path,
-        ref,
-        now,
-        main_eval,
-        results,
-        old,
-        local,
-        prompt,
-        predictions,
-        main_predictions,
-        missing,
-        0,
-        examples,
-    )[: LIMIT - 1]
-
-
-def assemble(
-    params_path,
-    ref,
-    now,
-    main_eval,
-    results,
-    old,
-    local,
-    prompt,
-    predictions,
-    main_predictions,
-    missing,
-    shown,
-    asked,
-) -> str:
-    out = [
-        f"## Model report: this change vs `{ref}`",
-        "",
-        verdict(results, now, main_eval),
-        "",
-        "### Quality gates",
-        "",
-        gate.table(results),
-        "",
-        "### Test metrics (fine-tuned model)",
-        "",
-        metrics_table(now, main_eval),
-        "",
-        mermaid_charts(now, main_eval, curve(local["train_curve"]), curve(old["train_curve"])),
-        "",
-        "### Params changed",
-        "",
-        params_diff(params_path, old.get("params")),
-        "",
-        "### Prompt template",
-        "",
-        prompt,
-        "",
-        "### Data",
-        "",
-        data_changes(load_json(local["prep"]), load_json(old["prep"])),
-        "",
-        "### Examples that flipped (category and priority both right vs not)",
-        "",
-    ]
-    if main_predictions is None:
-        out += [f"_{missing}._", ""]
-    else:
-        fixed, broken = flipped(predictions, main_predictions)
-        if shown < asked:
-            out += [
-                f"_Lists cut to {shown} per direction to stay under GitHub's "
-                f"{LIMIT:,}-character comment limit._",
-                "",
-            ]
-        out += [
-            f"**Wrong → right: {len(fixed)}**",
             "",
-            examples_table(fixed, shown),
+            "### Data",
             "",
-            f"**Right → wrong: {len(broken)}**",
-            "",
-            examples_table(broken, shown),
+            data_changes(load_json(local["prep"]), load_json(old["prep"])),
             "",
         ]
-    out += [
+
+    tail = [
         "### Cost and provenance",
         "",
         cost(load_json(local["train"]), load_json(local["base"]), now, load_json(local["adapter"])),
@@ -207,7 +137,38 @@ def assemble(
         f"`{PATHS['predictions']}`._",
         "",
     ]
-    return "\n".join(out)
+    top = head(prompt_diff(ref))
+    for shown in [examples, *range(min(examples, 10) - 1, -1, -1)]:
+        text = "\n".join([*top, *flipped_section(flips, missing, shown, examples), *tail])
+        if len(text) < LIMIT:
+            return text
+    top = head("_Prompt diff too long for a comment; see the pull request's files._")
+    return "\n".join([*top, *flipped_section(flips, missing, 0, examples), *tail])[: LIMIT - 1]
+
+
+def flipped_section(flips: tuple | None, missing: str, shown: int, asked: int) -> list[str]:
+    """The flipped examples, `shown` per direction (a note says when fewer than `asked`)."""
+    out = ["### Examples that flipped (category and priority both right vs not)", ""]
+    if flips is None:
+        return [*out, f"_{missing}._", ""]
+    fixed, broken = flips
+    if shown < asked:
+        out += [
+            f"_Lists cut to {shown} per direction to stay under GitHub's "
+            f"{LIMIT:,}-character comment limit._",
+            "",
+        ]
+    return [
+        *out,
+        f"**Wrong → right: {len(fixed)}**",
+        "",
+        examples_table(fixed, shown),
+        "",
+        f"**Right → wrong: {len(broken)}**",
+        "",
+        examples_table(broken, shown),
+        "",
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
