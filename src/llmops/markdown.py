@@ -10,21 +10,10 @@ from pathlib import Path
 import yaml
 
 from llmops import gate
+from llmops.metrics import RATES
 from llmops.tracking import flatten, git_commit
 
-SHOWN = (
-    "json_valid",
-    "category_accuracy",
-    "priority_accuracy",
-    "category_macro_f1",
-    "exact_match",
-    "reply_rouge_l",
-    "reply_bleu",
-    "test_loss",
-    "perplexity",
-    "latency_ms",
-    "generated_tokens_per_s",
-)
+SHOWN = (*RATES, "reply_bleu", "test_loss", "perplexity", "latency_ms", "generated_tokens_per_s")
 
 
 def safe(text: object, limit: int = 400) -> str:
@@ -143,7 +132,7 @@ def curve(text: str | None) -> list[tuple[int, float]]:
 
 def mermaid_charts(now: dict, main: dict | None, train_now, train_main) -> str:
     """Metric bars (this change as bars, main as a line) and training loss curves."""
-    metrics = [m for m in SHOWN[:6]]
+    metrics = RATES
     bars = ", ".join(f"{now['tuned'][m]:.3f}" for m in metrics)
     parts = [
         "```mermaid",

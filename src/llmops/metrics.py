@@ -35,6 +35,15 @@ HIGHER_IS_BETTER = {
     "test_loss": False,
     "perplexity": False,
 }
+# The split-level scores in [0, 1], drawn as bars (eval plots, report charts).
+RATES = (
+    "json_valid",
+    "category_accuracy",
+    "priority_accuracy",
+    "category_macro_f1",
+    "exact_match",
+    "reply_rouge_l",
+)
 WORD = re.compile(r"[^\W_]+")
 
 

@@ -27,21 +27,13 @@ from llmops.charts import pyplot, save
 from llmops.examples import DataError, answer_text, encode, read_split
 from llmops.inference import Answer, TriageModel
 from llmops.lora import AnswerLoss
-from llmops.metrics import confusion, score_example, summarize
+from llmops.metrics import RATES, confusion, score_example, summarize
 from llmops.models import ModelError
 from llmops.params import EvalParams, Params, ParamsError, load_params
 from llmops.prompts import PromptError
 
 log = logging.getLogger(__name__)
 MODELS = ("base", "tuned")
-BARS = (
-    "json_valid",
-    "category_accuracy",
-    "priority_accuracy",
-    "category_macro_f1",
-    "exact_match",
-    "reply_rouge_l",
-)
 
 
 def score(model: TriageModel, rows: list[dict], decoding: EvalParams, categories) -> tuple:
@@ -127,7 +119,7 @@ def write_plots(results: dict, records: list[dict], categories, folder: Path) ->
         )
     (folder / "confusion.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     for name in MODELS:
-        rows = "".join(f"{m},{results[name][m]:.4f}\n" for m in BARS)
+        rows = "".join(f"{m},{results[name][m]:.4f}\n" for m in RATES)
         (folder / f"metrics_{name}.csv").write_text("metric,value\n" + rows, encoding="utf-8")
     plt = pyplot()
     truth = [r["reference"]["category"] for r in records]
@@ -148,10 +140,10 @@ def write_plots(results: dict, records: list[dict], categories, folder: Path) ->
     ax.set_ylabel("actual")
     save(plt, fig, folder / "confusion.png")
     fig, ax = plt.subplots(figsize=(8, 4))
-    ys = range(len(BARS))
+    ys = range(len(RATES))
     for k, name in enumerate(MODELS):
-        ax.barh([y + 0.4 * k for y in ys], [results[name][m] for m in BARS], 0.4, label=name)
-    ax.set_yticks([y + 0.2 for y in ys], BARS)
+        ax.barh([y + 0.4 * k for y in ys], [results[name][m] for m in RATES], 0.4, label=name)
+    ax.set_yticks([y + 0.2 for y in ys], RATES)
     ax.set_xlim(0, 1)
     ax.legend()
     save(plt, fig, folder / "metrics.png")
