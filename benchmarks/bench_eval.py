@@ -36,10 +36,7 @@ def naive(model: TriageModel, prompts: list[str], max_new_tokens: int) -> list[t
                 **ids, max_new_tokens=max_new_tokens, do_sample=False,
                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
             )  # fmt: skip
-        tokens = generated[0, ids["input_ids"].shape[1] :].tolist()
-        if tokenizer.eos_token_id in tokens:
-            tokens = tokens[: tokens.index(tokenizer.eos_token_id)]
-        out.append((tokenizer.decode(tokens, skip_special_tokens=True), len(tokens)))
+        out.append(model.decode(generated[0, ids["input_ids"].shape[1] :].tolist()))
     return out
 
 

@@ -86,8 +86,7 @@ class TriageModel:
                 generated = self.model.generate(**batch, **self._decoding(decoding))
             new = generated[:, batch["input_ids"].shape[1] :].cpu()
             for i, row in zip(chunk, new, strict=True):
-                tokens = self._until_eos(row.tolist())
-                out[i] = (self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens))
+                out[i] = self.decode(row.tolist())
         return out
 
     def answer(self, messages: list[str], decoding: EvalParams) -> list[Answer]:
@@ -125,6 +124,8 @@ class TriageModel:
             options |= {"temperature": None, "top_p": None, "top_k": None}
         return options
 
-    def _until_eos(self, tokens: list[int]) -> list[int]:
+    def decode(self, generated: list[int]) -> tuple[str, int]:
+        """Text and token count of a generated sequence, up to its first end-of-sequence."""
         eos = self.tokenizer.eos_token_id
-        return tokens[: tokens.index(eos)] if eos in tokens else tokens
+        tokens = generated[: generated.index(eos)] if eos in generated else generated
+        return self.tokenizer.decode(tokens, skip_special_tokens=True), len(tokens)
