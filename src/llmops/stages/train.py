@@ -36,7 +36,6 @@ from llmops.models import (
     load_base,
     load_tokenizer,
     read_card,
-    weight_files,
 )
 from llmops.params import Params, ParamsError, load_params
 from llmops.prompts import PromptError, load_template
@@ -49,9 +48,8 @@ def prepare(params: Params, data: Path, base: Path, prompt: Path) -> Setup:
     """Load and check every input; raise naming the first problem found."""
     cfg = params.train
     template = load_template(prompt)
-    weight_files(base)
+    model = load_base(base, params.base.trust_remote_code)  # fails first if no weights
     tokenizer = load_tokenizer(base, params.base.trust_remote_code)
-    model = load_base(base, params.base.trust_remote_code)
     check_targets(model, cfg.lora.target_modules, base)
     splits = {
         name: encode_split(data / f"{name}.jsonl", tokenizer, template, params.task, cfg.max_length)
