@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import math
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -71,16 +72,15 @@ def test_loss(model: TriageModel, rows: list[dict], batch_size: int) -> float:
 def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dict, list[dict]]:
     """Metrics per model and one prediction record per test example."""
     rows = read_split(data / "test.jsonl")
+    model = TriageModel.load(
+        base, adapter, params.task, trust_remote_code=params.base.trust_remote_code
+    )
     results, answers = {}, {}
     for name in MODELS:
-        model = TriageModel.load(
-            base,
-            adapter if name == "tuned" else None,
-            params.task,
-            template=adapter / "prompt.jinja",
-            trust_remote_code=params.base.trust_remote_code,
-        )
-        results[name], answers[name] = score(model, rows, params.eval, params.task.categories)
+        # The base model is the same loaded weights with the adapter switched off.
+        switch = model.model.disable_adapter() if name == "base" else nullcontext()
+        with switch:
+            results[name], answers[name] = score(model, rows, params.eval, params.task.categories)
         log.info("%s: %s", name, json.dumps(results[name]))
     records = [prediction(row, {m: answers[m][i] for m in MODELS}) for i, row in enumerate(rows)]
     return results, records
