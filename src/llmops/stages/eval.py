@@ -4,8 +4,9 @@ Run: python -m llmops.stages.eval --params params.yaml --data data/prepared \
         --base models/base --adapter models/adapter --metrics metrics/eval.json \
         --plots reports/eval --predictions data/eval/predictions.jsonl
 
-Both models answer every test message through `llmops.inference` (the path the service
-uses) with the adapter's prompt template, and are scored by `llmops.metrics`. Also
+Both models (one load: the adapter switched off is the base model) answer every test
+message through `llmops.inference` (the path the service uses) with the adapter's prompt
+template, and are scored by `llmops.metrics`. Also
 measured: the answer-token loss on the test split (and its perplexity), generation time
 per example and generated tokens/s. The figures are logged to the MLflow run that trained
 the adapter (its id is in <adapter>/training.json).
