@@ -17,8 +17,8 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro dag gate report test test-fast lint format params sample-data ui bench-train \
-  bench-eval lock hooks clean
+.PHONY: help install repro dag gate report test test-fast lint format params sample-data ui \
+  bench-train bench-eval lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,14 +42,20 @@ repro: $(STAMP) ## Run the pipeline on params.yaml (dvc repro); does nothing whe
 dag: $(STAMP) ## Show the pipeline's stages (dvc dag)
 	dvc dag
 
-# The baseline the gates and the report compare against (a git ref).
+# The baseline the gates and the report compare against (a git ref). Recipes read it from
+# the environment as "$$BASELINE", so no value is ever parsed as shell.
 BASELINE ?= main
+export BASELINE
 
-gate: $(STAMP) ## Check the quality gates (params.yaml eval.gates) against BASELINE=main; fails if any fails
-	python -m llmops.gate --params params.yaml --metrics metrics/eval.json --baseline $(BASELINE)
+gate: $(STAMP) ## Check the quality gates (params.yaml gate) against BASELINE=main; fails if any fails
+	python -m llmops.gate --params params.yaml --metrics metrics/eval.json --baseline "$$BASELINE"
 
 report: $(STAMP) ## Write report.md: this change vs BASELINE=main (what CI posts on the pull request)
-	python -m llmops.report --params params.yaml --baseline $(BASELINE) --out report.md
+	python -m llmops.report --params params.yaml --baseline "$$BASELINE" --out report.md \
+	  --eval metrics/eval.json --train metrics/train.json --prep metrics/prep.json \
+	  --base metrics/base.json --predictions data/eval/predictions.jsonl \
+	  --train-curve reports/train/train_loss.csv --adapter models/adapter/training.json \
+	  --prompts prompts
 
 test: $(STAMP) ## Run all tests, end-to-end included (what CI runs)
 	python -m pytest
@@ -61,21 +67,23 @@ lint: $(STAMP) ## Lint: ruff, formatting, YAML, large files, workflows (pre-comm
 	pre-commit run --all-files --show-diff-on-failure
 
 format: $(STAMP) ## Fix formatting and autofixable lint
-	ruff format src tests
-	ruff check --fix src tests
+	ruff format src tests examples benchmarks
+	ruff check --fix src tests examples benchmarks
 
-params: $(STAMP) ## Validate params.yaml against the typed config
+params: $(STAMP) ## Validate params.yaml; list the task's metrics and check the gates' names
 	python -m llmops.params params.yaml
+	python -m llmops.metrics params.yaml
 
-sample-data: $(STAMP) ## Regenerate the sample raw data in data/raw/ (deterministic)
-	python -m llmops.sample_data.generate --out data/raw
+sample-data: $(STAMP) ## Regenerate the worked example's raw data in data/raw/ (deterministic)
+	@test -d examples/ticket_triage || { echo "the worked example was removed (make init)" >&2; exit 1; }
+	python -m examples.ticket_triage.generate --out data/raw
 
 ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
 
 bench-train: $(STAMP) ## Benchmark training throughput vs the transformers Trainer (needs models/base)
 	python -m benchmarks.bench_train --params params.yaml --data data/prepared --base models/base \
-	  --prompt prompts/triage.jinja --out benchmarks/results/train.json
+	  --out benchmarks/results/train.json
 
 bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate (needs make repro)
 	python -m benchmarks.bench_eval --params params.yaml --data data/prepared --base models/base \

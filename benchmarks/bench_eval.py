@@ -7,7 +7,7 @@ Run: make bench-eval
 Same fine-tuned model, same prompts (the first --examples test rows), same greedy decoding
 and max_new_tokens, in this one process. The baseline calls `model.generate` once per
 example (no padding, KV cache on, as a first script would). Ours is
-`llmops.inference.TriageModel.generate`: length-grouped batches of eval.batch_size,
+`llmops.inference.TaskModel.generate`: length-grouped batches of eval.batch_size,
 left-padded. The outputs must be identical, token for token; the run fails otherwise.
 """
 
@@ -22,35 +22,39 @@ from pathlib import Path
 import torch
 
 from llmops.examples import read_split
-from llmops.inference import TriageModel
+from llmops.inference import TaskModel
 from llmops.params import load_params
+from llmops.prompts import Prompt, prompt_ids
+from llmops.task import Task
 
 
-def naive(model: TriageModel, prompts: list[str], max_new_tokens: int) -> list[tuple[str, int]]:
+def naive(model: TaskModel, prompts: list[Prompt], max_new_tokens: int) -> list[tuple[str, int]]:
     out = []
     tokenizer = model.tokenizer
     for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt").to(model.device.device)
+        ids = torch.tensor([prompt_ids(tokenizer, prompt)], device=model.device.device)
         with torch.no_grad():
             generated = model.model.generate(
-                **ids, max_new_tokens=max_new_tokens, do_sample=False,
+                input_ids=ids, attention_mask=torch.ones_like(ids),
+                max_new_tokens=max_new_tokens, do_sample=False,
                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
             )  # fmt: skip
-        out.append(model.decode(generated[0, ids["input_ids"].shape[1] :].tolist()))
+        out.append(model.decode(generated[0, ids.shape[1] :].tolist()))
     return out
 
 
 def bench(args: argparse.Namespace) -> dict:
     params = load_params(args.params)
-    model = TriageModel.load(args.base, args.adapter, params.task)
+    model = TaskModel.load(args.base, args.adapter, Task.from_params(params.task))
     rows = read_split(args.data / "test.jsonl")[: args.examples]
-    prompts = model.prompts([r["message"] for r in rows])
-    model.generate(prompts[:4], params.eval)  # warm-up, both paths share it
+    prompts = model.prompts(rows)
+    batch = params.eval.batch_size
+    model.generate(prompts[:4], params.decoding, batch)  # warm-up, both paths share it
     start = time.perf_counter()
-    batched = model.generate(prompts, params.eval)
+    batched = model.generate(prompts, params.decoding, batch)
     ours = time.perf_counter() - start
     start = time.perf_counter()
-    single = naive(model, prompts, params.eval.max_new_tokens)
+    single = naive(model, prompts, params.decoding.max_new_tokens)
     baseline = time.perf_counter() - start
     differ = [r["id"] for r, a, b in zip(rows, batched, single, strict=True) if a != b]
     if differ:

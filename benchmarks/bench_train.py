@@ -2,7 +2,8 @@
 
 Run: make bench-train
      (python -m benchmarks.bench_train --params params.yaml --data data/prepared \
-        --base models/base --prompt prompts/triage.jinja --out benchmarks/results/train.json)
+        --base models/base --out benchmarks/results/train.json)
+The prompt template is the task's (params.yaml task.prompt).
 
 Both sides train the same LoRA (params.yaml train.lora) on the same base model and the
 same tokenized training examples, with the same batch size, optimizer steps, learning
@@ -127,7 +128,7 @@ def run_trainer(setup: trainer.Setup, cfg, steps: int, seed: int) -> dict:
 
 
 def fresh_setup(params, args) -> trainer.Setup:
-    setup = stage.prepare(params, args.data, args.base, args.prompt)
+    setup = stage.prepare(params, args.data, args.base, Path(params.task.prompt))
     setup.val = setup.val[:8]  # ours ends with one validation pass; keep it negligible
     return setup
 
@@ -169,7 +170,7 @@ def bench(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    for name in ("data", "base", "prompt", "out"):
+    for name in ("data", "base", "out"):
         parser.add_argument(f"--{name}", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=40, help="optimizer steps per run")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of baseline + ours")

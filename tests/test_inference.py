@@ -8,33 +8,35 @@ import dataclasses
 import pytest
 
 from llmops.examples import read_split
-from llmops.inference import TriageModel
+from llmops.inference import TaskModel
 from llmops.params import load_params
+from llmops.task import Task
 
 
 @pytest.fixture(scope="module")
 def setup(project, adapter):
     params = load_params(project / "params.yaml")
-    model = TriageModel.load(project / "models" / "base", adapter, params.task)
+    task = Task.from_params(params.task)
+    model = TaskModel.load(project / "models" / "base", adapter, task)
     rows = read_split(project / "data" / "prepared" / "test.jsonl")
-    decoding = dataclasses.replace(params.eval, max_new_tokens=24, batch_size=5)
+    decoding = dataclasses.replace(params.decoding, max_new_tokens=24)
     return model, rows, decoding
 
 
 def test_prompt_comes_from_the_template_saved_with_the_adapter(setup, adapter):
     model, rows, _ = setup
     assert model.template.path == adapter / "prompt.jinja"
-    prompt = model.prompts([rows[0]["message"]])[0]
-    assert rows[0]["message"] in prompt and prompt.endswith("Answer:\n")
+    prompt = model.prompts([{"text": rows[0]["text"]}])[0]
+    assert rows[0]["text"] in prompt.text and prompt.text.endswith("Answer:\n")
 
 
 def test_batched_generation_equals_one_at_a_time(setup):
     # Batches of 5 over 12 prompts of different lengths: padding on the left, and the
     # outputs come back in input order, identical to generating each prompt alone.
     model, rows, decoding = setup
-    prompts = model.prompts([r["message"] for r in rows[:12]])
-    batched = model.generate(prompts, decoding)
-    alone = [model.generate([p], dataclasses.replace(decoding, batch_size=1))[0] for p in prompts]
+    prompts = model.prompts(rows[:12])
+    batched = model.generate(prompts, decoding, batch_size=5)
+    alone = [model.generate([p], decoding, batch_size=1)[0] for p in prompts]
     assert batched == alone
     assert all(0 < n <= 24 for _, n in batched)
 
@@ -49,7 +51,8 @@ def test_left_padding_puts_real_tokens_last(setup):
 
 def test_a_half_trained_model_gives_parsed_results_not_exceptions(setup):
     model, rows, decoding = setup
-    answers = model.answer([r["message"] for r in rows[:4]], decoding)
+    answers = model.answer(rows[:4], dataclasses.replace(decoding, max_new_tokens=6))
     assert len(answers) == 4
-    for answer in answers:  # 24 tokens cannot hold a full answer: invalid, with the reason
+    for answer in answers:  # 6 tokens cannot hold a full answer: invalid, with the reason
         assert answer.parsed.valid is False and answer.parsed.error
+        assert set(answer.parsed.fields) == {"topic", "sentiment", "summary"}

@@ -1,47 +1,73 @@
-"""Metric definitions against hand-computed cases, malformed and partial outputs included."""
+"""Metric definitions, derived from the task, against hand-computed cases; gates that name a
+metric the task lacks are refused with the metrics that exist."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from llmops.metrics import confusion, macro_f1, parse_answer, rouge_l, score_example, summarize
+from llmops.metrics import (
+    check_gates,
+    confusion,
+    macro_f1,
+    main,
+    metric_names,
+    rates,
+    rouge_l,
+    score_example,
+    summarize,
+)
+from llmops.params import GateParams, ParamsError
+from tests.synthetic import write_params
 
-REF = {"category": "refund", "priority": "high", "reply": "We have opened your refund."}
+REF = {"topic": "quality", "sentiment": "positive", "summary": "Happy with the quality."}
 
 
-def test_a_complete_answer_is_valid_and_scores_fully():
-    parsed = parse_answer(
-        '{"category": "refund", "priority": "high", "reply": "We have opened your refund."}'
-    )
-    assert parsed.valid and parsed.error == ""
-    assert score_example(parsed, REF) == {
-        "json_valid": 1.0, "category": 1.0, "priority": 1.0, "exact": 1.0, "rouge_l": 1.0,
+def answer(task, **fields) -> str:
+    import json
+
+    return json.dumps({**REF, **fields})
+
+
+def test_names_follow_one_pattern_per_field_kind(task):
+    names = metric_names(task)
+    assert list(names) == [
+        "json_valid",
+        "topic_accuracy", "topic_macro_f1", "topic_valid_label",
+        "sentiment_accuracy", "sentiment_macro_f1", "sentiment_valid_label",
+        "sentiment_rank_error",  # ordered labels only
+        "summary_rouge_l", "summary_bleu",
+        "exact_match", "test_loss", "perplexity", "latency_ms", "generated_tokens_per_s",
+    ]  # fmt: skip
+    assert names["sentiment_rank_error"] is False and names["test_loss"] is False
+    assert names["topic_accuracy"] is True
+    assert "summary_bleu" not in rates(task) and "sentiment_rank_error" not in rates(task)
+
+
+def test_a_complete_answer_scores_fully(task):
+    scores = score_example(task, task.parse_answer(answer(task)), REF)
+    assert scores == {
+        "json_valid": 1.0, "topic_accuracy": 1.0, "topic_valid_label": 1.0,
+        "sentiment_accuracy": 1.0, "sentiment_valid_label": 1.0, "sentiment_rank_error": 0.0,
+        "summary_rouge_l": 1.0, "exact_match": 1.0,
     }  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("text", "valid", "category", "error"),
-    [
-        ('{"category": "refund", "priority": "high"', False, None, "not JSON"),  # cut off
-        ('{"category": "refund"}', False, "refund", "missing or non-string: priority, reply"),
-        ('{"category": "refund", "priority": 3, "reply": "x"}', False, "refund", "priority"),
-        ('["refund", "high"]', False, None, "not a JSON object: list"),
-        ("Sure! Here is the answer: refund", False, None, "not JSON"),
-        ("", False, None, "not JSON"),
-        ('  {"category": "refund", "priority": "low", "reply": ""}\n', True, "refund", ""),
-    ],
-)
-def test_malformed_and_partial_outputs_are_scored_not_raised(text, valid, category, error):
-    parsed = parse_answer(text)
-    assert parsed.valid is valid
-    assert parsed.category == category
-    assert error in parsed.error
+def test_a_partial_object_earns_its_fields_but_not_validity(task):
+    scores = score_example(task, task.parse_answer('{"topic": "quality"}'), REF)
+    assert scores["json_valid"] == 0.0 and scores["topic_accuracy"] == 1.0
+    assert scores["sentiment_accuracy"] == 0.0 and scores["summary_rouge_l"] == 0.0
+    assert scores["sentiment_rank_error"] == 2.0  # no valid label: the largest distance
+    assert scores["exact_match"] == 0.0
 
 
-def test_a_partial_object_earns_its_fields_but_not_validity():
-    scores = score_example(parse_answer('{"category": "refund"}'), REF)
-    assert scores == {"json_valid": 0.0, "category": 1.0, "priority": 0.0, "exact": 0.0,
-                      "rouge_l": 0.0}  # fmt: skip
+def test_rank_error_and_valid_label_by_hand(task):
+    near = score_example(task, task.parse_answer(answer(task, sentiment="neutral")), REF)
+    far = score_example(task, task.parse_answer(answer(task, sentiment="negative")), REF)
+    invented = score_example(task, task.parse_answer(answer(task, topic="colour")), REF)
+    assert near["sentiment_rank_error"] == 1.0 and far["sentiment_rank_error"] == 2.0
+    assert invented["topic_valid_label"] == 0.0 and invented["json_valid"] == 1.0
 
 
 def test_rouge_l_by_hand():
@@ -67,22 +93,47 @@ def test_macro_f1_by_hand():
     assert macro_f1(["a", "b"], ["a", "c"], ["a", "b", "c"]) == pytest.approx(1 / 3)
 
 
-def test_summary_by_hand():
-    refs = [REF, {"category": "billing", "priority": "low", "reply": "Your invoice is attached."}]
-    outputs = [
-        '{"category": "refund", "priority": "low", "reply": "We have opened your refund."}',
-        "garbage",
-    ]
-    summary = summarize([parse_answer(o) for o in outputs], refs, ["refund", "billing"])
+def test_summary_by_hand(task):
+    other = {"topic": "price", "sentiment": "negative", "summary": "Unhappy with the price."}
+    outputs = [answer(task, sentiment="neutral"), "garbage"]
+    summary = summarize(task, [task.parse_answer(o) for o in outputs], [REF, other])
+    assert list(summary) == [m for m in metric_names(task) if m in summary]
     assert summary["json_valid"] == 0.5
-    assert summary["category_accuracy"] == 0.5
-    assert summary["priority_accuracy"] == 0.0
+    assert summary["topic_accuracy"] == 0.5
+    assert summary["sentiment_accuracy"] == 0.0
+    assert summary["sentiment_rank_error"] == 1.5  # 1 (neutral vs positive) and 2 (none)
+    assert summary["topic_valid_label"] == 0.5
     assert summary["exact_match"] == 0.0
-    assert summary["reply_rouge_l"] == 0.5
-    assert summary["category_macro_f1"] == pytest.approx(0.5)  # refund 1.0, billing 0.0
-    assert 0 < summary["reply_bleu"] < 100
+    assert summary["summary_rouge_l"] == 0.5
+    assert summary["topic_macro_f1"] == pytest.approx(0.5)  # quality 1.0, price 0.0
+    assert 0 < summary["summary_bleu"] < 100
+    assert "test_loss" not in summary  # the eval stage adds it
 
 
 def test_confusion_counts_and_marks_invalid_predictions():
     rows = confusion(["a", "a", "b"], ["a", None, "zzz"], ["a", "b"])
     assert rows == [("a", "(invalid)", 1), ("a", "a", 1), ("b", "(invalid)", 1)]
+
+
+def test_a_gate_on_a_metric_the_task_lacks_is_a_params_error(task):
+    check_gates(task, GateParams({"topic_accuracy": 0.5}, {"sentiment_rank_error": 0.1}))
+    with pytest.raises(ParamsError) as err:
+        check_gates(task, GateParams({"category_accuracy": 0.5}, {}))
+    message = str(err.value)
+    assert "gate.min.category_accuracy: no such metric for this task" in message
+    assert "expected one of: json_valid, topic_accuracy," in message
+    no_order = dataclasses.replace(task, outputs=tuple(
+        dataclasses.replace(f, ordered=False) for f in task.outputs
+    ))  # fmt: skip
+    with pytest.raises(ParamsError, match=r"gate.max_drop.sentiment_rank_error: no such metric"):
+        check_gates(no_order, GateParams({}, {"sentiment_rank_error": 0.1}))
+
+
+def test_cli_lists_the_metrics_and_checks_the_gates(tmp_path, capsys):
+    main([str(write_params(tmp_path / "params.yaml"))])
+    out = capsys.readouterr().out
+    assert "sentiment_rank_error             lower is better" in out
+    assert "2 gates name known metrics" in out
+    bad = write_params(tmp_path / "bad.yaml", {"gate": {"min": {"reply_bleu": 1.0}}})
+    with pytest.raises(SystemExit, match=r"bad.yaml: gate.min.reply_bleu: no such metric"):
+        main([str(bad)])

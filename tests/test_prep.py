@@ -1,8 +1,8 @@
-"""The prep stage on the sample data and on bad input: every row accounted for."""
+"""The prep stage on the tests' own data and on bad input: every row accounted for, PII never
+stored, any tabular format, the column mapping, file pins and derived ids."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -10,21 +10,52 @@ from pathlib import Path
 import pytest
 
 from llmops.records import REASONS
-from llmops.redact import KINDS, redact_raw
 from llmops.stages.prep import main as prep_main
-from llmops.stages.prep import prep
-from tests.conftest import ticket, write_raw
+from tests.synthetic import (
+    INTENT_PARAMS,
+    intent_rows,
+    project_files,
+    review_rows,
+    write_csv,
+    write_jsonl,
+    write_params,
+)
 
 # A wider net than the redactor's own patterns: any email, any run of 9+ digits with
 # the usual separators and brackets.
 PII = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\+?\(?\d[\d ().\-/]{7,}\d")
 
 
-def run(tmp_path: Path, raw: Path, params: Path | None = None) -> Path:
-    out = tmp_path / "out"
-    argv = ["--raw", str(raw), "--out", str(out / "prepared"), "--quarantine", str(out / "q")]
-    argv += ["--report", str(out / "report"), "--metrics", str(out / "metrics.json")]
-    prep_main(argv + (["--params", str(params)] if params else []))
+def bad(uid: str, **fields) -> dict:
+    """A raw review row with one defect (the fields given)."""
+    row = {"uid": uid, "review_text": "fine", "topic": "price", "sentiment": "neutral"}
+    return {**row, "summary": "x", **fields}
+
+
+# One defect each, planted among clean rows: reason -> raw lines.
+PLANTED = {
+    "invalid_utf8": [b'{"uid": "B1", "review_text": "caf\xc3 mail jo@example.com"}'],
+    "malformed_json": ['{"uid": "B2", "review_text": ', "not json at all"],
+    "not_an_object": ["[1, 2]"],
+    "missing_field": [{"uid": "B3", "review_text": "where is it", "topic": "price"}],
+    "wrong_type": [bad("B4", review_text=5)],
+    "unknown_label": [bad("B5", review_text="call +44 20 7946 0958", topic="misc")],
+    "empty_field": [bad("B6", review_text=" \u200b ")],
+    "too_long": [bad("B7", review_text="x" * 401)],
+}
+
+
+def run(root: Path, params: Path | None = None, raw: Path | None = None) -> Path:
+    out = root / "out"
+    argv = ["--raw", str(raw or root / "data" / "raw"), "--out", str(out / "prepared")]
+    argv += ["--quarantine", str(out / "q"), "--report", str(out / "report")]
+    argv += [
+        "--metrics",
+        str(out / "metrics.json"),
+        "--params",
+        str(params or root / "params.yaml"),
+    ]
+    prep_main(argv)
     return out
 
 
@@ -33,146 +64,167 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def planted(sample):
-    # The committed data/raw is this output (test_sample_data checks the bytes).
-    return sample[1]
+def planted(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A reviews project whose raw data holds 200 clean rows, PII and one of each defect."""
+    clean = review_rows(200, seed=3)
+    clean[0]["review_text"] += " Mail me at ann.lee@example.com or call 415-555-0132."
+    clean[1]["summary"] = "Card 4111 1111 1111 1111 was charged."
+    copies = [
+        dict(clean[5], uid="D1"),
+        dict(clean[6], uid="D2", review_text=clean[6]["review_text"].upper()),
+    ]
+    bad = [line for lines in PLANTED.values() for line in lines]
+    root = project_files(tmp_path_factory.mktemp("planted"), clean[:100])
+    write_jsonl(root / "data" / "raw" / "z-more.jsonl", [*clean[100:], *bad, *copies])
+    return run(root), clean
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory, repo, planted, params):
-    raw = repo / "data" / "raw"
-    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw.iterdir()}
-    out = run(tmp_path_factory.mktemp("prep"), raw, repo / "params.yaml")
-    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in raw.iterdir()}
-    assert before == after, "prep must never modify data/raw"
-    return out
-
-
-def test_every_planted_defect_is_quarantined_with_its_reason(prepared, planted):
-    metrics = json.loads((prepared / "metrics.json").read_text())
-    assert metrics["rows_in"] == planted.clean_rows + sum(planted.dirty.values())
+def test_rows_in_equal_rows_kept_plus_rows_quarantined_reason_by_reason(planted):
+    out, clean = planted
+    metrics = json.loads((out / "metrics.json").read_text())
+    expected = {reason: len(lines) for reason, lines in PLANTED.items()}
+    expected |= {"duplicate": 1, "near_duplicate": 1}
+    assert metrics["rejected"] == {r: expected.get(r, 0) for r in REASONS}
+    assert metrics["rows_kept"] == len(clean)
     assert metrics["rows_in"] == metrics["rows_kept"] + metrics["rows_rejected"]
-    assert metrics["rows_kept"] == planted.clean_rows
-    assert metrics["rejected"] == {r: planted.dirty.get(r, 0) for r in REASONS}
-    assert metrics["redactions"] == planted.redactions
-    assert metrics["split"]["test"] == planted.test_rows
-    assert sum(metrics["split"].values()) == planted.clean_rows
+    splits = {n: read_jsonl(out / "prepared" / f"{n}.jsonl") for n in ("train", "val", "test")}
+    assert sum(map(len, splits.values())) == len(clean)
+    assert len(read_jsonl(out / "q" / "rejected.jsonl")) == metrics["rows_rejected"]
+    assert metrics["redactions"] == {"EMAIL": 1, "PHONE": 1, "CARD": 1}
 
 
-def test_outputs_add_up_and_point_back_to_raw_lines(prepared, repo, planted):
-    splits = {n: read_jsonl(prepared / "prepared" / f"{n}.jsonl") for n in ("train", "val", "test")}
-    quarantine = read_jsonl(prepared / "q" / "rejected.jsonl")
-    assert sum(map(len, splits.values())) + len(quarantine) == planted.clean_rows + sum(
-        planted.dirty.values()
-    )
-    raw_lines = {}
-    for q in quarantine:
+def test_prepared_rows_carry_the_task_fields_under_their_names(planted):
+    out, _ = planted
+    rows = read_jsonl(out / "prepared" / "train.jsonl")
+    assert set(rows[0]) == {"id", "text", "topic", "sentiment", "summary", "source"}
+    assert rows[0]["id"].startswith("R") and rows[0]["source"].endswith(".jsonl:1")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["labels"]) == {"topic", "sentiment"}
+    assert list(metrics["labels"]["sentiment"]["train"]) == ["negative", "neutral", "positive"]
+    assert set(metrics["chars"]) == {"text", "summary"}
+    val_topics = {r["topic"] for r in read_jsonl(out / "prepared" / "val.jsonl")}
+    assert val_topics == {"price", "quality", "delivery", "service"}  # stratified
+
+
+def test_quarantine_points_back_to_raw_lines(planted):
+    out, _ = planted
+    for q in read_jsonl(out / "q" / "rejected.jsonl"):
         assert q["reason"] in REASONS and q["detail"], q
-        lines = raw_lines.setdefault(q["source"], Path(q["source"]).read_bytes().splitlines())
-        line = lines[q["line"] - 1]
-        if q["reason"] in ("duplicate", "near_duplicate"):  # raw is the cleaned row
-            assert json.loads(q["raw"])["id"] == json.loads(line)["id"]
-        else:  # raw is the line as read, redacted
-            assert q["raw"] == redact_raw(line.decode("utf-8", "backslashreplace"), KINDS)
-    seen = set()
-    for row in (r for rows in splits.values() for r in rows):
-        assert set(row) == {"id", "message", "category", "priority", "reply", "source"}
-        assert row["message"] == row["message"].strip() and "  " not in row["message"]
-        key = row["message"].casefold()
-        assert key not in seen
-        seen.add(key)
-    val = {r["category"] for r in splits["val"]}
-    assert len(val) == 10  # stratified: every category has validation rows
+        assert Path(q["source"]).exists() and q["line"] >= 1
 
 
-def test_no_pii_is_stored(prepared):
-    stored = [*(prepared / "prepared").iterdir(), prepared / "q" / "rejected.jsonl"]
-    for path in [*stored, prepared / "report" / "data_report.md"]:
+def test_no_pii_is_stored(planted):
+    out, _ = planted
+    stored = [*(out / "prepared").iterdir(), out / "q" / "rejected.jsonl"]
+    for path in [*stored, out / "report" / "data_report.md"]:
         text = path.read_text(encoding="utf-8")
-        # 9+ digit runs that are not PII: none in the sample data but dates inside logs
-        leaks = [m for m in PII.findall(text) if not re.fullmatch(r"[\d\- :.]+", m) or len(m) > 12]
-        assert not leaks, (path, leaks[:5])
-    assert "<EMAIL>" in (prepared / "prepared" / "train.jsonl").read_text()
-    quarantine = (prepared / "q" / "rejected.jsonl").read_text()
-    assert "<PHONE>" in quarantine and "<CARD>" in quarantine  # dirty rows carry PII too
+        assert not PII.findall(text), (path, PII.findall(text)[:5])
+    assert (
+        "<EMAIL>"
+        in (out / "prepared" / "train.jsonl").read_text()
+        + (out / "prepared" / "test.jsonl").read_text()
+        + (out / "prepared" / "val.jsonl").read_text()
+    )
+    quarantine = (out / "q" / "rejected.jsonl").read_text()
+    assert "<PHONE>" in quarantine and "<EMAIL>" in quarantine  # bad rows carry PII too
 
 
-def test_report_and_charts(prepared, planted):
-    report = (prepared / "report" / "data_report.md").read_text()
-    assert f"quarantined **{sum(planted.dirty.values())}**" in report
-    assert f"| EMAIL | {planted.redactions['EMAIL']} |" in report
-    assert f"| near_duplicate | {planted.dirty['near_duplicate']} |" in report
-    for chart in ("label_balance.png", "message_length.png"):
-        assert (prepared / "report" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "](label_balance.png)" in report
+def test_report_has_a_table_per_label_field_and_the_charts(planted):
+    out, _ = planted
+    report = (out / "report" / "data_report.md").read_text()
+    assert "## `topic` per split" in report and "## `sentiment` per split" in report
+    assert "| unknown_label | 1 |" in report and "| near_duplicate | 1 |" in report
+    for chart in ("label_balance.png", "text_length.png"):
+        assert (out / "report" / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_same_input_gives_same_outputs(tmp_path, repo):
+def test_csv_with_other_column_names_a_pinned_test_file_and_no_ids(tmp_path):
+    # A classification-only task from CSV files: `utterance` -> text, `intent` -> label.
+    params = write_params(tmp_path / "params.yaml", base=INTENT_PARAMS)
+    train = intent_rows(300, seed=1)
+    test = intent_rows(40, seed=2, held_out=True)
     raw = tmp_path / "raw"
-    write_raw(raw, [ticket(id=f"T{i}", message=f"Order ORD-10000{i} is late") for i in range(30)])
-    first, second = run(tmp_path / "a", raw), run(tmp_path / "b", raw)
-    for rel in (
-        "prepared/train.jsonl",
-        "prepared/val.jsonl",
-        "metrics.json",
-        "report/label_balance.png",
-    ):
+    write_csv(raw / "a-train.csv", [*train, test[0]])  # a test row also in the training file
+    write_csv(raw / "official" / "test.csv", test)
+    out = run(tmp_path, params, raw)
+    splits = {n: read_jsonl(out / "prepared" / f"{n}.jsonl") for n in ("train", "val", "test")}
+    assert len(splits["test"]) == 40  # whole, although its duplicate came first
+    assert {r["text"] for r in splits["test"]} == {r["utterance"] for r in test}
+    assert len(splits["train"]) + len(splits["val"]) == 300
+    quarantine = read_jsonl(out / "q" / "rejected.jsonl")
+    assert [(q["source"], q["reason"]) for q in quarantine] == [
+        ((raw / "a-train.csv").as_posix(), "duplicate")
+    ]
+    ids = [r["id"] for rows in splits.values() for r in rows]
+    assert len(set(ids)) == len(ids) and all(re.fullmatch(r"h[0-9a-f]{12}", i) for i in ids)
+    again = run(tmp_path / "again", params, raw)
+    assert (again / "prepared" / "test.jsonl").read_bytes() == (
+        out / "prepared" / "test.jsonl"
+    ).read_bytes()  # derived ids and order are stable
+
+
+def test_files_that_are_not_data_are_listed_not_read(tmp_path):
+    root = project_files(tmp_path / "p", review_rows(30))
+    (root / "data" / "raw" / "notes.txt").write_text("hello")
+    out = run(root)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["files_skipped"] == 1 and metrics["rows_in"] == 30
+    report = (out / "report" / "data_report.md").read_text()
+    assert "## Files not read" in report and "notes.txt" in report
+
+
+def test_same_input_gives_same_outputs(tmp_path):
+    root = project_files(tmp_path / "p", review_rows(60))
+    first, second = run(root), run(root / "b", root / "params.yaml", root / "data" / "raw")
+    for rel in ("prepared/train.jsonl", "prepared/val.jsonl", "metrics.json",
+                "report/label_balance.png"):  # fmt: skip
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
 
 
-def test_empty_raw_folder_fails_clearly(tmp_path, monkeypatch, repo):
-    monkeypatch.chdir(repo)
-    (tmp_path / "raw").mkdir()
-    with pytest.raises(SystemExit, match=r"prep: .*raw: no rows to prepare \(no files\)"):
-        run(tmp_path, tmp_path / "raw")
+def test_empty_raw_folder_fails_clearly(tmp_path):
+    root = project_files(tmp_path / "p", [])
+    (root / "data" / "raw" / "reviews.jsonl").unlink()
+    with pytest.raises(SystemExit, match=r"prep: .*raw: no rows to prepare \(no data files\)"):
+        run(root)
     with pytest.raises(SystemExit, match=r"prep: .*absent: raw data folder not found"):
-        run(tmp_path, tmp_path / "absent")
+        run(root, raw=tmp_path / "absent")
 
 
-def test_only_malformed_lines_fail_and_are_kept(tmp_path, monkeypatch, repo):
-    monkeypatch.chdir(repo)
-    raw = tmp_path / "raw"
-    write_raw(raw, ['{"id": "T1", "message": ', "not json", "{'single': 'quotes'}"])
+def test_only_malformed_lines_fail_and_are_kept(tmp_path):
+    root = project_files(tmp_path / "p", ['{"uid": "T1", "review_text": ', "not json", "{'a': 1}"])
     with pytest.raises(SystemExit) as exit_:
-        run(tmp_path, raw)
+        run(root)
     assert "no usable rows: all 3 rows were rejected (malformed_json=3)" in str(exit_.value)
     assert "rejected.jsonl" in str(exit_.value)
-    quarantined = read_jsonl(tmp_path / "out" / "q" / "rejected.jsonl")
+    quarantined = read_jsonl(root / "out" / "q" / "rejected.jsonl")
     assert [(q["line"], q["reason"]) for q in quarantined] == [
         (i, "malformed_json") for i in (1, 2, 3)
     ]
 
 
-def test_too_many_rejections_fail_after_writing_the_quarantine(tmp_path, monkeypatch, repo):
-    monkeypatch.chdir(repo)
-    raw = tmp_path / "raw"
-    good = [ticket(id=f"T{i}", message=f"Order ORD-20000{i} never came") for i in range(8)]
-    write_raw(raw, [*good, ticket(category="misc"), ticket(priority=None)])
+def test_too_many_rejections_fail_after_writing_the_quarantine(tmp_path):
+    rows = review_rows(8)
+    bad = [dict(rows[0], uid="X1", topic="misc"), {"uid": "X2", "review_text": "hi"}]
+    root = project_files(tmp_path / "p", [*rows, *bad], {"prep": {"max_rejected_fraction": 0.1}})
     with pytest.raises(SystemExit) as exit_:
-        run(tmp_path, raw)
+        run(root)
     message = str(exit_.value)
     assert "2 of 10 rows rejected (20.0%), more than prep.max_rejected_fraction=10.0%" in message
     assert "unknown_label=1" in message and "missing_field=1" in message
-    assert len(read_jsonl(tmp_path / "out" / "q" / "rejected.jsonl")) == 2
-    assert (
-        len(read_jsonl(tmp_path / "out" / "prepared" / "train.jsonl"))
-        + len(read_jsonl(tmp_path / "out" / "prepared" / "val.jsonl"))
-        == 8
+    assert len(read_jsonl(root / "out" / "q" / "rejected.jsonl")) == 2
+    kept = sum(
+        len(read_jsonl(root / "out" / "prepared" / f"{s}.jsonl")) for s in ("train", "val", "test")
     )
+    assert kept == 8
 
 
-def test_params_typo_fails_before_reading_data(tmp_path, repo):
-    text = (repo / "params.yaml").read_text().replace("val_fraction:", "val_fractoin:")
-    (tmp_path / "params.yaml").write_text(text)
+def test_params_typo_fails_before_reading_data(tmp_path):
+    root = project_files(tmp_path / "p", review_rows(10))
+    text = (root / "params.yaml").read_text().replace("val_fraction:", "val_fractoin:")
+    (root / "params.yaml").write_text(text)
     with pytest.raises(
         SystemExit,
         match=r"params.yaml: prep.val_fractoin: unknown key.*did you mean 'val_fraction'",
     ):
-        run(tmp_path, repo / "data" / "raw", tmp_path / "params.yaml")
-    assert not (tmp_path / "out").exists()
-
-
-def test_prep_function_returns_counts(repo, params, planted):
-    result = prep(params.task, params.prep, repo / "data" / "raw")
-    assert result.rows_kept == planted.clean_rows
-    assert result.rows_in == result.rows_kept + len(result.rejected)
+        run(root)
+    assert not (root / "out").exists()

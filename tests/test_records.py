@@ -1,4 +1,5 @@
-"""Each raw-row rule: decoding, JSON, schema, labels, normalisation and length limits."""
+"""Each raw-row rule, derived from the task declaration: decoding, formats (JSON Lines, CSV,
+TSV, Parquet), the column mapping, types, labels, cleaning and length limits."""
 
 from __future__ import annotations
 
@@ -9,72 +10,79 @@ import pytest
 
 from llmops.records import (
     REASONS,
+    Record,
     Rejection,
-    Ticket,
     dedupe_key,
     normalize,
-    parse_line,
+    parse_json,
+    parse_row,
     raw_files,
     read_lines,
+    read_rows,
 )  # fmt: skip
-from tests.conftest import ticket, write_raw
+from tests.synthetic import write_csv, write_jsonl
 
 
-def parse(params, line, **prep_overrides):
+def raw(**fields) -> dict:
+    """A valid raw review row; keyword arguments override or (with None) remove columns."""
+    row = {"uid": "R1", "review_text": "The lamp: solid and well made.", "topic": "quality",
+           "sentiment": "positive", "summary": "Happy with the quality."}  # fmt: skip
+    row.update(fields)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def parse(params, task, line, pin=None, **prep_overrides):
     prep = dataclasses.replace(params.prep, **prep_overrides)
     if isinstance(line, dict):
         line = json.dumps(line)
     if isinstance(line, str):
         line = line.encode()
-    return parse_line("f.jsonl:7", line, params.task, prep)
+    obj = parse_json("f.jsonl:7", line)
+    if isinstance(obj, Rejection):
+        return obj
+    return parse_row("f.jsonl:7", obj, line.decode(), task, prep, pin)
 
 
-def test_valid_row_becomes_a_ticket(params):
-    t = parse(params, ticket(split="test", channel="email"))
-    assert isinstance(t, Ticket)
-    assert (t.id, t.category, t.priority, t.pin, t.where) == (
-        "T1",
-        "shipping",
-        "medium",
-        "test",
-        "f.jsonl:7",
-    )
-    assert t.record()["source"] == "f.jsonl:7" and "channel" not in t.record()
+def test_valid_row_becomes_a_record_under_the_tasks_field_names(params, task):
+    r = parse(params, task, raw(split="test", channel="email"))
+    assert isinstance(r, Record)
+    assert (r.id, r.pin, r.where) == ("R1", "test", "f.jsonl:7")
+    assert r.fields == {"text": "The lamp: solid and well made.", "topic": "quality",
+                        "sentiment": "positive", "summary": "Happy with the quality."}  # fmt: skip
+    assert r.row() == {"id": "R1", **r.fields, "source": "f.jsonl:7"}
+    assert "channel" not in r.row()  # other columns are ignored
 
 
 @pytest.mark.parametrize(
     ("line", "reason", "detail"),
     [
-        (b'{"id": "T1", "message": "caf\xc3"}', "invalid_utf8", "byte 0xc3 at 28"),
-        ('{"id": "T1", "message": "hi",}', "malformed_json", "Expecting property name"),
-        ("{'id': 'T1'}", "malformed_json", "column 2"),
-        ("just some text", "malformed_json", "Expecting value"),
+        (b'{"uid": "R1", "review_text": "caf\xc3"}', "invalid_utf8", "byte 0xc3 at 33"),
+        ('{"uid": "R1", "review_text": "hi",}', "malformed_json", "Expecting property name"),
+        ("{'uid': 'R1'}", "malformed_json", "column 2"),
         ('["a", "b"]', "not_an_object", "a JSON array"),
         ("null", "not_an_object", "a JSON null"),
-        ('"just a string"', "not_an_object", "a JSON string"),
         ("1" * 5000, "malformed_json", "ValueError: Exceeds the limit"),
         ("[" * 200_000, "malformed_json", "RecursionError"),
-        (ticket(message="hi \ud800 there"), "invalid_utf8", "lone surrogate '\\ud800'"),
-        (ticket(priority=None), "missing_field", "missing priority"),
-        (ticket(message=None, reply=None), "missing_field", "missing message, reply"),
-        (ticket(priority=2), "wrong_type", "priority: expected a string, got number"),
-        (ticket(message=["hi"]), "wrong_type", "message: expected a string, got array"),
-        (ticket(reply=None) | {"reply": None}, "wrong_type", "reply: expected a string, got null"),
-        (ticket(id=17.5), "wrong_type", "id: expected a string, got number"),
-        (ticket(id="  "), "wrong_type", "id: expected a non-empty string"),
-        (ticket(category="misc"), "unknown_label", "category: 'misc' not in ['billing'"),
-        (ticket(priority="P1"), "unknown_label", "priority: 'P1' not in ['low', 'medium', 'high', 'urgent']"),
-        (ticket(category="Shipping"), "unknown_label", "category: 'Shipping'"),
-        (ticket(split="holdout"), "invalid_split", "split: 'holdout' not in ['train', 'val', 'test']"),
-        (ticket(message="  \t "), "empty_message", "empty after normalisation"),
-        (ticket(message="\u200b"), "empty_message", "empty after normalisation"),
-        (ticket(reply=""), "empty_reply", "empty after normalisation"),
-        (ticket(message="x" * 2001), "too_long", "message: 2001 chars > 2000"),
-        (ticket(reply="y" * 1001), "too_long", "reply: 1001 chars > 1000"),
+        (raw(review_text="hi \ud800 there"), "invalid_utf8", "lone surrogate '\\ud800'"),
+        (raw(sentiment=None), "missing_field", "missing sentiment"),
+        (raw(review_text=None), "missing_field", "missing text (column 'review_text')"),
+        (raw(uid=None), "missing_field", "missing id (column 'uid')"),
+        (raw(sentiment=2), "wrong_type", "sentiment: expected a string, got number"),
+        (raw(review_text=["hi"]), "wrong_type", "text (column 'review_text'): expected a string, got array"),
+        (raw(summary={"a": 1}), "wrong_type", "summary: expected a string, got object"),
+        (raw(uid=17.5), "wrong_type", "id (column 'uid'): expected a string, got number"),
+        (raw(uid="  "), "wrong_type", "id (column 'uid'): expected a non-empty string"),
+        (raw(topic="misc"), "unknown_label", "topic: 'misc' not in ['price', 'quality', 'delivery', 'service']"),
+        (raw(sentiment="Positive"), "unknown_label", "sentiment: 'Positive'"),
+        (raw(split="holdout"), "invalid_split", "split: 'holdout' not in ['train', 'val', 'test'] or empty"),
+        (raw(review_text="  \t "), "empty_field", "text: empty after cleaning"),
+        (raw(summary="\u200b"), "empty_field", "summary: empty after cleaning"),
+        (raw(review_text="x" * 401), "too_long", "text: 401 chars > 400"),
+        (raw(summary="y" * 201), "too_long", "summary: 201 chars > 200"),
     ],
 )  # fmt: skip
-def test_rejections_name_reason_and_detail(params, line, reason, detail):
-    r = parse(params, line)
+def test_rejections_name_reason_and_detail(params, task, line, reason, detail):
+    r = parse(params, task, line)
     assert isinstance(r, Rejection), r
     assert (r.reason, r.where) == (reason, "f.jsonl:7")
     assert detail in r.detail
@@ -82,9 +90,22 @@ def test_rejections_name_reason_and_detail(params, line, reason, detail):
     assert reason in REASONS
 
 
-def test_message_at_the_limit_is_kept(params):
-    assert isinstance(parse(params, ticket(message="x" * 2000)), Ticket)
-    assert isinstance(parse(params, ticket(message="x" * 50), max_message_chars=49), Rejection)
+def test_limits_come_from_each_text_fields_max_chars(params, task):
+    assert isinstance(parse(params, task, raw(review_text="x" * 400)), Record)
+    assert isinstance(parse(params, task, raw(summary="y" * 200)), Record)
+
+
+def test_integer_ids_are_kept_as_text_and_a_missing_id_column_is_allowed(params, task):
+    assert parse(params, task, raw(uid=42)).id == "42"
+    r = parse(params, task, raw(uid=None), id_column=None)
+    assert isinstance(r, Record) and r.id == ""  # prep derives one from the inputs
+
+
+def test_a_files_pin_applies_unless_the_row_has_its_own(params, task):
+    assert parse(params, task, raw(), pin="test").pin == "test"
+    assert parse(params, task, raw(split="val"), pin="test").pin == "val"
+    assert parse(params, task, raw(split=""), pin=None).pin is None
+    assert parse(params, task, raw(split="test"), split_column=None).pin is None
 
 
 def test_normalisation():
@@ -113,13 +134,60 @@ def test_read_lines_skips_blank_lines_and_bom_and_crlf(tmp_path):
     ]  # fmt: skip
 
 
-def test_raw_files_are_sorted_recursive_and_skip_hidden(tmp_path):
-    write_raw(tmp_path / "raw", [ticket()], "b.jsonl")
-    write_raw(tmp_path / "raw" / "sub", [ticket()], "a.jsonl")
-    write_raw(tmp_path / "raw", [ticket()], ".hidden.jsonl")
-    (tmp_path / "raw" / ".git-stuff").mkdir()
-    write_raw(tmp_path / "raw" / ".git-stuff", [ticket()], "x.jsonl")
-    names = [p.relative_to(tmp_path / "raw").as_posix() for p in raw_files(tmp_path / "raw")]
-    assert names == ["b.jsonl", "sub/a.jsonl"]
+def test_csv_rows_are_read_with_their_line_numbers(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfutterance,intent\r\n"
+        b'"hello, there",greet\r\n'
+        b'"two\nlines",greet\r\n'
+        b"too,many,cells\r\n"
+        b"caf\xc3,greet\r\n"
+        b"bye,leave\r\n"
+    )
+    rows = list(read_rows(path, "a.csv"))
+    assert [where for where, _, _ in rows] == [
+        "a.csv:2",
+        "a.csv:4",
+        "a.csv:5",
+        "a.csv:6",
+        "a.csv:7",
+    ]
+    assert rows[0][1] == {"utterance": "hello, there", "intent": "greet"}
+    assert rows[1][1] == {"utterance": "two\nlines", "intent": "greet"}
+    assert rows[2][1].reason == "malformed_row" and "cells" in rows[2][1].detail
+    assert rows[3][1].reason == "invalid_utf8" and "utterance" in rows[3][1].detail
+    assert rows[4][1] == {"utterance": "bye", "intent": "leave"}
+
+
+def test_tsv_and_parquet_are_read_too(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"utterance": "hi", "intent": "greet"}, {"utterance": "bye", "intent": "leave"}]
+    tsv = write_csv(tmp_path / "a.tsv", rows, delimiter="\t")
+    assert [obj for _, obj, _ in read_rows(tsv, "a.tsv")] == rows
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "b.parquet")
+    got = list(read_rows(tmp_path / "b.parquet", "b.parquet"))
+    assert [(w, obj) for w, obj, _ in got] == [("b.parquet:1", rows[0]), ("b.parquet:2", rows[1])]
+
+
+def test_raw_files_are_sorted_recursive_skip_hidden_and_list_what_is_not_data(tmp_path):
+    folder = tmp_path / "raw"
+    write_jsonl(folder / "b.jsonl", [raw()])
+    write_jsonl(folder / "sub" / "a.jsonl", [raw()])
+    write_csv(folder / "c.CSV", [raw()])
+    write_jsonl(folder / ".hidden.jsonl", [raw()])
+    write_jsonl(folder / ".git-stuff" / "x.jsonl", [raw()])
+    (folder / "README.md").write_text("notes")
+    (folder / "export.xlsx").write_bytes(b"PK\x03\x04")
+    files = raw_files(folder)
+    assert [p.relative_to(folder).as_posix() for p in files.read] == [
+        "b.jsonl", "c.CSV", "sub/a.jsonl",
+    ]  # fmt: skip
+    assert sorted(files.skipped) == [(folder / n).as_posix() for n in ("README.md", "export.xlsx")]
+    assert (
+        "not a data file (.jsonl, .ndjson, .csv, .tsv, .parquet)"
+        in files.skipped[(folder / "export.xlsx").as_posix()]
+    )
     with pytest.raises(FileNotFoundError, match="raw data folder not found"):
         raw_files(tmp_path / "absent")

@@ -1,4 +1,5 @@
-"""Dedup keeps the first copy; the split is seeded, stratified, stable and disjoint."""
+"""Dedup keeps one row per input (a pinned row beats an unpinned one, whatever the file
+order); the split is seeded, stratified by the first label field, stable and disjoint."""
 
 from __future__ import annotations
 
@@ -6,70 +7,98 @@ from collections import Counter
 
 import pytest
 
-from llmops.records import Ticket
+from llmops.params import TaskParams
+from llmops.records import Record
 from llmops.split import assign_splits, check_disjoint, dedupe
+from llmops.task import Task
 
 
-def make(n: int, category: str = "billing", pin: str | None = None, start: int = 0) -> list[Ticket]:
+def make(n: int, topic: str = "price", pin: str | None = None, start: int = 0) -> list[Record]:
+    fields = {"topic": topic, "sentiment": "neutral", "summary": "ok"}
     return [
-        Ticket(
-            f"T{i}", f"message number {i} about {category}", category, "low", "ok", pin, f"f:{i}"
-        )
+        Record(f"R{i}", {"text": f"review number {i} about {topic}", **fields}, pin, f"f:{i}")
         for i in range(start, start + n)
     ]
 
 
-def test_dedupe_keeps_first_and_names_it():
+def twin(record: Record, text: str, where: str, pin: str | None = None, **fields) -> Record:
+    return Record("X", {**record.fields, "text": text, **fields}, pin, where)
+
+
+def test_dedupe_keeps_first_and_names_it(task):
     a, b = make(2)
-    exact = Ticket("X", a.message, "refund", "high", "other reply", None, "g:9")
-    near = Ticket("Y", "  MESSAGE number 1   ABOUT billing ", "billing", "low", "ok", None, "g:10")
-    kept, rejected = dedupe([a, b, exact, near])
+    exact = twin(a, a.fields["text"], "g:9", topic="delivery")
+    near = twin(b, "  REVIEW number 1   ABOUT price ", "g:10")
+    kept, rejected = dedupe([a, b, exact, near], task)
     assert kept == [a, b]
     assert [(r.where, r.reason, r.detail) for r in rejected] == [
-        ("g:9", "duplicate", "same message as f:0"),
-        ("g:10", "near_duplicate", "same message as f:1 up to case/whitespace"),
+        ("g:9", "duplicate", "same inputs as f:0"),
+        ("g:10", "near_duplicate", "same inputs as f:1 up to case/whitespace"),
     ]
     assert '"id": "X"' in rejected[0].raw  # the rejected row itself is kept
 
 
-def test_split_is_deterministic_and_depends_on_seed():
-    rows = make(200) + make(100, "refund", start=200)
-    first = assign_splits(rows, 0.1, 0.2, seed=7)
-    again = assign_splits(list(reversed(rows)), 0.1, 0.2, seed=7)
-    other = assign_splits(rows, 0.1, 0.2, seed=8)
-    ids = lambda s: {name: sorted(t.id for t in part) for name, part in s.items()}  # noqa: E731
+def test_a_pinned_duplicate_wins_whatever_the_file_order(task):
+    # The unpinned copy comes first (an earlier file); the pinned test row is kept anyway,
+    # so a pinned test set stays whole.
+    train_copy = make(1)[0]
+    pinned = twin(train_copy, train_copy.fields["text"], "test.csv:2", pin="test")
+    for order in ([train_copy, pinned], [pinned, train_copy]):
+        kept, rejected = dedupe(order, task)
+        assert kept == [pinned]
+        assert rejected[0].where == "f:0" and "same inputs as test.csv:2" in rejected[0].detail
+    val = twin(train_copy, train_copy.fields["text"], "v:1", pin="val")
+    assert dedupe([train_copy, val, pinned], task)[0] == [pinned]  # test before val
+
+
+def test_split_is_deterministic_and_depends_on_seed(task):
+    rows = make(200) + make(100, "quality", start=200)
+    first = assign_splits(rows, task, 0.1, 0.2, seed=7)
+    again = assign_splits(list(reversed(rows)), task, 0.1, 0.2, seed=7)
+    other = assign_splits(rows, task, 0.1, 0.2, seed=8)
+    ids = lambda s: {name: sorted(r.id for r in part) for name, part in s.items()}  # noqa: E731
     assert ids(first) == ids(again)
     assert ids(first) != ids(other)
 
 
-def test_split_is_stratified_by_category():
-    rows = make(200) + make(100, "refund", start=200) + make(10, "shipping", start=300)
-    splits = assign_splits(rows, 0.1, 0.2, seed=1)
-    counts = {name: Counter(t.category for t in part) for name, part in splits.items()}
-    assert counts["val"] == {"billing": 20, "refund": 10, "shipping": 1}
-    assert counts["test"] == {"billing": 40, "refund": 20, "shipping": 2}
-    assert counts["train"] == {"billing": 140, "refund": 70, "shipping": 7}
+def test_split_is_stratified_by_the_first_label_field(task):
+    rows = make(200) + make(100, "quality", start=200) + make(10, "delivery", start=300)
+    splits = assign_splits(rows, task, 0.1, 0.2, seed=1)
+    counts = {name: Counter(r.fields["topic"] for r in part) for name, part in splits.items()}
+    assert counts["val"] == {"price": 20, "quality": 10, "delivery": 1}
+    assert counts["test"] == {"price": 40, "quality": 20, "delivery": 2}
+    assert counts["train"] == {"price": 140, "quality": 70, "delivery": 7}
 
 
-def test_adding_rows_moves_few_existing_rows():
+def test_a_task_without_labels_splits_as_one_group():
+    from llmops.params import FieldParams
+
+    text = FieldParams("text")
+    task = Task.from_params(TaskParams("p.jinja", {"text": text}, {"summary": text}))
+    rows = [Record(f"R{i}", {"text": f"t{i}", "summary": "s"}, None, f"f:{i}") for i in range(50)]
+    splits = assign_splits(rows, task, 0.1, 0.2, seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 35, "val": 5, "test": 10}
+
+
+def test_adding_rows_moves_few_existing_rows(task):
     rows = make(500)
-    before = assign_splits(rows, 0.1, 0.0, seed=3)
-    after = assign_splits(rows + make(50, start=500), 0.1, 0.0, seed=3)
-    where = lambda s: {t.id: name for name, part in s.items() for t in part}  # noqa: E731
+    before = assign_splits(rows, task, 0.1, 0.0, seed=3)
+    after = assign_splits(rows + make(50, start=500), task, 0.1, 0.0, seed=3)
+    where = lambda s: {r.id: name for name, part in s.items() for r in part}  # noqa: E731
     old, new = where(before), where(after)
     moved = sum(old[i] != new[i] for i in old)
     assert moved <= 10  # a reshuffle would move about 90 of 500
 
 
-def test_pinned_rows_stay_pinned_and_are_not_counted_in_fractions():
+def test_pinned_rows_stay_pinned_and_are_not_counted_in_fractions(task):
     pinned = make(30, pin="test", start=1000)
-    splits = assign_splits(make(100) + pinned, 0.1, 0.0, seed=0)
-    assert [t.id for t in splits["test"]] == [t.id for t in pinned]
+    splits = assign_splits(make(100) + pinned, task, 0.1, 0.0, seed=0)
+    assert [r.id for r in splits["test"]] == [r.id for r in pinned]
     assert len(splits["val"]) == 10 and len(splits["train"]) == 90
 
 
-def test_check_disjoint_catches_a_message_in_two_splits():
+def test_check_disjoint_catches_an_input_in_two_splits(task):
     a = make(1)[0]
-    twin = Ticket("Z", a.message.upper(), "billing", "low", "ok", None, "h:1")
-    with pytest.raises(ValueError, match=r"h:1: message is in both train and test splits"):
-        check_disjoint({"train": [a], "val": [], "test": [twin]})
+    upper = twin(a, a.fields["text"].upper(), "h:1")
+    with pytest.raises(ValueError, match=r"h:1: inputs are in both train and test splits"):
+        check_disjoint({"train": [a], "val": [], "test": [upper]}, task)

@@ -81,7 +81,13 @@ def test_pre_commit_config_is_valid_and_guards_large_files(repo, tmp_path):
     for name, size in (("weights.safetensors", 700_000), ("small.json", 100_000)):
         (tmp_path / name).write_bytes(b"\0" * size)
         run("git", "add", name, cwd=tmp_path, check=True)
-    guard = run(str(repo / entry[0]), *entry[1:], "weights.safetensors", "small.json", cwd=tmp_path)
+    guard = run(
+        str(BIN / Path(entry[0]).name),
+        *entry[1:],
+        "weights.safetensors",
+        "small.json",
+        cwd=tmp_path,
+    )
     assert guard.returncode == 1
     assert "weights.safetensors" in guard.stdout and "small.json" not in guard.stdout
 

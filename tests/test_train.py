@@ -19,14 +19,15 @@ import torch
 from safetensors.torch import load_file
 
 from llmops.batching import collate
-from llmops.examples import IGNORE, DataError, encode, encode_split, prompt_text
+from llmops.examples import IGNORE, DataError, build_prompt, encode, encode_split
 from llmops.lora import AnswerLoss, attach
-from llmops.models import load_base, load_tokenizer, pick_device
+from llmops.models import load_base, load_tokenizer, pick_device, set_threads
 from llmops.params import load_params
-from llmops.prompts import load_template, render_answer
+from llmops.prompts import load_template, prompt_ids
 from llmops.stages import train
+from llmops.task import Task
 from llmops.trainer import check_batches
-from tests.conftest import TEST_PARAMS, merged, write_params
+from tests.synthetic import write_params
 
 # Long enough that a kill lands mid-run: checkpoints every 10 of 120 steps.
 LONG = {"train": {"max_steps": 120, "checkpoint_every": 10, "eval_every": 30, "log_every": 5}}
@@ -35,7 +36,7 @@ LONG = {"train": {"max_steps": 120, "checkpoint_every": 10, "eval_every": 30, "l
 def stage_args(project: Path, name: str, params: str = "params.yaml") -> list[str]:
     return [
         "--params", params, "--data", "data/prepared", "--base", "models/base",
-        "--prompt", "prompts/triage.jinja", "--out", f"out/{name}/adapter",
+        "--prompt", "prompts/review.jinja", "--out", f"out/{name}/adapter",
         "--checkpoints", f"out/{name}/checkpoints", "--metrics", f"out/{name}/train.json",
         "--plots", f"out/{name}/curves",
     ]  # fmt: skip
@@ -62,7 +63,7 @@ def run_stage(project: Path, name: str, params: str = "params.yaml", launcher=()
 
 @pytest.fixture(scope="module")
 def long_params(project) -> str:
-    write_params(project / "params-long.yaml", merged(TEST_PARAMS, LONG))
+    write_params(project / "params-long.yaml", LONG)
     return "params-long.yaml"
 
 
@@ -82,32 +83,33 @@ def adapter_weights(run: Path) -> dict[str, torch.Tensor]:
 
 def test_mask_covers_the_answer_and_nothing_else(project):
     params = load_params(project / "params.yaml")
+    task = Task.from_params(params.task)
     tokenizer = load_tokenizer(project / "models" / "base")
-    template = load_template(project / "prompts" / "triage.jinja")
-    prompt = prompt_text(template, params.task, "My parcel ORD-123456 never came. URGENT!!")
-    answer = render_answer("shipping", "urgent", "Sorry, checking with the carrier.")
+    template = load_template(project / "prompts" / "review.jinja", task.variables())
+    row = {"text": "The kettle: it broke after two days.", "topic": "quality",
+           "sentiment": "negative", "summary": "Unhappy with the quality."}  # fmt: skip
+    prompt = build_prompt(template, task, row)
+    answer = task.answer_text(row)
     example = encode(tokenizer, prompt, answer)
 
     masked = [i for i, label in enumerate(example.labels) if label == IGNORE]
-    n_prompt = len(tokenizer(prompt)["input_ids"])
+    n_prompt = len(prompt_ids(tokenizer, prompt))
     assert masked == list(range(n_prompt))  # every prompt token, and only those
-    assert list(example.input_ids[:n_prompt]) == tokenizer(prompt)["input_ids"]
+    assert list(example.input_ids[:n_prompt]) == tokenizer(prompt.text)["input_ids"]
     learned = tokenizer.decode(example.labels[n_prompt:])
     assert learned == answer + tokenizer.eos_token  # the JSON answer, then stop
-    assert json.loads(tokenizer.decode(example.labels[n_prompt:-1])) == {
-        "category": "shipping", "priority": "urgent",
-        "reply": "Sorry, checking with the carrier.",
-    }  # fmt: skip
+    assert json.loads(tokenizer.decode(example.labels[n_prompt:-1])) == task.answer(row)
 
 
 def test_answer_loss_equals_the_standard_masked_loss(project):
     # AnswerLoss skips the vocabulary projection at prompt positions; the result must be
     # what transformers computes with the same labels over the whole sequence.
     params = load_params(project / "params.yaml")
+    task = Task.from_params(params.task)
     tokenizer = load_tokenizer(project / "models" / "base")
-    template = load_template(project / "prompts" / "triage.jinja")
+    template = load_template(project / "prompts" / "review.jinja", task.variables())
     examples = encode_split(
-        project / "data" / "prepared" / "val.jsonl", tokenizer, template, params.task, 1024
+        project / "data" / "prepared" / "val.jsonl", tokenizer, template, task, 1024
     )[:3]
     model = attach(load_base(project / "models" / "base"), params.train.lora, seed=0).eval()
     batch = collate(examples, tokenizer.pad_token_id)
@@ -162,8 +164,7 @@ def test_base_without_weights_fails(project, tmp_path, monkeypatch):
 def test_unknown_target_module_fails_listing_the_real_ones(project, tmp_path, monkeypatch):
     dest = broken_project(project, tmp_path)
     write_params(
-        dest / "params.yaml",
-        merged(TEST_PARAMS, {"train": {"lora": {"target_modules": ["q_proj", "qkv_proj"]}}}),
+        dest / "params.yaml", {"train": {"lora": {"target_modules": ["q_proj", "qkv_proj"]}}}
     )
     fails_with(
         dest, monkeypatch, "train.lora.target_modules: ['qkv_proj'] not in the model",
@@ -171,11 +172,20 @@ def test_unknown_target_module_fails_listing_the_real_ones(project, tmp_path, mo
     )  # fmt: skip
 
 
-def test_max_length_shorter_than_an_example_fails_naming_it(project, tmp_path, monkeypatch):
+def test_max_length_shorter_than_an_example_fails_naming_the_longest(
+    project, tmp_path, monkeypatch
+):
     dest = broken_project(project, tmp_path)
-    write_params(dest / "params.yaml", merged(TEST_PARAMS, {"train": {"max_length": 64}}))
-    first = json.loads((dest / "data" / "prepared" / "train.jsonl").read_text().splitlines()[0])
-    fails_with(dest, monkeypatch, f"example {first['id']} is ", "train.max_length is 64")
+    write_params(dest / "params.yaml", {"train": {"max_length": 64}})
+    params = load_params(dest / "params.yaml")
+    task = Task.from_params(params.task)
+    template = load_template(dest / "prompts" / "review.jinja", task.variables())
+    tokenizer = load_tokenizer(dest / "models" / "base")
+    examples = encode_split(dest / "data" / "prepared" / "train.jsonl", tokenizer, template,
+                            task, 10_000)  # fmt: skip
+    worst = max(examples, key=lambda e: len(e.input_ids))
+    fails_with(dest, monkeypatch, f"example {worst.id} is {len(worst.input_ids)} tokens",
+               "train.max_length is 64")  # fmt: skip
 
 
 # --- a run: outputs, tracking, determinism, resume --------------------------------------
@@ -189,7 +199,7 @@ def test_run_writes_adapter_template_tokenizer_metrics_and_curves(project, refer
     assert (adapter / "adapter_model.safetensors").exists()
     assert not list(adapter.glob("*.bin"))
     assert (adapter / "prompt.jinja").read_bytes() == (
-        project / "prompts" / "triage.jinja"
+        project / "prompts" / "review.jinja"
     ).read_bytes()
     assert (
         load_tokenizer(adapter).get_vocab()
@@ -318,7 +328,9 @@ def test_a_gpu_with_bf16_is_used_in_bf16(monkeypatch):
 
 
 def test_too_few_batches_for_the_processes_fails_before_training(params):
-    cfg = params.train  # batch_size 16, grad_accum 1
+    import dataclasses
+
+    cfg = dataclasses.replace(params.train, batch_size=16, grad_accum=1)
     check_batches(17, cfg, world=2)  # 2 batches, 2 processes: fine
     with pytest.raises(DataError, match=r"16 training examples make 1 batches .* fewer than 2"):
         check_batches(16, cfg, world=2)
@@ -329,3 +341,16 @@ def test_a_model_whose_logits_are_post_processed_is_refused(project):
     model.config.final_logit_softcapping = 30.0
     with pytest.raises(ValueError, match="final_logit_softcapping"):
         AnswerLoss(model)
+
+
+def test_thread_count_follows_omp_num_threads_else_shares_the_cpus(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads(processes=2) == 1 == torch.get_num_threads()
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        cpus = len(os.sched_getaffinity(0))
+        assert set_threads(processes=1) == cpus
+        assert set_threads(processes=cpus * 2) == 1  # never 0
+    finally:
+        torch.set_num_threads(before)

@@ -1,9 +1,10 @@
 """The prep stage's data report: numbers (the DVC metrics file), markdown and PNG charts.
 
-`summarize` returns the metrics dict that `dvc metrics diff` compares between commits;
-`write_report` writes data_report.md with label_balance.png and message_length.png.
-Charts use matplotlib's Agg backend (no display) and carry no timestamps, so the same
-data gives the same bytes.
+`summarize` returns the metrics dict that `dvc metrics diff` compares between commits: rows
+per split, rejections per reason, redactions per kind, rows per value of every label field
+and the lengths of every text field. `write_report` writes data_report.md with
+label_balance.png and text_length.png. Charts use matplotlib's Agg backend (no display) and
+carry no timestamps, so the same data gives the same bytes.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmops.charts import pyplot, save
-from llmops.params import TaskParams
-from llmops.records import REASONS, SPLITS, Rejection, Ticket
+from llmops.params import SPLITS
+from llmops.records import REASONS, Record, Rejection
 from llmops.redact import KINDS
+from llmops.task import Field, Task
+
+if TYPE_CHECKING:
+    from llmops.stages.prep import PrepResult
 
 
 def _lengths(values: list[int]) -> dict[str, float]:
@@ -29,37 +35,33 @@ def _lengths(values: list[int]) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _per_split(
-    splits: dict[str, list[Ticket]], field: str, labels: tuple[str, ...]
-) -> dict[str, dict[str, int]]:
-    # Every label, zeros included and in params order, so metrics diffs line up.
-    counts = {name: Counter(getattr(t, field) for t in rows) for name, rows in splits.items()}
-    return {name: {label: c.get(label, 0) for label in labels} for name, c in counts.items()}
+def _per_split(splits: dict[str, list[Record]], field: Field) -> dict[str, dict[str, int]]:
+    # Every label, zeros included and in declared order, so metrics diffs line up.
+    counts = {name: Counter(r.fields[field.name] for r in rows) for name, rows in splits.items()}
+    return {name: {label: c.get(label, 0) for label in field.values} for name, c in counts.items()}
 
 
-def summarize(
-    splits: dict[str, list[Ticket]],
-    rejected: list[Rejection],
-    rows_in: int,
-    redactions: Counter[str],
-    task: TaskParams,
-) -> dict:
+def summarize(result: PrepResult, task: Task) -> dict:
     """The numbers of a prep run, as written to the DVC metrics file."""
-    kept = [t for rows in splits.values() for t in rows]
-    reasons = Counter(r.reason for r in rejected)
+    kept = [r for rows in result.splits.values() for r in rows]
+    reasons = Counter(r.reason for r in result.rejected)
+    rows_in = result.rows_in
     return {
         "rows_in": rows_in,
         "rows_kept": len(kept),
-        "rows_rejected": len(rejected),
-        "rejected_fraction": round(len(rejected) / rows_in, 4) if rows_in else 0.0,
-        "split": {name: len(rows) for name, rows in splits.items()},
+        "rows_rejected": len(result.rejected),
+        "rejected_fraction": round(len(result.rejected) / rows_in, 4) if rows_in else 0.0,
+        "files_skipped": len(result.skipped),
+        "split": {name: len(rows) for name, rows in result.splits.items()},
         "rejected": {reason: reasons.get(reason, 0) for reason in REASONS},
-        "redactions": {kind: redactions.get(kind, 0) for kind in KINDS},
-        "category": _per_split(splits, "category", task.categories),
-        "priority": _per_split(splits, "priority", task.priorities),
-        "message_chars": _lengths([len(t.message) for t in kept]),
-        "reply_chars": _lengths([len(t.reply) for t in kept]),
-    }  # fmt: skip
+        "redactions": {kind: result.redactions.get(kind, 0) for kind in KINDS},
+        "labels": {f.name: _per_split(result.splits, f) for f in task.fields if f.is_label},
+        "chars": {
+            f.name: _lengths([len(r.fields[f.name]) for r in kept])
+            for f in task.fields
+            if not f.is_label
+        },
+    }
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -75,7 +77,9 @@ def _label_rows(per_split: dict[str, dict[str, int]]) -> list[list]:
     return rows
 
 
-def render_markdown(metrics: dict, rejected: list[Rejection], examples: int) -> str:
+def render_markdown(
+    metrics: dict, rejected: list[Rejection], skipped: dict[str, str], examples: int
+) -> str:
     """The report's text; `rejected` rows are shown redacted and shortened."""
     m = metrics
     out = [
@@ -83,10 +87,11 @@ def render_markdown(metrics: dict, rejected: list[Rejection], examples: int) -> 
         f"Read **{m['rows_in']}** rows: kept **{m['rows_kept']}**, quarantined "
         f"**{m['rows_rejected']}** ({m['rejected_fraction']:.1%}).", "",
         "## Splits", "", *_table(["split", "rows"], [[s, m["split"][s]] for s in SPLITS]), "",
-        "## Categories per split", "",
-        *_table(["category", *SPLITS, "total"], _label_rows(m["category"])), "",
-        "## Priorities per split", "",
-        *_table(["priority", *SPLITS, "total"], _label_rows(m["priority"])), "",
+    ]  # fmt: skip
+    for name, per_split in m["labels"].items():
+        out += [f"## `{name}` per split", ""]
+        out += [*_table([name, *SPLITS, "total"], _label_rows(per_split)), ""]
+    out += [
         "## Rejected rows by reason", "",
         *_table(["reason", "rows"], [[r, n] for r, n in m["rejected"].items()]), "",
         "## PII redacted in kept rows", "",
@@ -94,10 +99,13 @@ def render_markdown(metrics: dict, rejected: list[Rejection], examples: int) -> 
         "## Lengths (characters, after cleaning)", "",
         *_table(
             ["field", "min", "mean", "p50", "p95", "max"],
-            [[f, *m[f"{f}_chars"].values()] for f in ("message", "reply")],
+            [[f, *lengths.values()] for f, lengths in m["chars"].items()],
         ), "",
-        "![label balance](label_balance.png)", "", "![message length](message_length.png)", "",
+        "![label balance](label_balance.png)", "", "![text length](text_length.png)", "",
     ]  # fmt: skip
+    if skipped:
+        out += ["## Files not read", ""]
+        out += [*_table(["file", "why"], [[f"`{p}`", why] for p, why in skipped.items()]), ""]
     if examples and rejected:
         out += ["## Examples of rejected rows", ""]
         shown: Counter[str] = Counter()
@@ -111,47 +119,53 @@ def render_markdown(metrics: dict, rejected: list[Rejection], examples: int) -> 
 
 
 def plot_label_balance(metrics: dict, path: Path) -> None:
+    """Stacked bars of rows per label and split, one panel per label field."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1.3]})
-    for ax, field in zip(axes, ("category", "priority"), strict=True):
-        labels = list(metrics[field]["train"])
+    fields = list(metrics["labels"].items())
+    sizes = [len(per_split["train"]) for _, per_split in fields] or [1]
+    width = min(16.0, 3 + 0.35 * sum(sizes))
+    fig, axes = plt.subplots(
+        1, max(1, len(fields)), figsize=(width, 4.5), gridspec_kw={"width_ratios": sizes},
+        squeeze=False,
+    )  # fmt: skip
+    for ax, (name, per_split) in zip(axes[0], fields, strict=False):
+        labels = list(per_split["train"])
         bottom = [0] * len(labels)
         for split in SPLITS:
-            counts = [metrics[field][split].get(label, 0) for label in labels]
+            counts = [per_split[split].get(label, 0) for label in labels]
             ax.bar(labels, counts, bottom=bottom, label=split)
             bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-        ax.set_title(f"{field} per split")
+        ax.set_title(f"{name} per split")
         ax.set_ylabel("rows")
-        ax.tick_params(axis="x", labelrotation=45)
-    axes[0].legend()
+        ax.tick_params(axis="x", labelrotation=90 if len(labels) > 12 else 45, labelsize=7)
+    if fields:
+        axes[0][0].legend()
     save(plt, fig, path)
 
 
-def plot_lengths(splits: dict[str, list[Ticket]], path: Path) -> None:
+def plot_lengths(splits: dict[str, list[Record]], task: Task, path: Path) -> None:
+    """Histograms of every text field's length, by split."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for split in SPLITS:
-        values = [len(t.message) for t in splits[split]]
-        if values:
-            ax.hist(values, bins=40, alpha=0.6, label=split)
-    ax.set_title("message length")
-    ax.set_xlabel("characters")
-    ax.set_ylabel("rows")
-    if any(splits.values()):
-        ax.legend()
+    texts = [f for f in task.fields if not f.is_label]
+    fig, axes = plt.subplots(1, max(1, len(texts)), figsize=(5 * max(1, len(texts)), 4),
+                             squeeze=False)  # fmt: skip
+    for ax, field in zip(axes[0], texts, strict=False):
+        for split in SPLITS:
+            values = [len(r.fields[field.name]) for r in splits[split]]
+            if values:
+                ax.hist(values, bins=40, alpha=0.6, label=split)
+        ax.set_title(f"{field.name} length")
+        ax.set_xlabel("characters")
+        ax.set_ylabel("rows")
+        if any(splits.values()):
+            ax.legend()
     save(plt, fig, path)
 
 
-def write_report(
-    splits: dict[str, list[Ticket]],
-    rejected: list[Rejection],
-    metrics: dict,
-    out: Path,
-    examples: int,
-) -> None:
-    """Write data_report.md and its two charts into `out`; `rejected` is already redacted."""
+def write_report(result: PrepResult, task: Task, metrics: dict, out: Path, examples: int) -> None:
+    """Write data_report.md and its two charts into `out`; rejected rows are already redacted."""
     out.mkdir(parents=True, exist_ok=True)
-    text = render_markdown(metrics, rejected, examples)
+    text = render_markdown(metrics, result.rejected, result.skipped, examples)
     (out / "data_report.md").write_text(text, encoding="utf-8")
     plot_label_balance(metrics, out / "label_balance.png")
-    plot_lengths(splits, out / "message_length.png")
+    plot_lengths(result.splits, task, out / "text_length.png")

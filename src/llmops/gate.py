@@ -1,7 +1,10 @@
-"""Quality gates: the fine-tuned model's test metrics against params.yaml `eval.gates`.
+"""Quality gates: the fine-tuned model's test metrics against params.yaml `gate`.
 
 Run: make gate   (python -m llmops.gate --params params.yaml --metrics metrics/eval.json
                   --baseline main)
+
+Gate names are metric names of the task (`python -m llmops.metrics` lists them); a gate
+naming a metric the task does not have is a params error.
 
 `min` gates are absolute floors. `max_drop` gates bound the regression against the
 baseline ref's committed metrics (read with `git show <ref>:metrics/eval.json`); with no
@@ -17,8 +20,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.metrics import HIGHER_IS_BETTER
+from llmops.metrics import check_gates, metric_names
 from llmops.params import GateParams, ParamsError, load_params
+from llmops.task import Task
 
 MODEL = "tuned"  # gates apply to the fine-tuned model's metrics
 
@@ -27,26 +31,27 @@ MODEL = "tuned"  # gates apply to the fine-tuned model's metrics
 class GateResult:
     """One gate's outcome."""
 
-    gate: str  # e.g. "category_accuracy >= 0.45"
+    gate: str  # e.g. "label_accuracy >= 0.8"
     value: float | None
     threshold: float | None
     status: str  # pass, fail or skipped
     note: str = ""
 
 
-def check(gates: GateParams, metrics: dict, baseline: dict | None) -> list[GateResult]:
+def check(task: Task, gates: GateParams, metrics: dict, baseline: dict | None) -> list[GateResult]:
     """Every gate, in params order: floors first, then regressions against the baseline."""
+    higher = metric_names(task)
     results = []
     for metric, floor in gates.min.items():
         value = metrics.get(metric)
-        better = HIGHER_IS_BETTER[metric]
+        better = higher[metric]
         sign = ">=" if better else "<="
         ok = value is not None and (value >= floor if better else value <= floor)
         note = "" if value is not None else "metric missing"
         results.append(GateResult(f"{metric} {sign} {floor:g}", value, floor, _status(ok), note))
     for metric, drop in gates.max_drop.items():
         value = metrics.get(metric)
-        better = HIGHER_IS_BETTER[metric]
+        better = higher[metric]
         name = f"{metric} drop <= {drop:g} vs baseline"
         if baseline is None or metric not in baseline:
             results.append(GateResult(name, value, None, "skipped", "no baseline metrics"))
@@ -98,18 +103,20 @@ def baseline_metrics(ref: str, path: str, cwd: Path | None = None) -> dict | Non
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics/eval.json"))
+    parser.add_argument("--metrics", type=Path, required=True, help="the eval metrics file")
     parser.add_argument("--baseline", default="main", help="git ref of the baseline")
     args = parser.parse_args(argv)
     try:
-        gates = load_params(args.params).eval.gates
+        params = load_params(args.params)
+        task = Task.from_params(params.task)
+        check_gates(task, params.gate, str(args.params))
     except ParamsError as err:
         raise SystemExit(f"gate: {err}") from None
     if not args.metrics.exists():
         raise SystemExit(f"gate: {args.metrics} not found (run the pipeline: make repro)")
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))[MODEL]
     baseline = baseline_metrics(args.baseline, args.metrics.as_posix())
-    results = check(gates, metrics, baseline)
+    results = check(task, params.gate, metrics, baseline)
     print(table(results))
     if baseline is None:
         print(f"\nno {args.metrics} at {args.baseline}: regression gates skipped")

@@ -1,12 +1,13 @@
-"""Answer tickets: render the prompt, generate, parse. The one path for eval and serving.
+"""Answer task inputs: render the prompt, generate, parse. The one path for eval and serving.
 
-    model = TriageModel.load(Path("models/base"), Path("models/adapter"), task)
-    answers = model.answer(["Where is my order ORD-123456?"], decoding)
+    model = TaskModel.load(Path("models/base"), Path("models/adapter"), task)
+    answers = model.answer([{"<input field>": "..."}], decoding)
 
 Prompts are rendered with the template saved next to the adapter (the one it was trained
-with) by `llmops.examples.prompt_text`, tokenized exactly as in training, grouped by length
-into batches, left-padded, and decoded greedily by default with the KV cache; the output
-is parsed by `llmops.metrics.parse_answer`, so a malformed answer is a result, not a crash.
+with) by `llmops.examples.build_prompt`, tokenized by `llmops.prompts.prompt_ids` exactly as
+in training, grouped by length into batches, left-padded, and decoded greedily by default
+with the KV cache; the output is parsed by `Task.parse_answer`, so a malformed answer is a
+result, not a crash. `Answer` (text, parsed fields, token count) is what a caller gets.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-from llmops.examples import prompt_text
-from llmops.metrics import Parsed, parse_answer
+from llmops.examples import build_prompt
 from llmops.models import Device, load_base, load_tokenizer, pick_device
-from llmops.params import EvalParams, TaskParams
-from llmops.prompts import PromptTemplate, load_template
+from llmops.params import DecodingParams
+from llmops.prompts import Prompt, PromptTemplate, load_template, prompt_ids
+from llmops.task import Parsed, Task
 
 
 @dataclass(frozen=True)
 class Answer:
-    """One generated answer."""
+    """One generated answer: the text, its parsed output fields and its token count."""
 
     text: str
     parsed: Parsed
@@ -34,13 +35,13 @@ class Answer:
 
 
 @dataclass
-class TriageModel:
-    """A base model, optionally with its LoRA adapter, ready to answer tickets."""
+class TaskModel:
+    """A base model, optionally with its LoRA adapter, ready to answer the task."""
 
     model: torch.nn.Module
     tokenizer: object
     template: PromptTemplate
-    task: TaskParams
+    task: Task
     device: Device
 
     @classmethod
@@ -48,11 +49,11 @@ class TriageModel:
         cls,
         base: Path,
         adapter: Path | None,
-        task: TaskParams,
+        task: Task,
         template: Path | None = None,
         trust_remote_code: bool = False,
         precision: str = "auto",
-    ) -> TriageModel:
+    ) -> TaskModel:
         """Base (+ adapter) on the best device; the template defaults to the adapter's."""
         device = pick_device(precision)
         model = load_base(base, trust_remote_code, device)
@@ -66,21 +67,22 @@ class TriageModel:
         path = template or (adapter / "prompt.jinja" if adapter else None)
         if path is None:
             raise ValueError("a template is needed when there is no adapter")
-        return cls(model, tokenizer, load_template(path), task, device)
+        return cls(model, tokenizer, load_template(path, task.variables()), task, device)
 
-    def prompts(self, messages: list[str]) -> list[str]:
-        return [prompt_text(self.template, self.task, m) for m in messages]
+    def prompts(self, rows: list[dict]) -> list[Prompt]:
+        """The prompt of each row (a mapping holding at least the task's input fields)."""
+        return [build_prompt(self.template, self.task, r) for r in rows]
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], decoding: EvalParams) -> list[tuple[str, int]]:
+    def generate(self, prompts: list[Prompt], decoding: DecodingParams, batch_size: int):
         """Generated text and its token count per prompt, in input order."""
-        ids = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        ids = [prompt_ids(self.tokenizer, p) for p in prompts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out: list[tuple[str, int]] = [("", 0)] * len(ids)
         if decoding.do_sample:
             torch.manual_seed(decoding.seed)
-        for start in range(0, len(order), decoding.batch_size):
-            chunk = order[start : start + decoding.batch_size]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
             batch = self._left_pad([ids[i] for i in chunk])
             with self.device.autocast:
                 generated = self.model.generate(**batch, **self._decoding(decoding))
@@ -89,15 +91,15 @@ class TriageModel:
                 out[i] = self.decode(row.tolist())
         return out
 
-    def answer(self, messages: list[str], decoding: EvalParams) -> list[Answer]:
-        """Parsed answers for raw messages (already normalised and redacted)."""
-        texts = self.generate(self.prompts(messages), decoding)
-        return [Answer(t, parse_answer(t), n) for t, n in texts]
+    def answer(self, rows: list[dict], decoding: DecodingParams, batch_size: int = 64):
+        """Parsed answers for rows of inputs (already normalised and redacted)."""
+        texts = self.generate(self.prompts(rows), decoding, batch_size)
+        return [Answer(t, self.task.parse_answer(t), n) for t, n in texts]
 
-    def timed_answer(self, messages: list[str], decoding: EvalParams):
+    def timed_answer(self, rows: list[dict], decoding: DecodingParams, batch_size: int):
         """`answer` plus its wall-clock seconds."""
         start = time.perf_counter()
-        answers = self.answer(messages, decoding)
+        answers = self.answer(rows, decoding, batch_size)
         return answers, time.perf_counter() - start
 
     def _left_pad(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
@@ -110,7 +112,7 @@ class TriageModel:
             "attention_mask": mask.to(self.device.device),
         }
 
-    def _decoding(self, decoding: EvalParams) -> dict:
+    def _decoding(self, decoding: DecodingParams) -> dict:
         options = {
             "max_new_tokens": decoding.max_new_tokens,
             "do_sample": decoding.do_sample,

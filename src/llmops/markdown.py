@@ -1,5 +1,6 @@
 """Markdown pieces of the pull-request report (llmops.report): cells safe for untrusted
-text, number formats, the tables, the verdict and the Mermaid charts."""
+text, number formats, the tables, the verdict and the Mermaid charts. Which metrics are
+shown, and which way is better, comes from the task (llmops.metrics)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from llmops import gate
-from llmops.metrics import RATES
+from llmops.metrics import metric_names, rates
+from llmops.predictions import Prediction
+from llmops.task import Task
 from llmops.tracking import flatten, git_commit
-
-SHOWN = (*RATES, "reply_bleu", "test_loss", "perplexity", "latency_ms", "generated_tokens_per_s")
 
 
 def safe(text: object, limit: int = 400) -> str:
@@ -42,24 +42,24 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
 
 
-def delta(new: float | None, old: float | None, metric: str) -> str:
+def delta(new: float | None, old: float | None, better: bool | None) -> str:
+    """The change, marked 🟢/🔴 when `better` says which way is good."""
     if new is None or old is None:
         return "n/a"
     change = new - old
     if abs(change) < 5e-5:
         return "±0"
-    better = gate.HIGHER_IS_BETTER.get(metric)
     mark = "" if better is None else " 🟢" if (change > 0) == better else " 🔴"
     return f"{change:+.4f}{mark}"
 
 
-def metrics_table(now: dict, main: dict | None) -> str:
+def metrics_table(task: Task, now: dict, main: dict | None) -> str:
     lines = ["| metric | main | this change | Δ | base model |", "|---|---:|---:|---:|---:|"]
     old = (main or {}).get("tuned", {})
-    for m in SHOWN:
+    for m, better in metric_names(task).items():
         new = now["tuned"].get(m)
         lines.append(
-            f"| {m} | {fmt(old.get(m))} | {fmt(new)} | {delta(new, old.get(m), m)} "
+            f"| {m} | {fmt(old.get(m))} | {fmt(new)} | {delta(new, old.get(m), better)} "
             f"| {fmt(now['base'].get(m))} |"
         )
     return "\n".join(lines)
@@ -79,9 +79,11 @@ def params_diff(now: Path, main_text: str | None) -> str:
     return "\n".join(["| param | main | this change |", "|---|---|---|", *rows])
 
 
-def prompt_diff(ref: str) -> str:
+def prompt_diff(ref: str, prompts: Path) -> str:
     done = subprocess.run(
-        ["git", "diff", "--no-color", ref, "--", "prompts/"], capture_output=True, text=True
+        ["git", "diff", "--no-color", ref, "--", prompts.as_posix()],
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         return f"_Cannot diff prompts against {ref}._"
@@ -108,15 +110,16 @@ def data_changes(now: dict | None, main: dict | None) -> str:
     return "\n".join(lines)
 
 
-def examples_table(pairs: list, limit: int) -> str:
+def examples_table(pairs: list[tuple[Prediction, Prediction]], limit: int) -> str:
+    """(main, this change) pairs: id, inputs, reference and both fine-tuned outputs."""
     if not pairs:
         return "_None._"
-    lines = ["| id | message | reference | main | this change |", "|---|---|---|---|---|"]
+    lines = ["| id | input | reference | main | this change |", "|---|---|---|---|---|"]
     for b, r in pairs[:limit]:
-        ref = r["reference"]
+        inputs = " · ".join(f"{k}: {v}" for k, v in r.inputs.items())
         lines.append(
-            f"| {safe(r['id'])} | {safe(r['message'])} | {safe(json.dumps(ref))} | "
-            f"{safe(b['tuned']['output'])} | {safe(r['tuned']['output'])} |"
+            f"| {safe(r.id)} | {safe(inputs)} | {safe(json.dumps(r.reference))} | "
+            f"{safe(b.tuned.output)} | {safe(r.tuned.output)} |"
         )
     if len(pairs) > limit:
         lines.append(f"\n_{len(pairs) - limit} more not shown._")
@@ -130,9 +133,9 @@ def curve(text: str | None) -> list[tuple[int, float]]:
     return [(int(s), float(v)) for s, v in rows]
 
 
-def mermaid_charts(now: dict, main: dict | None, train_now, train_main) -> str:
+def mermaid_charts(task: Task, now: dict, main: dict | None, train_now, train_main) -> str:
     """Metric bars (this change as bars, main as a line) and training loss curves."""
-    metrics = RATES
+    metrics = rates(task)
     bars = ", ".join(f"{now['tuned'][m]:.3f}" for m in metrics)
     parts = [
         "```mermaid",
@@ -166,14 +169,23 @@ def mermaid_charts(now: dict, main: dict | None, train_now, train_main) -> str:
     return "\n".join(parts)
 
 
-def verdict(results: list, now: dict, main: dict | None) -> str:
+def headline(task: Task) -> str:
+    """The metric the verdict quotes: the first label field's accuracy, else the first
+    text field's ROUGE-L."""
+    if task.labels:
+        return f"{task.labels[0].name}_accuracy"
+    return f"{task.texts[0].name}_rouge_l" if task.texts else "json_valid"
+
+
+def verdict(task: Task, results: list, now: dict, main: dict | None) -> str:
     failed = [r.gate for r in results if r.status == "fail"]
     skipped = sum(r.status == "skipped" for r in results)
-    key = "category_accuracy"
+    key = headline(task)
     change = ""
     if main and "tuned" in main:
         value = now["tuned"][key]
-        change = f"; {key} {value:.4f} ({delta(value, main['tuned'].get(key), key)} vs main)"
+        old = main["tuned"].get(key)
+        change = f"; {key} {value:.4f} ({delta(value, old, metric_names(task)[key])} vs main)"
     if failed:
         return f"❌ **{len(failed)} of {len(results)} gates fail** ({'; '.join(failed)}){change}."
     note = f", {skipped} skipped (no baseline)" if skipped else ""

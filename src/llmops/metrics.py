@@ -1,75 +1,74 @@
-"""Every evaluation metric, defined once: the eval stage, the gates and the report use these.
+"""Every evaluation metric, defined once and derived from the task: eval, gates and report.
 
-An output is the model's generated text. It is parsed as JSON (`parse_answer`):
-- `json_valid`: a JSON object with the keys category, priority and reply, all strings;
-- fields are scored from whatever object parsed, so `{"category": "refund"}` earns the
-  category but is not valid; text that is not a JSON object earns nothing.
-Per split: `json_valid`, `category_accuracy`, `priority_accuracy`, `category_macro_f1`
-(F1 per category of `task.categories` that occurs in the references or the predictions,
-averaged; a prediction outside the set counts only against the true class),
-`exact_match` (all three fields equal the reference),
-`reply_rouge_l` (mean ROUGE-L F1 over lower-cased word tokens; no reply scores 0) and
-`reply_bleu` (sacrebleu corpus BLEU, 0-100). The eval stage adds `test_loss`, `perplexity`,
-`latency_ms` (generation wall time of the batched split, per example) and
-`generated_tokens_per_s`.
+An output is the model's generated text, parsed by `Task.parse_answer`: `json_valid` means
+a JSON object with every output field as a string; fields are scored from whatever object
+parsed, so a partial object earns the fields it has but is not valid; text that is not a
+JSON object earns nothing. Names follow one pattern, `<field>_<metric>`:
+
+    per label output field F
+      F_accuracy     share of answers whose F equals the reference
+      F_macro_f1     F1 per label (those that occur in the references or the answers),
+                     averaged; an answer outside F's values counts only against the truth
+      F_valid_label  share of answers whose F is one of F's values
+      F_rank_error   ordered labels only: mean |rank(answer) - rank(reference)|; an answer
+                     that is not a valid label counts as the largest distance (lower is better)
+    per text output field F
+      F_rouge_l      mean ROUGE-L F1 over lower-cased word tokens (no text scores 0)
+      F_bleu         sacrebleu corpus BLEU, 0-100
+    for the whole answer
+      json_valid, exact_match (every output field equals the reference)
+    added by the eval stage
+      test_loss and perplexity (answer tokens of the references), latency_ms (generation
+      wall time per example, batched), generated_tokens_per_s
+
+List a task's metrics and check the gates in params.yaml: python -m llmops.metrics
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
-from llmops.prompts import ANSWER_KEYS
+from llmops.params import GateParams, ParamsError, load_params
+from llmops.task import Parsed, Task
 
-# Metrics the gates may name, and which way is better.
-HIGHER_IS_BETTER = {
-    "json_valid": True,
-    "category_accuracy": True,
-    "priority_accuracy": True,
-    "category_macro_f1": True,
-    "exact_match": True,
-    "reply_rouge_l": True,
-    "reply_bleu": True,
-    "test_loss": False,
-    "perplexity": False,
-}
-# The split-level scores in [0, 1], drawn as bars (eval plots, report charts).
-RATES = (
-    "json_valid",
-    "category_accuracy",
-    "priority_accuracy",
-    "category_macro_f1",
-    "exact_match",
-    "reply_rouge_l",
-)
 WORD = re.compile(r"[^\W_]+")
+# Added by the eval stage; name -> higher is better.
+EVAL_METRICS = {"test_loss": False, "perplexity": False, "latency_ms": False,
+                "generated_tokens_per_s": True}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """What could be read from one output."""
+def metric_names(task: Task) -> dict[str, bool]:
+    """Every metric of the task, in report order, mapped to whether higher is better."""
+    out = {"json_valid": True}
+    for f in task.labels:
+        out |= {f"{f.name}_accuracy": True, f"{f.name}_macro_f1": True,
+                f"{f.name}_valid_label": True}  # fmt: skip
+        if f.ordered:
+            out[f"{f.name}_rank_error"] = False
+    for f in task.texts:
+        out |= {f"{f.name}_rouge_l": True, f"{f.name}_bleu": True}
+    return out | {"exact_match": True} | EVAL_METRICS
 
-    valid: bool
-    category: str | None = None
-    priority: str | None = None
-    reply: str | None = None
-    error: str = ""
+
+def rates(task: Task) -> tuple[str, ...]:
+    """The metrics that are shares in [0, 1] where higher is better (drawn as bars)."""
+    names = metric_names(task)
+    return tuple(m for m in names if names[m] and not m.endswith(("_bleu", "_per_s")))
 
 
-def parse_answer(text: str) -> Parsed:
-    """Parse a generated answer; never raises (a parse failure is a scored outcome)."""
-    try:
-        value = json.loads(text.strip())
-    except ValueError as err:
-        return Parsed(False, error=f"not JSON: {err}")
-    if not isinstance(value, dict):
-        return Parsed(False, error=f"not a JSON object: {type(value).__name__}")
-    fields = {k: value[k] if isinstance(value.get(k), str) else None for k in ANSWER_KEYS}
-    missing = [k for k, v in fields.items() if v is None]
-    error = f"missing or non-string: {', '.join(missing)}" if missing else ""
-    return Parsed(not missing, **fields, error=error)
+def check_gates(task: Task, gates: GateParams, where: str = "params.yaml") -> None:
+    """Raise ParamsError when a gate names a metric this task does not have."""
+    names = metric_names(task)
+    for kind, table in (("min", gates.min), ("max_drop", gates.max_drop)):
+        for metric in table:
+            if metric not in names:
+                raise ParamsError(
+                    f"{where}: gate.{kind}.{metric}: no such metric for this task; "
+                    f"expected one of: {', '.join(names)}"
+                )
 
 
 def words(text: str) -> list[str]:
@@ -94,18 +93,22 @@ def rouge_l(hypothesis: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score_example(parsed: Parsed, reference: dict) -> dict[str, float]:
-    """Per-example scores (0/1, and ROUGE-L in [0, 1])."""
-    category = float(parsed.category == reference["category"])
-    priority = float(parsed.priority == reference["priority"])
-    exact = category * priority * float(parsed.reply == reference["reply"])
-    return {
-        "json_valid": float(parsed.valid),
-        "category": category,
-        "priority": priority,
-        "exact": exact,
-        "rouge_l": rouge_l(parsed.reply or "", reference["reply"]),
-    }
+def score_example(task: Task, parsed: Parsed, reference: dict) -> dict[str, float]:
+    """Per-example scores: each is the example's share of a split-level mean metric."""
+    scores = {"json_valid": float(parsed.valid)}
+    for f in task.labels:
+        answer, truth = parsed.fields[f.name], reference[f.name]
+        scores[f"{f.name}_accuracy"] = float(answer == truth)
+        scores[f"{f.name}_valid_label"] = float(answer in f.values)
+        if f.ordered:
+            rank = f.values.index
+            error = abs(rank(answer) - rank(truth)) if answer in f.values else len(f.values) - 1
+            scores[f"{f.name}_rank_error"] = float(error)
+    for f in task.texts:
+        scores[f"{f.name}_rouge_l"] = rouge_l(parsed.fields[f.name] or "", reference[f.name])
+    same = all(parsed.fields[f.name] == reference[f.name] for f in task.outputs)
+    scores["exact_match"] = float(same)
+    return scores
 
 
 def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]) -> float:
@@ -126,25 +129,21 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
 
 
-def summarize(parsed: Sequence[Parsed], references: Sequence[dict], categories: Sequence[str]):
-    """Split-level metrics from parsed outputs and reference rows."""
-    scores = [score_example(p, r) for p, r in zip(parsed, references, strict=True)]
-    n = len(scores)
-
-    def mean(key: str) -> float:
-        return sum(s[key] for s in scores) / n
-
-    return {
-        "json_valid": mean("json_valid"),
-        "category_accuracy": mean("category"),
-        "priority_accuracy": mean("priority"),
-        "category_macro_f1": macro_f1(
-            [r["category"] for r in references], [p.category for p in parsed], categories
-        ),
-        "exact_match": mean("exact"),
-        "reply_rouge_l": mean("rouge_l"),
-        "reply_bleu": bleu([p.reply or "" for p in parsed], [r["reply"] for r in references]),
-    }
+def summarize(task: Task, parsed: Sequence[Parsed], references: Sequence[dict]) -> dict:
+    """Split-level metrics from parsed outputs and reference rows, in `metric_names` order."""
+    scores = [score_example(task, p, r) for p, r in zip(parsed, references, strict=True)]
+    out = {}
+    for name in metric_names(task):
+        if name in scores[0]:
+            out[name] = sum(s[name] for s in scores) / len(scores)
+    for f in task.labels:
+        truth = [r[f.name] for r in references]
+        answers = [p.fields[f.name] for p in parsed]
+        out[f"{f.name}_macro_f1"] = macro_f1(truth, answers, f.values)
+    for f in task.texts:
+        answers = [p.fields[f.name] or "" for p in parsed]
+        out[f"{f.name}_bleu"] = bleu(answers, [r[f.name] for r in references])
+    return {name: out[name] for name in metric_names(task) if name in out}
 
 
 def confusion(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]):
@@ -154,3 +153,23 @@ def confusion(truth: Sequence[str], predicted: Sequence[str | None], labels: Seq
         key = (t, p if p in labels else "(invalid)")
         counts[key] = counts.get(key, 0) + 1
     return [(t, p, c) for (t, p), c in sorted(counts.items())]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="List the task's metrics; check the gates.")
+    parser.add_argument("params", nargs="?", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        task = Task.from_params(params.task)
+        check_gates(task, params.gate, str(args.params))
+    except ParamsError as err:
+        raise SystemExit(str(err)) from None
+    for name, higher in metric_names(task).items():
+        print(f"{name:32} {'higher' if higher else 'lower'} is better")
+    gates = len(params.gate.min) + len(params.gate.max_drop)
+    print(f"{args.params}: {gates} gates name known metrics")
+
+
+if __name__ == "__main__":
+    main()

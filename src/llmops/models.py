@@ -3,15 +3,22 @@
 One loader for the train and eval stages and the service: safetensors weights only,
 `trust_remote_code` only when params say so, a clear error when a directory holds no
 weights. `pick_device` chooses a CUDA GPU with bf16 when there is one, else the CPU in fp32.
+`set_threads` sets torch's CPU thread count on purpose (each stage calls it in `main`):
+`OMP_NUM_THREADS` when set, else the CPUs this process may use shared among the processes
+of the run, so two DDP processes on two cores do not fight over four threads.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 class ModelError(ValueError):
@@ -39,6 +46,27 @@ def pick_device(precision: str = "auto", device: torch.device | None = None) -> 
         gpu_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
         precision = "bf16" if gpu_bf16 else "fp32"
     return Device(device, torch.bfloat16 if precision == "bf16" else torch.float32)
+
+
+def set_threads(processes: int = 1) -> int:
+    """Set and return torch's intra-op thread count (see the module docstring)."""
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        threads = int(wanted)
+    else:
+        threads = max(1, len(os.sched_getaffinity(0)) // max(1, processes))
+    torch.set_num_threads(threads)
+    log.info("torch uses %d CPU thread(s) per process", threads)
+    return threads
+
+
+def context_length(path: Path) -> int | None:
+    """The longest sequence a model's config.json says it takes, or None if it does not say."""
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if isinstance(config.get(key), int):
+            return config[key]
+    return None
 
 
 def weight_files(path: Path) -> list[Path]:

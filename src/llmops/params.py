@@ -6,6 +6,10 @@ value out of range, naming the file, the dotted key and what was expected, e.g.
 
     params.yaml: prep.val_fraction: expected a float in (0, 0.5), got "0.1x"
 
+A key whose field has a default may be left out. This module imports no other module of
+the library (it is the leaf everything else builds on); checks that need another module,
+such as gate names against the metrics a task has, live in that module.
+
 Check a file by hand: python -m llmops.params params.yaml
 """
 
@@ -15,6 +19,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -22,9 +27,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-
-from llmops.metrics import HIGHER_IS_BETTER
-from llmops.redact import KINDS
 
 
 class ParamsError(ValueError):
@@ -61,28 +63,72 @@ class NonEmpty:
 
 Fraction = Annotated[float, Range(0.0, 1.0)]
 Label = Annotated[str, NonEmpty()]
-RedactKind = Literal[KINDS]  # type: ignore[valid-type]  # the kinds llmops.redact knows
+# The PII kinds llmops.redact knows (it builds its placeholders from this list).
+PiiKind = Literal["EMAIL", "PHONE", "CARD"]
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keys every prepared row has besides the task's fields, so no field may take these names.
+RESERVED = ("id", "source", "split")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class FieldParams:
+    """One field of the task: a label (one of `values`) or free text."""
+
+    kind: Literal["label", "text"]
+    values: Annotated[tuple[Label, ...], NonEmpty()] | None = None  # labels only
+    ordered: bool = False  # labels only: `values` run from lowest to highest
+    max_chars: Annotated[int, Range(1, 1_000_000)] = 2000  # text only: longest value kept
+
+    def validate(self) -> None:
+        if self.kind == "label" and (self.values is None or len(self.values) < 2):
+            raise ValueError("a label field needs `values`: a list of 2 or more labels")
+        if self.kind == "text" and (self.values is not None or self.ordered):
+            raise ValueError("a text field takes no `values` or `ordered` (those are for labels)")
+
+
+Fields = Annotated[dict[str, FieldParams], NonEmpty()]
 
 
 @dataclass(frozen=True)
 class TaskParams:
-    """The task's label set, shared by prep, prompts, eval and serving."""
+    """The task: its prompt template, the input fields and the answer's output fields."""
 
-    categories: Annotated[tuple[Label, ...], NonEmpty()]
-    priorities: Annotated[tuple[Label, ...], NonEmpty()]
+    prompt: Annotated[str, NonEmpty()]  # the template's path, read by dvc.yaml too
+    inputs: Fields
+    outputs: Fields
+
+    def validate(self) -> None:
+        for name in [*self.inputs, *self.outputs]:
+            if not FIELD_NAME.fullmatch(name):
+                raise ValueError(f"field name {name!r}: expected letters, digits and _")
+            if name in RESERVED:
+                raise ValueError(f"field name {name!r} is reserved ({', '.join(RESERVED)})")
+        both = sorted(set(self.inputs) & set(self.outputs))
+        if both:
+            raise ValueError(f"{both} declared as both input and output")
+        fields = {**self.inputs, **self.outputs}
+        taken = sorted(f"{n}_values" for n, f in fields.items() if f.kind == "label")
+        clash = sorted(set(taken) & set(fields))
+        if clash:  # a template sees label F's values as the variable F_values
+            raise ValueError(f"field name {clash[0]!r} clashes with a label field's values")
 
 
 @dataclass(frozen=True)
 class PrepParams:
-    """Knobs of the `prep` stage (validate, clean, redact, dedupe, split)."""
+    """Knobs of the `prep` stage: reading the raw files, cleaning, redaction, the split."""
 
+    # Raw column of a task field, for fields whose column has another name.
+    columns: dict[str, Annotated[str, NonEmpty()]]
+    id_column: Annotated[str, NonEmpty()] | None
+    split_column: Annotated[str, NonEmpty()] | None
+    # Split -> glob patterns of raw files (relative to the raw folder) pinned whole.
+    pin_files: dict[Literal[SPLITS], tuple[Annotated[str, NonEmpty()], ...]]  # type: ignore[valid-type]
     seed: Annotated[int, Range(0)]
     val_fraction: Annotated[float, Range(0.0, 0.5, lo_open=True, hi_open=True)]
     test_fraction: Annotated[float, Range(0.0, 0.5, hi_open=True)]
     unicode_form: Literal["NFC", "NFKC"]
-    max_message_chars: Annotated[int, Range(16, 100_000)]
-    max_reply_chars: Annotated[int, Range(16, 100_000)]
-    redact: tuple[RedactKind, ...]
+    redact: tuple[PiiKind, ...]
     max_rejected_fraction: Fraction
     report_examples: Annotated[int, Range(0, 100)]
 
@@ -150,29 +196,37 @@ class TrainParams:
     log_every: Positive
 
 
-GatedMetric = Literal[tuple(HIGHER_IS_BETTER)]  # type: ignore[valid-type]
-
-
 @dataclass(frozen=True)
-class GateParams:
-    """Quality gates on the fine-tuned model's test metrics."""
+class DecodingParams:
+    """How answers are generated, by the eval stage and the service alike."""
 
-    min: dict[GatedMetric, float]
-    max_drop: dict[GatedMetric, Annotated[float, Range(0.0)]]
-
-
-@dataclass(frozen=True)
-class EvalParams:
-    """Knobs of the `eval` stage (decoding), the gates and the pull-request report."""
-
-    batch_size: Positive
     max_new_tokens: Annotated[int, Range(1, 8192)]
     do_sample: bool
     temperature: Annotated[float, Range(0.0, lo_open=True)]
     top_p: Annotated[float, Range(0.0, 1.0, lo_open=True)]
     seed: Annotated[int, Range(0)]
-    gates: GateParams
-    report_examples: Annotated[int, Range(0, 100)]
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """Knobs of the `eval` stage."""
+
+    batch_size: Positive
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """Quality gates on the fine-tuned model's test metrics (names: llmops.metrics)."""
+
+    min: dict[str, float]
+    max_drop: dict[str, Annotated[float, Range(0.0)]]
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """The pull-request report."""
+
+    examples: Annotated[int, Range(0, 100)]
 
 
 @dataclass(frozen=True)
@@ -183,7 +237,10 @@ class Params:
     prep: PrepParams
     base: BaseParams
     train: TrainParams
+    decoding: DecodingParams
     eval: EvalParams
+    gate: GateParams
+    report: ReportParams
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -228,12 +285,19 @@ def parse(cls: type, raw: Any, where: str, key: str = "") -> Any:
         expected = f"one of the known keys: {', '.join(names)}{hint}"
         raise ParamsError(f"{where}: {_join(key, unknown)}: unknown key; expected {expected}")
     values = {}
-    for name in names:
-        sub = _join(key, name)
-        if name not in raw:
-            raise ParamsError(f"{where}: {sub}: missing; expected {_describe(hints[name])}")
-        values[name] = _convert(hints[name], raw[name], where, sub)
-    return cls(**values)
+    for field in dataclasses.fields(cls):
+        sub = _join(key, field.name)
+        if field.name in raw:
+            values[field.name] = _convert(hints[field.name], raw[field.name], where, sub)
+        elif field.default is dataclasses.MISSING:
+            raise ParamsError(f"{where}: {sub}: missing; expected {_describe(hints[field.name])}")
+    out = cls(**values)
+    try:
+        if hasattr(out, "validate"):  # checks across keys, e.g. a label field needs values
+            out.validate()
+    except ValueError as err:
+        raise ParamsError(f"{where}: {key or '(top level)'}: {err}") from None
+    return out
 
 
 def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
@@ -255,10 +319,12 @@ def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
         if not isinstance(value, dict):
             raise _error(where, key, _describe(hint), value)
         key_type, value_type = typing.get_args(base)
-        return {
+        out = {
             _convert(key_type, k, where, f"{key} key"): _convert(value_type, v, where, f"{key}.{k}")
             for k, v in value.items()
         }
+        _check(checks, out, hint, where, key, value)
+        return out
     if origin is tuple:
         if not isinstance(value, list):
             raise _error(where, key, _describe(hint), value)
@@ -277,7 +343,7 @@ def _check(checks: list, value: Any, hint: Any, where: str, key: str, raw: Any) 
     for check in checks:
         if isinstance(check, Range) and not check.contains(value):
             raise _error(where, key, _describe(hint), raw)
-        duplicates = isinstance(value, tuple) and len(set(value)) != len(value)
+        duplicates = isinstance(value, tuple) and len(set(value)) != len(value)  # dict: never
         if isinstance(check, NonEmpty) and (len(value) == 0 or duplicates):
             raise _error(where, key, _describe(hint), raw)
 
@@ -309,8 +375,8 @@ def _describe(hint: Any) -> str:
         return f"{_describe(inner)} or null"
     if origin is dict:
         key_type, value_type = typing.get_args(base)
-        return f"a mapping from {_describe(key_type)} to {_describe(value_type)}"
-    if origin is tuple:
+        text = f"a mapping from {_describe(key_type)} to {_describe(value_type)}"
+    elif origin is tuple:
         item = _describe(typing.get_args(base)[0])
         if item.startswith("one of "):
             text = "a list of values from: " + item.removeprefix("one of ")
@@ -322,7 +388,7 @@ def _describe(hint: Any) -> str:
         if isinstance(check, Range):
             text += " " + check.describe()
         elif isinstance(check, NonEmpty):
-            text = "a non-empty " + text.removeprefix("a ")
+            text = "a non-empty " + text.removeprefix("a ").removeprefix("an ")
             text += ", without duplicates" if origin is tuple else ""
     return text
 

@@ -1,64 +1,64 @@
-"""Raw records: read every file under the raw folder and validate each line as a ticket.
+"""Raw records: read every data file under the raw folder and validate each row for the task.
 
-The raw schema (one JSON object per line, UTF-8; other keys are ignored):
+Formats, by extension: JSON Lines (`.jsonl`, `.ndjson`; one object per line, UTF-8), CSV
+(`.csv`, `.tsv`; a header row, UTF-8) and Parquet (`.parquet`). Any other file is not read
+and is listed with its reason (`skipped`), never dropped without a word.
 
-    id        string, non-empty       the export's ticket id, kept for tracing
-    message   string                  the customer's message
-    category  string in task.categories
-    priority  string in task.priorities
-    reply     string                  the first reply a good agent sent
-    split     optional "train"|"val"|"test": pins the row to a split (held-out test sets)
+The schema comes from the task declaration (params.yaml `task`) and the column mapping
+(params.yaml `prep`): each declared field is read from its column (`prep.columns`, else
+the column of its own name) and must be a string; a label field must hold one of its
+values; a text field must not be empty after cleaning nor longer than its `max_chars`.
+`prep.id_column` names the row id (a string or an integer), `prep.split_column` an
+optional pin to a split. Other columns are ignored.
 
-Each line becomes a `Ticket` or a `Rejection` with its file, line number and reason.
+Each row becomes a `Record` or a `Rejection` with its file, row and reason (`REASONS`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from llmops.params import PrepParams, TaskParams
+from llmops.params import SPLITS, PrepParams
 from llmops.redact import INVISIBLE
+from llmops.task import Task
 
-FIELDS = ("id", "message", "category", "priority", "reply")
-SPLITS = ("train", "val", "test")
 # Every reason a row can be rejected for, in the order the checks run.
 REASONS = (
-    "invalid_utf8", "malformed_json", "not_an_object", "missing_field", "wrong_type",
-    "unknown_label", "invalid_split", "empty_message", "empty_reply", "too_long",
+    "invalid_utf8", "malformed_json", "malformed_row", "not_an_object", "missing_field",
+    "wrong_type", "unknown_label", "invalid_split", "empty_field", "too_long",
     "duplicate", "near_duplicate",
 )  # fmt: skip
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv",
+           ".parquet": "parquet"}  # fmt: skip
 CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # control characters that are not whitespace
 SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
-class Ticket:
-    """A valid, normalised row; `where` is "file:line" for tracing."""
+class Record:
+    """A valid, normalised row; `where` is "file:row" for tracing."""
 
     id: str
-    message: str
-    category: str
-    priority: str
-    reply: str
+    fields: dict[str, str]
     pin: str | None
     where: str
 
-    def record(self) -> dict[str, str]:
+    def row(self) -> dict[str, str]:
         """The row as written to the prepared splits."""
-        return {
-            "id": self.id, "message": self.message, "category": self.category,
-            "priority": self.priority, "reply": self.reply, "source": self.where,
-        }  # fmt: skip
+        return {"id": self.id, **self.fields, "source": self.where}
 
 
 @dataclass(frozen=True)
 class Rejection:
-    """A row that is not used, with why; `raw` is the line as read (redacted before storing)."""
+    """A row that is not used, with why; `raw` is the row as read (redacted before storing)."""
 
     where: str
     reason: str
@@ -66,14 +66,40 @@ class Rejection:
     raw: str
 
 
-def raw_files(raw: Path) -> list[Path]:
+@dataclass(frozen=True)
+class RawFiles:
+    """The files under the raw folder: those read, and those not read with the reason."""
+
+    read: list[Path]
+    skipped: dict[str, str]
+
+
+def raw_files(raw: Path) -> RawFiles:
     """Every non-hidden file below `raw`, sorted, so row order is the same everywhere."""
     if not raw.is_dir():
         raise FileNotFoundError(f"{raw}: raw data folder not found")
-    return sorted(
-        p for p in raw.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(raw).parts)
-    )  # fmt: skip
+    read, skipped = [], {}
+    for path in sorted(raw.rglob("*")):
+        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(raw).parts):
+            continue
+        if path.suffix.lower() in FORMATS:
+            read.append(path)
+        else:
+            known = ", ".join(FORMATS)
+            skipped[path.as_posix()] = f"not a data file ({known})"
+    return RawFiles(read, skipped)
+
+
+def read_rows(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, str]]:
+    """Yield ("name:row", parsed object or Rejection, raw text) for each row of a file."""
+    kind = FORMATS[path.suffix.lower()]
+    if kind == "jsonl":
+        for where, line in read_lines(path, name):
+            yield where, parse_json(where, line), line.decode("utf-8", "backslashreplace")
+    elif kind == "csv":
+        yield from _read_csv(path, name)
+    else:
+        yield from _read_parquet(path, name)
 
 
 def read_lines(path: Path, name: str) -> Iterator[tuple[str, bytes]]:
@@ -87,20 +113,8 @@ def read_lines(path: Path, name: str) -> Iterator[tuple[str, bytes]]:
                 yield f"{name}:{number}", line
 
 
-def normalize(text: str, form: str) -> str:
-    """Unicode normal form, control characters as spaces, invisible ones (zero-width space,
-    soft hyphen, direction marks) removed, whitespace collapsed to single spaces, stripped."""
-    text = INVISIBLE.sub("", unicodedata.normalize(form, text))
-    return SPACE.sub(" ", CONTROL.sub(" ", text)).strip()
-
-
-def dedupe_key(message: str) -> str:
-    """Key under which two messages count as the same (case and whitespace ignored)."""
-    return SPACE.sub(" ", message.casefold()).strip()
-
-
-def parse_line(where: str, line: bytes, task: TaskParams, prep: PrepParams) -> Ticket | Rejection:
-    """Decode, parse and validate one raw line."""
+def parse_json(where: str, line: bytes) -> dict | Rejection:
+    """Decode and parse one JSON Lines row."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -118,43 +132,127 @@ def parse_line(where: str, line: bytes, task: TaskParams, prep: PrepParams) -> T
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as err:  # "\ud800" escapes decode to lone surrogates
         return Rejection(where, "invalid_utf8", f"lone surrogate {err.object[err.start]!a}", text)
-    problem = _check_fields(obj, task)
+    return obj
+
+
+def _read_csv(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, str]]:
+    # Undecodable bytes become lone surrogates, so one bad row does not hide the others.
+    text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            where = f"{name}:{reader.line_num}"
+            yield where, Rejection(where, "malformed_row", f"CSV: {err}", ""), ""
+            continue
+        where = f"{name}:{reader.line_num}"
+        raw = json.dumps(row, ensure_ascii=False, default=str)
+        yield where, _csv_row(where, row, raw), raw
+
+
+def _csv_row(where: str, row: dict, raw: str) -> dict | Rejection:
+    if None in row or None in row.values():
+        return Rejection(where, "malformed_row", "a row with another number of cells", raw)
+    bad = next((k for k, v in row.items() if _has_surrogate(str(k) + v)), None)
+    if bad is not None:
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return Rejection(where, "invalid_utf8", f"column {bad!r}: bytes that are not UTF-8", raw)
+    return row
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _read_parquet(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, str]]:
+    import pyarrow.parquet as pq
+
+    number = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            number += 1
+            where = f"{name}:{number}"
+            yield where, row, json.dumps(row, ensure_ascii=False, default=str)
+
+
+def normalize(text: str, form: str) -> str:
+    """Unicode normal form, control characters as spaces, invisible ones (zero-width space,
+    soft hyphen, direction marks) removed, whitespace collapsed to single spaces, stripped."""
+    text = INVISIBLE.sub("", unicodedata.normalize(form, text))
+    return SPACE.sub(" ", CONTROL.sub(" ", text)).strip()
+
+
+def dedupe_key(text: str) -> str:
+    """Key under which two texts count as the same (case and whitespace ignored)."""
+    return SPACE.sub(" ", text.casefold()).strip()
+
+
+def parse_row(
+    where: str, obj: dict, raw: str, task: Task, prep: PrepParams, pin: str | None = None
+) -> Record | Rejection:
+    """Validate and clean one parsed row; `pin` is its file's split pin, if any."""
+    problem = _check_fields(obj, task, prep)
     if problem:
-        return Rejection(where, *problem, text)
-    message = normalize(obj["message"], prep.unicode_form)
-    reply = normalize(obj["reply"], prep.unicode_form)
-    if not message:
-        return Rejection(where, "empty_message", "message is empty after normalisation", text)
-    if not reply:
-        return Rejection(where, "empty_reply", "reply is empty after normalisation", text)
-    for field, value, limit in (
-        ("message", message, prep.max_message_chars),
-        ("reply", reply, prep.max_reply_chars),
-    ):
-        if len(value) > limit:
-            return Rejection(where, "too_long", f"{field}: {len(value)} chars > {limit}", text)
-    return Ticket(
-        obj["id"].strip(), message, obj["category"], obj["priority"], reply, obj.get("split"), where
-    )
+        return Rejection(where, *problem, raw)
+    fields = {}
+    for field in task.fields:
+        value = obj[column(field.name, prep)]
+        if field.is_label:
+            fields[field.name] = value
+            continue
+        value = normalize(value, prep.unicode_form)
+        if not value:
+            return Rejection(where, "empty_field", f"{field.name}: empty after cleaning", raw)
+        if len(value) > field.max_chars:
+            detail = f"{field.name}: {len(value)} chars > {field.max_chars}"
+            return Rejection(where, "too_long", detail, raw)
+        fields[field.name] = value
+    row_pin = obj.get(prep.split_column) if prep.split_column else None
+    identifier = str(obj[prep.id_column]).strip() if prep.id_column else ""
+    return Record(identifier, fields, row_pin or pin, where)
 
 
-def _check_fields(obj: dict, task: TaskParams) -> tuple[str, str] | None:
-    missing = [f for f in FIELDS if f not in obj]
+def column(field: str, prep: PrepParams) -> str:
+    """The raw column a task field is read from."""
+    return prep.columns.get(field, field)
+
+
+def _check_fields(obj: dict, task: Task, prep: PrepParams) -> tuple[str, str] | None:
+    named = [(f.name, column(f.name, prep)) for f in task.fields]
+    if prep.id_column:
+        named.insert(0, ("id", prep.id_column))
+    missing = [_show(name, col) for name, col in named if col not in obj]
     if missing:
         return "missing_field", f"missing {', '.join(missing)}"
-    for field in FIELDS:
-        if not isinstance(obj[field], str):
-            return "wrong_type", f"{field}: expected a string, got {_json_type(obj[field])}"
-    if not obj["id"].strip():
-        return "wrong_type", "id: expected a non-empty string, got an empty one"
-    for field, allowed in (("category", task.categories), ("priority", task.priorities)):
-        if obj[field] not in allowed:
-            return "unknown_label", f"{field}: {obj[field]!r} not in {list(allowed)}"
-    if obj.get("split") is not None and obj["split"] not in SPLITS:
-        return "invalid_split", f"split: {obj['split']!r} not in {list(SPLITS)} or null"
+    for name, col in named:
+        value = obj[col]
+        if name == "id" and isinstance(value, int) and not isinstance(value, bool):
+            continue  # integer ids are fine; they are kept as text
+        if not isinstance(value, str):
+            kind = _json_type(value)
+            return "wrong_type", f"{_show(name, col)}: expected a string, got {kind}"
+    if prep.id_column and not str(obj[prep.id_column]).strip():
+        return "wrong_type", f"{_show('id', prep.id_column)}: expected a non-empty string"
+    for field in task.fields:
+        value = obj[column(field.name, prep)]
+        if field.is_label and value not in field.values:
+            return "unknown_label", f"{field.name}: {value!r} not in {list(field.values)}"
+    split = obj.get(prep.split_column) if prep.split_column else None
+    if split not in (None, "", *SPLITS):
+        return "invalid_split", f"{prep.split_column}: {split!r} not in {list(SPLITS)} or empty"
     return None
 
 
-def _json_type(value: object) -> str:
-    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
-    return "null" if value is None else names.get(type(value), "object")
+def _show(name: str, col: str) -> str:
+    return name if name == col else f"{name} (column {col!r})"
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array",
+             dict: "object"}  # fmt: skip
+    return "null" if value is None else names.get(type(value), type(value).__name__)

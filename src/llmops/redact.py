@@ -2,7 +2,7 @@
 
 `redact("mail me at a@b.com", {"EMAIL"})` returns `("mail me at <EMAIL>", Counter(EMAIL=1))`.
 
-Numbers are judged by shape and context, so the details a reply needs survive: order and
+Numbers are judged by shape and context, so the details an answer needs survive: order and
 reference numbers (`ORD-482913`, `#123456789`, `order 1234567890`), tracking numbers,
 amounts (`$1,299.99`), dates and times, ZIP+4 codes, IP addresses and versions stay.
 - CARD: 13-19 digits in groups of 4-6 digits (4111 1111 1111 1111, 3782 822463 10005), or
@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
-PLACEHOLDERS = {"EMAIL": "<EMAIL>", "PHONE": "<PHONE>", "CARD": "<CARD>"}
-KINDS = tuple(PLACEHOLDERS)
+from llmops.params import PiiKind
+
+KINDS: tuple[str, ...] = typing.get_args(PiiKind)  # EMAIL, PHONE, CARD (params.yaml prep.redact)
+PLACEHOLDERS = {kind: f"<{kind}>" for kind in KINDS}
 
 # Invisible format characters that could hide PII from the patterns: soft hyphen,
 # zero-width space and non-joiner, direction marks and isolates, word joiner, BOM, and a

@@ -1,6 +1,7 @@
 """The pull-request report: this change against a baseline git ref, as one markdown file.
 
-Run: make report   (python -m llmops.report --params params.yaml --baseline main --out report.md)
+Run: make report   (python -m llmops.report --params params.yaml --baseline main --out report.md
+                    --eval metrics/eval.json ... : every input path, given by the Makefile)
 
 It answers "better or worse than main, where, and why": a verdict and the gates, metrics
 of main / this change / the base model with deltas, the params and prompt diffs, data
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmops import gate
@@ -31,19 +33,31 @@ from llmops.markdown import (
     prompt_diff,
     verdict,
 )
+from llmops.metrics import check_gates
 from llmops.params import ParamsError, load_params
+from llmops.predictions import Prediction, parse_predictions, read_predictions
+from llmops.task import Task
 
 LIMIT = 65_536
-PATHS = {
-    "params": "params.yaml",
-    "eval": "metrics/eval.json",
-    "train": "metrics/train.json",
-    "prep": "metrics/prep.json",
-    "base": "metrics/base.json",
-    "predictions": "data/eval/predictions.jsonl",
-    "train_curve": "reports/train/train_loss.csv",
-    "adapter": "models/adapter/training.json",
-}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Where the report reads this change's files (and, at the same paths, main's)."""
+
+    eval: Path
+    train: Path
+    prep: Path
+    base: Path
+    predictions: Path
+    train_curve: Path
+    adapter: Path
+    prompts: Path
+
+    def committed(self) -> dict[str, Path]:
+        """The files main commits to git (the predictions are a DVC output)."""
+        names = ("eval", "train", "prep", "base", "train_curve", "adapter")
+        return {n: getattr(self, n) for n in names}
 
 
 def load_json(text: str | None) -> dict | None:
@@ -53,56 +67,67 @@ def load_json(text: str | None) -> dict | None:
         return None
 
 
-def right(record: dict) -> bool:
-    """Correct = category and priority both right (the classification half of the task)."""
-    s = record["tuned"]["scores"]
-    return s["category"] == 1.0 and s["priority"] == 1.0
+def right(task: Task, record: Prediction) -> bool:
+    """Correct = every label output field right (the exact match when there is none)."""
+    scores = record.tuned.scores
+    if not task.labels:
+        return scores.get("exact_match") == 1.0
+    return all(scores.get(f"{f.name}_accuracy") == 1.0 for f in task.labels)
 
 
-def flipped(now: list[dict], main: list[dict]) -> tuple[list, list]:
-    """(wrong -> right, right -> wrong) pairs of (main record, this change's record)."""
-    before = {r["id"]: r for r in main}
-    pairs = [(before[r["id"]], r) for r in now if r["id"] in before]
-    fixed = [(b, r) for b, r in pairs if not right(b) and right(r)]
-    broken = [(b, r) for b, r in pairs if right(b) and not right(r)]
+def flipped(task: Task, now: list[Prediction], main: list[Prediction]) -> tuple[list, list]:
+    """(wrong -> right, right -> wrong) pairs of (main record, this change's record); only
+    examples with the same id and the same reference are compared."""
+    before = {r.id: r for r in main}
+    pairs = [(before[r.id], r) for r in now if r.id in before]
+    pairs = [(b, r) for b, r in pairs if b.reference == r.reference]
+    fixed = [(b, r) for b, r in pairs if not right(task, b) and right(task, r)]
+    broken = [(b, r) for b, r in pairs if right(task, b) and not right(task, r)]
     return fixed, broken
 
 
-def baseline_predictions(ref: str) -> tuple[list[dict] | None, str]:
+def baseline_predictions(path: Path, ref: str) -> tuple[list[Prediction] | None, str]:
     """main's per-example predictions from the DVC cache or remote, or why not."""
     import dvc.api
 
     try:
-        text = dvc.api.read(PATHS["predictions"], rev=ref, repo=".")
+        text = dvc.api.read(path.as_posix(), rev=ref, repo=".")
     except Exception as err:  # dvc raises many kinds: missing rev, no cache, no remote, ...
         return None, (
-            f"main's predictions ({PATHS['predictions']} at `{ref}`) are not in the DVC cache "
+            f"main's predictions ({path.as_posix()} at `{ref}`) are not in the DVC cache "
             f"or remote ({type(err).__name__}); run `dvc push` on {ref} to enable this section"
         )
-    return [json.loads(line) for line in text.splitlines() if line.strip()], ""
+    try:
+        return parse_predictions(text), ""
+    except ValueError as err:
+        return None, f"main's predictions at `{ref}` are in another format ({err})"
 
 
-def build(params_path: Path, ref: str, examples: int) -> str:
+def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     """The report's markdown, cutting example lists (then the prompt diff) to fit LIMIT."""
     params = load_params(params_path)
-    now = json.loads(Path(PATHS["eval"]).read_text(encoding="utf-8"))
-    old = {k: gate.at_ref(ref, p) for k, p in PATHS.items() if k != "predictions"}
-    local = {
-        k: Path(p).read_text(encoding="utf-8") if Path(p).exists() else None
-        for k, p in PATHS.items()
-        if k != "predictions"
-    }
+    task = Task.from_params(params.task)
+    check_gates(task, params.gate, str(params_path))
+    examples = params.report.examples
+    now = json.loads(inputs.eval.read_text(encoding="utf-8"))
+    paths = inputs.committed()
+    old = {k: gate.at_ref(ref, p.as_posix()) for k, p in paths.items()}
+    old["params"] = gate.at_ref(ref, params_path.as_posix())
+    local = {k: p.read_text(encoding="utf-8") if p.exists() else None for k, p in paths.items()}
     main_eval = load_json(old["eval"])
-    results = gate.check(params.eval.gates, now["tuned"], (main_eval or {}).get("tuned"))
-    predictions = [json.loads(x) for x in Path(PATHS["predictions"]).read_text().splitlines()]
-    main_predictions, missing = baseline_predictions(ref)
-    flips = None if main_predictions is None else flipped(predictions, main_predictions)
+    results = gate.check(task, params.gate, now["tuned"], (main_eval or {}).get("tuned"))
+    if not inputs.predictions.exists():
+        raise FileNotFoundError(f"{inputs.predictions} not found (run the pipeline: make repro)")
+    predictions = read_predictions(inputs.predictions)
+    main_predictions, missing = baseline_predictions(inputs.predictions, ref)
+    flips = None if main_predictions is None else flipped(task, predictions, main_predictions)
+    curves = (curve(local["train_curve"]), curve(old["train_curve"]))
 
     def head(prompt: str) -> list[str]:
         return [
             f"## Model report: this change vs `{ref}`",
             "",
-            verdict(results, now, main_eval),
+            verdict(task, results, now, main_eval),
             "",
             "### Quality gates",
             "",
@@ -110,9 +135,9 @@ def build(params_path: Path, ref: str, examples: int) -> str:
             "",
             "### Test metrics (fine-tuned model)",
             "",
-            metrics_table(now, main_eval),
+            metrics_table(task, now, main_eval),
             "",
-            mermaid_charts(now, main_eval, curve(local["train_curve"]), curve(old["train_curve"])),
+            mermaid_charts(task, now, main_eval, *curves),
             "",
             "### Params changed",
             "",
@@ -134,55 +159,74 @@ def build(params_path: Path, ref: str, examples: int) -> str:
         cost(load_json(local["train"]), load_json(local["base"]), now, load_json(local["adapter"])),
         "",
         "_PNG charts: `reports/eval/*.png`, `reports/prep/*.png`; per-example outputs: "
-        f"`{PATHS['predictions']}`._",
+        f"`{inputs.predictions.as_posix()}`._",
         "",
     ]
-    top = head(prompt_diff(ref))
+    what = " and ".join(f.name for f in task.labels) or "the whole answer"
+    section = FlipSection(flips, missing, examples, what)
+    top = head(prompt_diff(ref, inputs.prompts))
     for shown in [examples, *range(min(examples, 10) - 1, -1, -1)]:
-        text = "\n".join([*top, *flipped_section(flips, missing, shown, examples), *tail])
+        text = "\n".join([*top, *section.lines(shown), *tail])
         if len(text) < LIMIT:
             return text
     top = head("_Prompt diff too long for a comment; see the pull request's files._")
-    return "\n".join([*top, *flipped_section(flips, missing, 0, examples), *tail])[: LIMIT - 1]
+    return "\n".join([*top, *section.lines(0), *tail])[: LIMIT - 1]
 
 
-def flipped_section(flips: tuple | None, missing: str, shown: int, asked: int) -> list[str]:
-    """The flipped examples, `shown` per direction (a note says when fewer than `asked`)."""
-    out = ["### Examples that flipped (category and priority both right vs not)", ""]
-    if flips is None:
-        return [*out, f"_{missing}._", ""]
-    fixed, broken = flips
-    if shown < asked:
-        out += [
-            f"_Lists cut to {shown} per direction to stay under GitHub's "
-            f"{LIMIT:,}-character comment limit._",
+@dataclass(frozen=True)
+class FlipSection:
+    """The flipped examples: `what` names the fields that make an answer right."""
+
+    flips: tuple | None
+    missing: str
+    asked: int
+    what: str
+
+    def lines(self, shown: int) -> list[str]:
+        """The section with `shown` examples per direction (a note says when fewer)."""
+        out = [f"### Examples that flipped ({self.what} right vs not)", ""]
+        if self.flips is None:
+            return [*out, f"_{self.missing}._", ""]
+        fixed, broken = self.flips
+        if shown < self.asked:
+            out += [
+                f"_Lists cut to {shown} per direction to stay under GitHub's "
+                f"{LIMIT:,}-character comment limit._",
+                "",
+            ]
+        return [
+            *out,
+            f"**Wrong → right: {len(fixed)}**",
+            "",
+            examples_table(fixed, shown),
+            "",
+            f"**Right → wrong: {len(broken)}**",
+            "",
+            examples_table(broken, shown),
             "",
         ]
-    return [
-        *out,
-        f"**Wrong → right: {len(fixed)}**",
-        "",
-        examples_table(fixed, shown),
-        "",
-        f"**Right → wrong: {len(broken)}**",
-        "",
-        examples_table(broken, shown),
-        "",
-    ]
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--baseline", default="main", help="git ref to compare against")
-    parser.add_argument("--out", type=Path, default=Path("report.md"))
-    args = parser.parse_args(argv)
-    if not Path(PATHS["eval"]).exists():
-        raise SystemExit(f"report: {PATHS['eval']} not found (run the pipeline: make repro)")
+    parser.add_argument("--out", type=Path, required=True)
+    for name in ("eval", "train", "prep", "base", "predictions", "train-curve", "adapter"):
+        parser.add_argument(f"--{name}", type=Path, required=True)
+    parser.add_argument("--prompts", type=Path, required=True, help="prompt templates folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    inputs = Inputs(args.eval, args.train, args.prep, args.base, args.predictions,
+                    args.train_curve, args.adapter, args.prompts)  # fmt: skip
+    if not inputs.eval.exists():
+        raise SystemExit(f"report: {inputs.eval} not found (run the pipeline: make repro)")
     try:
-        examples = load_params(args.params).eval.report_examples
-        text = build(args.params, args.baseline, examples)
-    except ParamsError as err:
+        text = build(args.params, args.baseline, inputs)
+    except (ParamsError, FileNotFoundError) as err:
         raise SystemExit(f"report: {err}") from None
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out} ({len(text):,} characters)")

@@ -25,6 +25,12 @@ from llmops.params import TinyParams
 log = logging.getLogger(__name__)
 
 SPECIAL = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
+# A plain chat template, so that a chat prompt (header `format: chat`) works with `tiny`
+# too: each turn is its role in <|...|> on a line, then its content.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int):
@@ -42,7 +48,9 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int):
         show_progress=False,
     )
     core.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=core, model_max_length=1 << 30, **SPECIAL)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, model_max_length=1 << 30, **SPECIAL)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
 
 
 def build_model(recipe: TinyParams, tokenizer):

@@ -96,7 +96,7 @@ class Loop:
         self.lengths = [len(e.input_ids) for e in setup.train]
         batches = len(plan_batches(self.lengths, cfg.batch_size, cfg.seed, 0))
         self.per_epoch = max(1, batches // (acc.num_processes * cfg.grad_accum))
-        self.total = cfg.max_steps or cfg.epochs * self.per_epoch
+        self.total = min(cfg.epochs * self.per_epoch, cfg.max_steps or float("inf"))
         self.stamp = stamp_for(setup, acc.num_processes)
         self.module = acc.prepare(lora.AnswerLoss(setup.model))
         self.weights = lora.trainable(setup.model)

@@ -1,15 +1,17 @@
 """Materialise the base model in models/base/: safetensors weights, tokenizer and card.json.
 
-Run: python -m llmops.stages.base --params params.yaml --train data/prepared/train.jsonl \
-        --prompt prompts/triage.jinja --out models/base --metrics metrics/base.json
+Run: python -m llmops.stages.base --params params.yaml --data data/prepared \
+        --prompt prompts/<task>.jinja --out models/base --metrics metrics/base.json
 
 `base.model` picks the source:
 - `tiny`: built offline from the training split (llmops.tiny): a BPE tokenizer trained on
   the prompts and answers as the model will read them, and a small Llama pretrained from
-  scratch on the plain text (each message followed by its reply);
+  scratch on the plain text (each row's text fields, without the task format);
 - a Hugging Face id (`org/name`) at the pinned `base.revision`: downloaded once (safetensors
   and tokenizer files only) into models/base/, which DVC caches and versions;
 - a local directory (`./path` or `/path`): its safetensors, config and tokenizer copied.
+Before any pretraining the stage checks that the longest prompt + answer of every split
+fits `train.max_length` and the model's context, naming the example and the knob.
 card.json records the source, the revision or recipe, and the parameter count.
 """
 
@@ -20,12 +22,22 @@ import dataclasses
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.examples import DataError, answer_text, prompt_text, read_split
-from llmops.models import ModelError, count_parameters, load_base, load_tokenizer, weight_files
-from llmops.params import BaseParams, ParamsError, TaskParams, load_params
-from llmops.prompts import PromptError, load_template
+from llmops.examples import DataError, build_prompt, check_length, encode_rows, longest, read_split
+from llmops.models import (
+    ModelError,
+    context_length,
+    count_parameters,
+    load_base,
+    load_tokenizer,
+    set_threads,
+    weight_files,
+)
+from llmops.params import SPLITS, BaseParams, Params, ParamsError, load_params
+from llmops.prompts import PromptError, PromptTemplate, load_template
+from llmops.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -42,49 +54,101 @@ def source_kind(model: str) -> str:
     return "hub"
 
 
-def base(params: BaseParams, task: TaskParams, train: Path, prompt: Path, out: Path) -> dict:
+@dataclass
+class Splits:
+    """The prepared rows the base stage reads, with the task and template that render them."""
+
+    task: Task
+    template: PromptTemplate
+    rows: dict[str, list[dict]]
+
+
+def read_splits(params: Params, data: Path, prompt: Path) -> Splits:
+    """The non-empty prepared splits (train must be there) and the checked template."""
+    task = Task.from_params(params.task)
+    template = load_template(prompt, task.variables())
+    rows = {name: read_split(data / f"{name}.jsonl") for name in SPLITS if _has_rows(data, name)}
+    if "train" not in rows:
+        read_split(data / "train.jsonl")  # raises, naming the file
+    return Splits(task, template, rows)
+
+
+def _has_rows(data: Path, name: str) -> bool:
+    path = data / f"{name}.jsonl"
+    return name == "train" or (path.exists() and path.stat().st_size > 0)
+
+
+def base(params: Params, data: Path, prompt: Path, out: Path) -> dict:
     """Write the base model to `out`; returns the card."""
-    kind = source_kind(params.model)
-    if kind == "hub" and not params.revision:
+    cfg = params.base
+    kind = source_kind(cfg.model)
+    if kind == "hub" and not cfg.revision:
         raise ParamsError(
-            f"base.revision: expected a commit sha or tag for hub model {params.model!r}, got null"
+            f"base.revision: expected a commit sha or tag for hub model {cfg.model!r}, got null"
         )
-    if kind != "hub" and params.revision:
+    if kind != "hub" and cfg.revision:
         raise ParamsError(f"base.revision: only for hub models; set it to null for {kind!r}")
-    if kind == "local" and Path(params.model).expanduser().resolve() == out.resolve():
-        raise ParamsError(f"base.model: {params.model!r} is the output folder itself")
+    if kind == "local" and Path(cfg.model).expanduser().resolve() == out.resolve():
+        raise ParamsError(f"base.model: {cfg.model!r} is the output folder itself")
+    splits = read_splits(params, data, prompt) if kind == "tiny" else None
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     if kind == "tiny":
-        card = build_tiny(params, task, train, prompt, out)
-    elif kind == "hub":
-        card = download(params, out, params.trust_remote_code)
+        card = build_tiny(params, splits, out)
     else:
-        card = copy_local(Path(params.model).expanduser(), out, params.trust_remote_code)
-    model = load_base(out, params.trust_remote_code)  # proves the result loads
+        if kind == "hub":
+            card = download(cfg, out, cfg.trust_remote_code)
+        else:
+            card = copy_local(Path(cfg.model).expanduser(), out, cfg.trust_remote_code)
+        tokenizer = load_tokenizer(out, cfg.trust_remote_code)
+        card["longest_example_tokens"] = check_fits(
+            read_splits(params, data, prompt), tokenizer, params, context_length(out)
+        )
+    model = load_base(out, cfg.trust_remote_code)  # proves the result loads
     card["parameters"] = count_parameters(model)[1]
     card["architecture"] = type(model).__name__
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return card
 
 
-def build_tiny(params: BaseParams, task: TaskParams, train: Path, prompt: Path, out: Path) -> dict:
+def check_fits(splits: Splits, tokenizer, params: Params, context: int | None) -> int:
+    """The longest prompt + answer of any split, in tokens; raises if it does not fit."""
+    examples = []
+    for name, rows in splits.rows.items():
+        encoded = encode_rows(rows, tokenizer, splits.template, splits.task)
+        where = f"{name} split"
+        if context is not None:
+            knob = "base.tiny.context_length" if params.base.model == "tiny" else "the context"
+            check_length(encoded, context, f"the base model's context ({knob})", where)
+        check_length(encoded, params.train.max_length, "train.max_length", where)
+        examples += encoded
+    return len(longest(examples).input_ids)
+
+
+def build_tiny(params: Params, splits: Splits, out: Path) -> dict:
     from llmops import tiny
 
-    rows = read_split(train)
-    template = load_template(prompt)
-    rendered = [prompt_text(template, task, r["message"]) + answer_text(r) for r in rows]
-    documents = [f"{r['message']}\n{r['reply']}" for r in rows]
-    tokenizer = tiny.build_tokenizer(rendered + documents, params.tiny.vocab_size)
-    model = tiny.build_model(params.tiny, tokenizer)
-    stats = tiny.pretrain(model, tokenizer, documents, params.tiny)
+    recipe, task = params.base.tiny, splits.task
+    rows = splits.rows["train"]
+    prompts = [build_prompt(splits.template, task, r) for r in rows]
+    rendered = [
+        (p.text or "\n".join(m["content"] for m in p.messages)) + task.answer_text(r)
+        for p, r in zip(prompts, rows, strict=True)
+    ]
+    texts = [f.name for f in task.fields if not f.is_label]
+    documents = ["\n".join(r[name] for name in texts) for r in rows]
+    tokenizer = tiny.build_tokenizer(rendered + documents, recipe.vocab_size)
+    longest_tokens = check_fits(splits, tokenizer, params, recipe.context_length)
+    model = tiny.build_model(recipe, tokenizer)
+    stats = tiny.pretrain(model, tokenizer, documents, recipe)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return {
         "source": "tiny",
-        "recipe": dataclasses.asdict(params.tiny),
-        "trained_on": f"{train.as_posix()} ({len(rows)} rows)",
+        "recipe": dataclasses.asdict(recipe),
+        "trained_on": f"train split ({len(rows)} rows)",
+        "longest_example_tokens": longest_tokens,
         "pretraining": {k: round(v, 4) for k, v in stats.items()},
     }
 
@@ -119,8 +183,8 @@ def copy_local(source: Path, out: Path, trust_remote_code: bool) -> dict:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--train", type=Path, required=True, help="prepared training split")
-    parser.add_argument("--prompt", type=Path, required=True, help="prompt template (tiny)")
+    parser.add_argument("--data", type=Path, required=True, help="prepared splits")
+    parser.add_argument("--prompt", type=Path, required=True, help="prompt template")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
     return parser.parse_args(argv)
@@ -129,12 +193,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    set_threads()
     try:
         params = load_params(args.params)
-        card = base(params.base, params.task, args.train, args.prompt, args.out)
+        card = base(params, args.data, args.prompt, args.out)
     except (ParamsError, DataError, ModelError, PromptError, ValueError, OSError) as err:
         raise SystemExit(f"base: {err}") from None
     metrics = {"parameters": card["parameters"]}
+    if "longest_example_tokens" in card:
+        metrics["longest_example_tokens"] = card["longest_example_tokens"]
     if "pretraining" in card:
         metrics |= {f"pretrain_{k}": v for k, v in card["pretraining"].items()}
     args.metrics.parent.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,11 @@ Run: python -m llmops.stages.eval --params params.yaml --data data/prepared \
         --plots reports/eval --predictions data/eval/predictions.jsonl
 
 Both models (one load: the adapter switched off is the base model) answer every test
-message through `llmops.inference` (the path the service uses) with the adapter's prompt
-template, and are scored by `llmops.metrics`. Also
-measured: the answer-token loss on the test split (and its perplexity), generation time
-per example and generated tokens/s. The figures are logged to the MLflow run that trained
-the adapter (its id is in <adapter>/training.json).
+row through `llmops.inference` (the path the service uses) with the adapter's prompt
+template and params.yaml `decoding`, and are scored by `llmops.metrics` for the task
+declared in params.yaml. Also measured: the answer-token loss on the test split (and its
+perplexity), generation time per example and generated tokens/s. The figures are logged to
+the MLflow run that trained the adapter (its id is in <adapter>/training.json).
 """
 
 from __future__ import annotations
@@ -26,23 +26,26 @@ import torch
 from llmops import tracking
 from llmops.batching import collate
 from llmops.charts import pyplot, save
-from llmops.examples import DataError, answer_text, encode, read_split
-from llmops.inference import Answer, TriageModel
+from llmops.examples import DataError, check_rows, encode, read_split
+from llmops.inference import Answer, TaskModel
 from llmops.lora import AnswerLoss
-from llmops.metrics import RATES, confusion, score_example, summarize
-from llmops.models import ModelError
-from llmops.params import EvalParams, Params, ParamsError, load_params
+from llmops.metrics import check_gates, confusion, rates, score_example, summarize
+from llmops.models import ModelError, set_threads
+from llmops.params import Params, ParamsError, load_params
+from llmops.predictions import ModelAnswer, Prediction, write_predictions
 from llmops.prompts import PromptError
+from llmops.task import Field, Task
 
 log = logging.getLogger(__name__)
 MODELS = ("base", "tuned")
 
 
-def score(model: TriageModel, rows: list[dict], decoding: EvalParams, categories) -> tuple:
+def score(model: TaskModel, rows: list[dict], params: Params) -> tuple[dict, list[Answer]]:
     """Metrics and answers of one model on `rows`."""
-    answers, seconds = model.timed_answer([r["message"] for r in rows], decoding)
-    metrics = summarize([a.parsed for a in answers], rows, categories)
-    loss = test_loss(model, rows, decoding.batch_size)
+    batch = params.eval.batch_size
+    answers, seconds = model.timed_answer(rows, params.decoding, batch)
+    metrics = summarize(model.task, [a.parsed for a in answers], rows)
+    loss = test_loss(model, rows, batch)
     generated = sum(a.new_tokens for a in answers)
     metrics |= {
         "test_loss": loss,
@@ -54,11 +57,11 @@ def score(model: TriageModel, rows: list[dict], decoding: EvalParams, categories
 
 
 @torch.no_grad()
-def test_loss(model: TriageModel, rows: list[dict], batch_size: int) -> float:
+def test_loss(model: TaskModel, rows: list[dict], batch_size: int) -> float:
     """Mean answer-token loss on the reference answers (as in training)."""
     examples = [
-        encode(model.tokenizer, p, answer_text(r))
-        for p, r in zip(model.prompts([r["message"] for r in rows]), rows, strict=True)
+        encode(model.tokenizer, p, model.task.answer_text(r))
+        for p, r in zip(model.prompts(rows), rows, strict=True)
     ]
     examples.sort(key=lambda e: len(e.input_ids))
     loss_fn, total, count = AnswerLoss(model.model), 0.0, 0
@@ -70,84 +73,94 @@ def test_loss(model: TriageModel, rows: list[dict], batch_size: int) -> float:
     return total / count
 
 
-def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dict, list[dict]]:
+def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dict, list]:
     """Metrics per model and one prediction record per test example."""
-    rows = read_split(data / "test.jsonl")
-    model = TriageModel.load(
-        base, adapter, params.task, trust_remote_code=params.base.trust_remote_code
-    )
+    task = Task.from_params(params.task)
+    check_gates(task, params.gate)  # a gate naming an unknown metric fails before any work
+    path = data / "test.jsonl"
+    rows = read_split(path)
+    check_rows(path, rows, task)
+    model = TaskModel.load(base, adapter, task, trust_remote_code=params.base.trust_remote_code)
     results, answers = {}, {}
     for name in MODELS:
         # The base model is the same loaded weights with the adapter switched off.
         switch = model.model.disable_adapter() if name == "base" else nullcontext()
         with switch:
-            results[name], answers[name] = score(model, rows, params.eval, params.task.categories)
+            results[name], answers[name] = score(model, rows, params)
         log.info("%s: %s", name, json.dumps(results[name]))
-    records = [prediction(row, {m: answers[m][i] for m in MODELS}) for i, row in enumerate(rows)]
+    records = [
+        prediction(task, row, {m: answers[m][i] for m in MODELS}) for i, row in enumerate(rows)
+    ]
     return results, records
 
 
-def prediction(row: dict, answers: dict[str, Answer]) -> dict:
-    """One example: input, reference, and per model the output, parsed fields and scores."""
-    out = {
-        "id": row["id"],
-        "message": row["message"],
-        "reference": {k: row[k] for k in ("category", "priority", "reply")},
-    }
-    for name, answer in answers.items():
-        parsed = answer.parsed
-        out[name] = {
-            "output": answer.text,
-            "parsed": {
-                "category": parsed.category,
-                "priority": parsed.priority,
-                "reply": parsed.reply,
-                "error": parsed.error,
-            },
-            "scores": {k: round(v, 4) for k, v in score_example(parsed, row).items()},
-        }
-    return out
-
-
-def write_plots(results: dict, records: list[dict], categories, folder: Path) -> None:
-    """CSV for `dvc plots` and PNG copies: category confusion (tuned), metric bars."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["actual,predicted"]
-    for r in records:
-        predicted = r["tuned"]["parsed"]["category"]
-        lines.append(
-            f"{r['reference']['category']},{predicted if predicted in categories else '(invalid)'}"
+def prediction(task: Task, row: dict, answers: dict[str, Answer]) -> Prediction:
+    """One example: inputs, reference, and per model the output, parsed fields and scores."""
+    scored = {
+        name: ModelAnswer(
+            output=a.text,
+            parsed=a.parsed.fields,
+            valid=a.parsed.valid,
+            error=a.parsed.error,
+            scores={k: round(v, 4) for k, v in score_example(task, a.parsed, row).items()},
+            new_tokens=a.new_tokens,
         )
-    (folder / "confusion.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for name, a in answers.items()
+    }
+    inputs = {f.name: row[f.name] for f in task.inputs}
+    return Prediction(row["id"], inputs, task.answer(row), **scored)
+
+
+def write_plots(task: Task, results: dict, records: list[Prediction], folder: Path) -> None:
+    """CSV for `dvc plots` and PNG copies: a confusion per label field (tuned), metric bars."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "confusion").mkdir(exist_ok=True)
+    for field in task.labels:
+        plot_confusion(field, records, folder)
+    shown = rates(task)
     for name in MODELS:
-        rows = "".join(f"{m},{results[name][m]:.4f}\n" for m in RATES)
+        rows = "".join(f"{m},{results[name][m]:.4f}\n" for m in shown)
         (folder / f"metrics_{name}.csv").write_text("metric,value\n" + rows, encoding="utf-8")
     plt = pyplot()
-    truth = [r["reference"]["category"] for r in records]
-    cells = confusion(truth, [r["tuned"]["parsed"]["category"] for r in records], categories)
-    columns = [*categories, "(invalid)"]
-    grid = [[0] * len(columns) for _ in categories]
-    for actual, predicted, count in cells:
-        grid[categories.index(actual)][columns.index(predicted)] = count
-    fig, ax = plt.subplots(figsize=(8, 6.5))
-    ax.imshow(grid, cmap="Blues")
-    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right")
-    ax.set_yticks(range(len(categories)), categories)
-    for i, row in enumerate(grid):
-        for j, count in enumerate(row):
-            if count:
-                ax.text(j, i, count, ha="center", va="center", fontsize=8)
-    ax.set_xlabel("predicted (tuned)")
-    ax.set_ylabel("actual")
-    save(plt, fig, folder / "confusion.png")
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ys = range(len(RATES))
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.45 * len(shown)))
+    ys = range(len(shown))
     for k, name in enumerate(MODELS):
-        ax.barh([y + 0.4 * k for y in ys], [results[name][m] for m in RATES], 0.4, label=name)
-    ax.set_yticks([y + 0.2 for y in ys], RATES)
+        ax.barh([y + 0.4 * k for y in ys], [results[name][m] for m in shown], 0.4, label=name)
+    ax.set_yticks([y + 0.2 for y in ys], shown)
     ax.set_xlim(0, 1)
     ax.legend()
     save(plt, fig, folder / "metrics.png")
+
+
+def plot_confusion(field: Field, records: list[Prediction], folder: Path) -> None:
+    """reports/eval/confusion/<field>.csv (for dvc plots) and <field>.png beside it."""
+    truth = [r.reference[field.name] for r in records]
+    predicted = [r.tuned.parsed.get(field.name) for r in records]
+    labels = list(field.values)
+    lines = ["actual,predicted"] + [
+        f"{t},{p if p in labels else '(invalid)'}" for t, p in zip(truth, predicted, strict=True)
+    ]
+    csv = folder / "confusion" / f"{field.name}.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    columns = [*labels, "(invalid)"]
+    grid = [[0] * len(columns) for _ in labels]
+    for actual, answer, count in confusion(truth, predicted, labels):
+        grid[labels.index(actual)][columns.index(answer)] = count
+    plt = pyplot()
+    side = min(16.0, 4 + 0.25 * len(columns))
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    ax.imshow(grid, cmap="Blues")
+    small = {"fontsize": 6} if len(labels) > 20 else {}
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", **small)
+    ax.set_yticks(range(len(labels)), labels, **small)
+    if len(labels) <= 20:  # numbers in the cells while they stay readable
+        for i, row in enumerate(grid):
+            for j, count in enumerate(row):
+                if count:
+                    ax.text(j, i, count, ha="center", va="center", fontsize=8)
+    ax.set_xlabel(f"predicted {field.name} (fine-tuned)")
+    ax.set_ylabel(f"actual {field.name}")
+    save(plt, fig, folder / "confusion" / f"{field.name}.png")
 
 
 def log_to_training_run(results: dict, adapter: Path) -> str:
@@ -173,33 +186,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    set_threads()
     try:
         params = load_params(args.params)
         results, records = evaluate(params, args.data, args.base, args.adapter)
     except (ParamsError, DataError, ModelError, PromptError, FileNotFoundError) as err:
         raise SystemExit(f"eval: {err}") from None
-    args.predictions.parent.mkdir(parents=True, exist_ok=True)
-    with args.predictions.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    write_plots(results, records, list(params.task.categories), args.plots)
+    task = Task.from_params(params.task)
+    write_predictions(args.predictions, records)
+    write_plots(task, results, records, args.plots)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     run_id = log_to_training_run(results, args.adapter)
-    t, b = results["tuned"], results["base"]
-    log.info(
-        "tuned vs base: json_valid %.3f vs %.3f, category %.3f vs %.3f, priority %.3f vs "
-        "%.3f, reply ROUGE-L %.3f vs %.3f; MLflow run %s",
-        t["json_valid"],
-        b["json_valid"],
-        t["category_accuracy"],
-        b["category_accuracy"],
-        t["priority_accuracy"],
-        b["priority_accuracy"],
-        t["reply_rouge_l"],
-        b["reply_rouge_l"],
-        run_id,
-    )
+    shown = rates(task)
+    summary = ", ".join(f"{m} {results['tuned'][m]:.3f} vs {results['base'][m]:.3f}" for m in shown)
+    log.info("tuned vs base: %s; MLflow run %s", summary, run_id)
 
 
 if __name__ == "__main__":

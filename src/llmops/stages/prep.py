@@ -1,31 +1,36 @@
-"""Turn raw ticket exports into clean, redacted, deduplicated train/val/test splits.
+"""Turn the raw data files into clean, redacted, deduplicated train/val/test splits.
 
-Run: python -m llmops.stages.prep --raw data/raw --out data/prepared \
+Run: python -m llmops.stages.prep --params params.yaml --raw data/raw --out data/prepared \
         --quarantine data/quarantine --report reports/prep --metrics metrics/prep.json
 
-Reads every file under --raw (never writes there), validates each line against the raw
-schema (llmops.records), normalises text, redacts PII to <EMAIL>/<PHONE>/<CARD>, drops
-exact and near duplicates and splits by category (llmops.split). Every row that is not
-used goes to the quarantine with its file, line and reason: rows in = rows kept + rows
-quarantined. Fails when the rejected share exceeds prep.max_rejected_fraction or nothing
-is usable, after writing the quarantine so the cause can be read.
+Reads every data file under --raw (JSON Lines, CSV, Parquet; never writes there), validates
+each row against the task declared in params.yaml (llmops.records), normalises text,
+redacts PII to <EMAIL>/<PHONE>/<CARD>, drops exact and near duplicates and splits by the
+first label field (llmops.split). Every row that is not used goes to the quarantine with its
+file, row and reason: rows in = rows kept + rows quarantined. Files that are not data are
+listed in the data report. Fails when the rejected share exceeds
+prep.max_rejected_fraction or nothing is usable, after writing the quarantine so the cause
+can be read.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import hashlib
 import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llmops.data_report import summarize, write_report
-from llmops.params import ParamsError, PrepParams, TaskParams, load_params
-from llmops.records import Rejection, Ticket, parse_line, raw_files, read_lines
+from llmops.params import ParamsError, PrepParams, load_params
+from llmops.records import Record, Rejection, parse_row, raw_files, read_rows
 from llmops.redact import redact, redact_raw
-from llmops.split import assign_splits, dedupe
+from llmops.split import assign_splits, dedupe, input_text
+from llmops.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -39,46 +44,76 @@ class PrepResult:
     """What prep made of the raw folder."""
 
     rows_in: int
-    splits: dict[str, list[Ticket]]
+    splits: dict[str, list[Record]]
     rejected: list[Rejection]
     redactions: Counter[str]
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> why it was not read
 
     @property
     def rows_kept(self) -> int:
         return sum(len(rows) for rows in self.splits.values())
 
 
-def prep(task: TaskParams, params: PrepParams, raw: Path) -> PrepResult:
+def file_pin(path: Path, raw: Path, params: PrepParams) -> str | None:
+    """The split a whole file is pinned to by prep.pin_files, if any."""
+    rel = path.relative_to(raw).as_posix()
+    for split, patterns in params.pin_files.items():
+        if any(fnmatch.fnmatchcase(rel, p) for p in patterns):
+            return split
+    return None
+
+
+def prep(task: Task, params: PrepParams, raw: Path) -> PrepResult:
     """Validate, clean, redact, dedupe and split every row under `raw`."""
     files = raw_files(raw)
-    tickets: list[Ticket] = []
+    records: list[Record] = []
     rejected: list[Rejection] = []
     found: dict[str, Counter[str]] = {}  # PII found per row, summed over the rows kept
     rows_in = 0
-    for path in files:
-        for where, line in read_lines(path, path.as_posix()):
+    for path in files.read:
+        pin = file_pin(path, raw, params)
+        for where, obj, text in read_rows(path, path.as_posix()):
             rows_in += 1
-            item = parse_line(where, line, task, params)
+            item = (
+                obj
+                if isinstance(obj, Rejection)
+                else parse_row(where, obj, text, task, params, pin)
+            )
             if isinstance(item, Rejection):
                 rejected.append(item)
                 continue
-            id_, in_id = redact(item.id, params.redact)  # an export may use emails as ids
-            message, in_message = redact(item.message, params.redact)
-            reply, in_reply = redact(item.reply, params.redact)
-            found[item.where] = in_id + in_message + in_reply
-            tickets.append(replace(item, id=id_, message=message, reply=reply))
+            record, found[where] = _redacted(item, task, params)
+            records.append(record)
     if rows_in == 0:
-        names = ", ".join(p.name for p in files) or "no files"
-        raise PrepError(f"{raw}: no rows to prepare ({names}); expected JSONL files of tickets")
-    kept, duplicates = dedupe(tickets)
-    splits = assign_splits(kept, params.val_fraction, params.test_fraction, params.seed)
-    redactions = sum((found[t.where] for t in kept), Counter())
+        names = ", ".join(p.name for p in files.read) or "no data files"
+        raise PrepError(
+            f"{raw}: no rows to prepare ({names}); expected JSON Lines, CSV or Parquet files"
+        )
+    kept, duplicates = dedupe(records, task)
+    splits = assign_splits(kept, task, params.val_fraction, params.test_fraction, params.seed)
+    redactions = sum((found[r.where] for r in kept), Counter())
     # Rejected rows are stored and shown too, so they are redacted like the kept ones.
     quarantined = [
         replace(r, detail=redact(r.detail, params.redact)[0], raw=redact_raw(r.raw, params.redact))
         for r in sorted(rejected + duplicates, key=_position)
     ]
-    return PrepResult(rows_in, splits, quarantined, redactions)
+    return PrepResult(rows_in, splits, quarantined, redactions, files.skipped)
+
+
+def _redacted(record: Record, task: Task, params: PrepParams) -> tuple[Record, Counter[str]]:
+    """The record with PII redacted in its id and text fields, and what was found."""
+    counts: Counter[str] = Counter()
+    fields = dict(record.fields)
+    for f in task.fields:
+        if not f.is_label:
+            fields[f.name], found = redact(fields[f.name], params.redact)
+            counts += found
+    identifier, found = redact(record.id, params.redact)  # an export may use emails as ids
+    record = replace(record, id=identifier, fields=fields)
+    if not identifier:  # no id column: a stable id from the (redacted) inputs
+        digest = hashlib.sha256(input_text(record, task).encode()).hexdigest()
+        record = replace(record, id=f"h{digest[:12]}")
+    return record, counts + found
 
 
 def _position(r: Rejection) -> tuple[str, int]:
@@ -120,7 +155,7 @@ def quarantine_rows(rejected: list[Rejection]) -> Iterable[dict]:
 def write_outputs(result: PrepResult, out: Path, quarantine: Path) -> Path:
     """Write the splits and the quarantine; return the quarantine file."""
     for name, rows in result.splits.items():
-        write_jsonl(out / f"{name}.jsonl", (t.record() for t in rows))
+        write_jsonl(out / f"{name}.jsonl", (r.row() for r in rows))
     rejected = quarantine / "rejected.jsonl"
     write_jsonl(rejected, quarantine_rows(result.rejected))
     return rejected
@@ -129,7 +164,7 @@ def write_outputs(result: PrepResult, out: Path, quarantine: Path) -> Path:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--raw", type=Path, required=True, help="folder of raw JSONL files")
+    parser.add_argument("--raw", type=Path, required=True, help="folder of raw data files")
     parser.add_argument("--out", type=Path, required=True, help="folder for the splits")
     parser.add_argument("--quarantine", type=Path, required=True, help="folder for rejects")
     parser.add_argument("--report", type=Path, required=True, help="folder for the report")
@@ -142,14 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         params = load_params(args.params)
-        result = prep(params.task, params.prep, args.raw)
+        task = Task.from_params(params.task)
+        result = prep(task, params.prep, args.raw)
     except (ParamsError, PrepError, FileNotFoundError) as err:
         raise SystemExit(f"prep: {err}") from None
     quarantine = write_outputs(result, args.out, args.quarantine)
-    metrics = summarize(
-        result.splits, result.rejected, result.rows_in, result.redactions, params.task
-    )
-    write_report(result.splits, result.rejected, metrics, args.report, params.prep.report_examples)
+    metrics = summarize(result, task)
+    write_report(result, task, metrics, args.report, params.prep.report_examples)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     sizes = ", ".join(f"{name} {len(rows)}" for name, rows in result.splits.items())
@@ -157,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
         "read %d rows from %s: kept %d (%s)", result.rows_in, args.raw, result.rows_kept, sizes
     )
     log.info("quarantined %d rows -> %s", len(result.rejected), quarantine)
+    for path, why in result.skipped.items():
+        log.warning("not read: %s (%s)", path, why)
     try:
         check(result, params.prep, quarantine)
     except PrepError as err:

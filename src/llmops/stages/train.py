@@ -1,7 +1,7 @@
 """Fine-tune the base model with LoRA on the training split; write the adapter and its curves.
 
 Run: python -m llmops.stages.train --params params.yaml --data data/prepared \
-        --base models/base --prompt prompts/triage.jinja --out models/adapter \
+        --base models/base --prompt prompts/<task>.jinja --out models/adapter \
         --checkpoints models/checkpoints --metrics metrics/train.json --plots reports/train
 Several processes (DDP, same code): accelerate launch --num_processes 2 -m llmops.stages.train ...
 
@@ -36,10 +36,12 @@ from llmops.models import (
     load_base,
     load_tokenizer,
     read_card,
+    set_threads,
 )
 from llmops.params import Params, ParamsError, load_params
 from llmops.prompts import PromptError, load_template
-from llmops.trainer import Result, Setup, check_batches, fit, stamp_for
+from llmops.task import Task
+from llmops.trainer import OnMetrics, Result, Setup, check_batches, fit, stamp_for
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +49,31 @@ log = logging.getLogger(__name__)
 def prepare(params: Params, data: Path, base: Path, prompt: Path) -> Setup:
     """Load and check every input; raise naming the first problem found."""
     cfg = params.train
-    template = load_template(prompt)
+    task = Task.from_params(params.task)
+    template = load_template(prompt, task.variables())
     model = load_base(base, params.base.trust_remote_code)  # fails first if no weights
     tokenizer = load_tokenizer(base, params.base.trust_remote_code)
     check_targets(model, cfg.lora.target_modules, base)
     splits = {
-        name: encode_split(data / f"{name}.jsonl", tokenizer, template, params.task, cfg.max_length)
+        name: encode_split(data / f"{name}.jsonl", tokenizer, template, task, cfg.max_length)
         for name in ("train", "val")
     }
     config = {"train": dataclasses.asdict(cfg), "task": dataclasses.asdict(params.task)}
     stamp = checkpoint.fingerprint(config, [data / "train.jsonl", data / "val.jsonl", base, prompt])
     model = lora.attach(model, cfg.lora, cfg.seed)
     return Setup(tokenizer, model, splits["train"], splits["val"], stamp)
+
+
+def train(
+    params: Params,
+    setup: Setup,
+    checkpoints: Path,
+    accelerator=None,
+    on_metrics: OnMetrics | None = None,
+    run_id: str = "",
+) -> Result:
+    """Fine-tune `setup`'s adapter; resumes from the newest matching checkpoint."""
+    return fit(setup, params.train, checkpoints, accelerator, on_metrics, run_id)
 
 
 def save_adapter(setup: Setup, out: Path, prompt: Path, info: dict) -> None:
@@ -96,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO if acc.is_main_process else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    set_threads(acc.num_processes if acc.device.type == "cpu" else 1)
     try:
         params = load_params(args.params)
         setup = prepare(params, args.data, args.base, args.prompt)
@@ -121,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         "stage": "train",
     }
     if not acc.is_main_process:
-        fit(setup, params.train, args.checkpoints, acc)
+        train(params, setup, args.checkpoints, acc)
         return
     flat = tracking.flatten({"task": params.task, "base": params.base, "train": params.train})
     with tracking.start("train", flat, tags, run_id) as run:
@@ -130,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         def log_metrics(figures: dict[str, float], step: int) -> None:
             mlflow.log_metrics(figures, step=step)
 
-        result = fit(setup, params.train, args.checkpoints, acc, log_metrics, run.info.run_id)
+        result = train(params, setup, args.checkpoints, acc, log_metrics, run.info.run_id)
         info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import string
 
-from llmops.sample_data.generate import generate
-from llmops.sample_data.templates import CATEGORIES, HELD_OUT_TEMPLATES, PRIORITIES
+from examples.ticket_triage.generate import generate
+from examples.ticket_triage.templates import CATEGORIES, HELD_OUT_TEMPLATES, PRIORITIES
 
 
 def rows(folder) -> list[dict]:
@@ -32,7 +32,7 @@ def test_committed_raw_data_is_what_the_generator_writes(sample, repo):
 
 def test_same_seed_same_bytes_other_seed_other_bytes(sample, tmp_path, params):
     out, planted = sample
-    limit = params.prep.max_message_chars
+    limit = params.task.inputs["message"].max_chars
     again = generate(tmp_path / "again", limit)
     other = generate(tmp_path / "other", limit, seed=99)
     assert again == planted
@@ -72,9 +72,11 @@ def test_labels_cover_every_category_and_priority_in_test(sample, params):
     out, _ = sample
     test = [r for r in rows(out) if r.get("split") == "test"]
     pairs = {(r["category"], r["priority"]) for r in test}
-    assert len(pairs) == len(params.task.categories) * len(params.task.priorities)
+    outputs = params.task.outputs
+    assert len(pairs) == len(outputs["category"].values) * len(outputs["priority"].values)
 
 
 def test_generator_labels_are_the_task_labels(params):
     # The generator stands in for your export system; params.yaml says what the task accepts.
-    assert (params.task.categories, params.task.priorities) == (CATEGORIES, PRIORITIES)
+    outputs = params.task.outputs
+    assert (outputs["category"].values, outputs["priority"].values) == (CATEGORIES, PRIORITIES)

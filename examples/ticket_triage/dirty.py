@@ -12,10 +12,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmops.records import FIELDS
-from llmops.sample_data.templates import PRIORITIES
-from llmops.sample_data.tickets import PENDING_ID
+from examples.ticket_triage.templates import PRIORITIES
+from examples.ticket_triage.tickets import PENDING_ID
 
+FIELDS = ("id", "message", "category", "priority", "reply")  # the export's columns
+# The prep stage's quarantine reasons these defects fall under (llmops.records.REASONS).
 REASONS: tuple[str, ...] = (
     "invalid_utf8",
     "malformed_json",
@@ -23,7 +24,7 @@ REASONS: tuple[str, ...] = (
     "missing_field",
     "wrong_type",
     "unknown_label",
-    "empty_message",
+    "empty_field",
     "too_long",
     "duplicate",
     "near_duplicate",
@@ -126,9 +127,7 @@ def _unknown_label(rng: random.Random, base: dict[str, str], variant: int) -> Li
 
 
 def _empty_message(rng: random.Random, base: dict[str, str], variant: int) -> Line:
-    return Line(
-        dict(base, message=_BLANK_MESSAGES[variant % len(_BLANK_MESSAGES)]), "empty_message"
-    )
+    return Line(dict(base, message=_BLANK_MESSAGES[variant % len(_BLANK_MESSAGES)]), "empty_field")
 
 
 def too_long(rng: random.Random, base: dict[str, str], max_chars: int) -> Line:
@@ -168,5 +167,5 @@ BUILDERS: dict[str, Callable[[random.Random, dict[str, str], int], Line]] = {
     "missing_field": _missing_field,
     "wrong_type": _wrong_type,
     "unknown_label": _unknown_label,
-    "empty_message": _empty_message,
+    "empty_field": _empty_message,
 }

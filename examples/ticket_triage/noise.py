@@ -14,7 +14,7 @@ import random
 import re
 import unicodedata
 
-from llmops.sample_data.phrases import EMAIL_DOMAINS, SURNAMES
+from examples.ticket_triage.phrases import EMAIL_DOMAINS, SURNAMES
 
 Segment = tuple[str, str]
 PII_KINDS: tuple[str, ...] = ("email", "phone", "card")

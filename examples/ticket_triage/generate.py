@@ -1,6 +1,6 @@
 """Generate the worked example's raw data: three monthly support-ticket exports (JSONL).
 
-Run: python -m llmops.sample_data.generate --out data/raw [--seed 1234] [--rows 3600]
+Run: python -m examples.ticket_triage.generate --out data/raw [--seed 1234] [--rows 3600]
      [--params params.yaml]
 
 Deterministic: the same arguments give byte-identical files. Besides `rows` clean tickets
@@ -17,13 +17,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from examples.ticket_triage import dirty
+from examples.ticket_triage.dirty import REASONS, Line
+from examples.ticket_triage.noise import PII_KINDS
+from examples.ticket_triage.phrases import PRIORITY_WEIGHTS
+from examples.ticket_triage.templates import CATEGORIES
+from examples.ticket_triage.tickets import CLEAN_MAX_CHARS, PENDING_ID, Ticket, compose
 from llmops.params import load_params
-from llmops.sample_data import dirty
-from llmops.sample_data.dirty import REASONS, Line
-from llmops.sample_data.noise import PII_KINDS
-from llmops.sample_data.phrases import PRIORITY_WEIGHTS
-from llmops.sample_data.templates import CATEGORIES
-from llmops.sample_data.tickets import CLEAN_MAX_CHARS, PENDING_ID, Ticket, compose
 
 FILE_NAMES: tuple[str, ...] = (
     "export-2026-09.jsonl",
@@ -133,7 +133,7 @@ def write_exports(out: Path, files: list[list[Line]]) -> None:
 def generate(out: Path, max_message_chars: int, seed: int = 1234, rows: int = 3600) -> Planted:
     """Write the three exports to `out` and return what was planted in them.
 
-    `max_message_chars` is prep's limit (params.yaml prep.max_message_chars): the planted
+    `max_message_chars` is the task's limit (params.yaml task.inputs.message.max_chars): the planted
     `too_long` rows exceed it.
     """
     if rows < MIN_ROWS:
@@ -169,7 +169,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--params",
         type=Path,
         default=Path("params.yaml"),
-        help="params file whose prep.max_message_chars the planted too_long rows exceed",
+        help="params file whose message max_chars the planted too_long rows exceed",
     )
     return parser.parse_args(argv)
 
@@ -177,7 +177,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        limit = load_params(args.params).prep.max_message_chars
+        limit = load_params(args.params).task.inputs["message"].max_chars
         planted = generate(args.out, limit, args.seed, args.rows)
     except ValueError as err:  # a bad argument or params file: say so without a traceback
         raise SystemExit(f"error: {err}") from err

@@ -11,10 +11,9 @@ import random
 import string
 from dataclasses import dataclass
 
-from llmops.records import dedupe_key, normalize
-from llmops.sample_data import noise
-from llmops.sample_data.noise import PII_KINDS, Segment
-from llmops.sample_data.phrases import (
+from examples.ticket_triage import noise
+from examples.ticket_triage.noise import PII_KINDS, Segment
+from examples.ticket_triage.phrases import (
     CUES,
     DATES,
     DEVICES,
@@ -30,13 +29,14 @@ from llmops.sample_data.phrases import (
     PRODUCTS,
     SIGN_OFFS,
 )
-from llmops.sample_data.templates import (
+from examples.ticket_triage.templates import (
     HELD_OUT_TEMPLATES,
     ORDER_CATEGORIES,
     PRIORITY_CLAUSES,
     REPLIES,
     TRAIN_TEMPLATES,
 )
+from llmops.records import dedupe_key, normalize
 
 # Rows get their id when written, in file order; until then they carry this marker.
 PENDING_ID = "T??????"
