@@ -17,7 +17,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro dag gate report test test-fast lint format params sample-data ui \
+.PHONY: help install repro dag gate report init test test-fast lint format params sample-data ui \
   bench-train bench-eval lock hooks clean
 
 help: ## List the targets
@@ -42,8 +42,8 @@ repro: $(STAMP) ## Run the pipeline on params.yaml (dvc repro); does nothing whe
 dag: $(STAMP) ## Show the pipeline's stages (dvc dag)
 	dvc dag
 
-# The baseline the gates and the report compare against (a git ref). Recipes read it from
-# the environment as "$$BASELINE", so no value is ever parsed as shell.
+# The baseline the gates and the report compare against (a git ref). Recipes read it (and
+# init's arguments) from the environment as "$$VAR", so no value is ever parsed as shell.
 BASELINE ?= main
 export BASELINE
 
@@ -56,6 +56,18 @@ report: $(STAMP) ## Write report.md: this change vs BASELINE=main (what CI posts
 	  --base metrics/base.json --predictions data/eval/predictions.jsonl \
 	  --train-curve reports/train/train_loss.csv --adapter models/adapter/training.json \
 	  --prompts prompts
+
+# make init DATA=path/to/train.csv [TEST=path/to/test.csv] [INPUT=text] [LABELS=label] [TEXTS=]
+DATA ?=
+TEST ?=
+INPUT ?=
+LABELS ?=
+TEXTS ?=
+export DATA TEST INPUT LABELS TEXTS
+
+init: $(STAMP) ## Turn this clone into your project: make init DATA=train.csv [TEST=test.csv] [INPUT=text LABELS=label]
+	python -m llmops.init --data "$$DATA" --test "$$TEST" --input "$$INPUT" \
+	  --labels "$$LABELS" --texts "$$TEXTS"
 
 test: $(STAMP) ## Run all tests, end-to-end included (what CI runs)
 	python -m pytest
