@@ -79,8 +79,8 @@ lint: $(STAMP) ## Lint: ruff, formatting, YAML, large files, workflows (pre-comm
 	pre-commit run --all-files --show-diff-on-failure
 
 format: $(STAMP) ## Fix formatting and autofixable lint
-	ruff format src tests examples benchmarks
-	ruff check --fix src tests examples benchmarks
+	ruff format $(wildcard src tests examples benchmarks)
+	ruff check --fix $(wildcard src tests examples benchmarks)
 
 params: $(STAMP) ## Validate params.yaml; list the task's metrics and check the gates' names
 	python -m llmops.params params.yaml

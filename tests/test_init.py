@@ -52,7 +52,7 @@ def test_a_csv_becomes_the_declared_task(root, tmp_path):
     rows = [{"Utterance Text": r["utterance"], "intent": r["intent"]} for r in intent_rows(200)]
     test = [{"Utterance Text": r["utterance"], "intent": r["intent"]}
             for r in intent_rows(30, seed=2, held_out=True)]  # fmt: skip
-    columns, removed = init_module.init(
+    columns, removed, _ = init_module.init(
         root, data(tmp_path, rows), data(tmp_path, test, "test.csv"),
         "Utterance Text", "intent", "",
     )  # fmt: skip
@@ -152,6 +152,76 @@ def test_numeric_labels_and_unknown_files_are_refused_clearly(root, tmp_path):
     (tmp_path / "d.xlsx").write_bytes(b"PK")
     with pytest.raises(init_module.InitError, match=r"d.xlsx: expected one of .jsonl"):
         init_module.init(root, tmp_path / "d.xlsx", None, "", "", "")
+
+
+def test_the_users_files_are_never_lost(root, tmp_path):
+    rows = [{"text": r["utterance"], "label": r["intent"]} for r in intent_rows(50)]
+    owned = write_csv(root / "data" / "raw" / "demo.csv", rows)
+    (root / "examples" / "demo" / "example.yaml").write_text("owns:\n  - data/raw/demo.csv\n")
+    with pytest.raises(init_module.InitError, match="belongs to the worked example"):
+        init_module.init(root, owned, None, "", "", "")
+    mine = data(tmp_path, rows)
+    with pytest.raises(init_module.InitError, match="DATA and TEST are the same file"):
+        init_module.init(root, mine, mine, "", "", "")
+    write_csv(root / "data" / "raw" / "train.csv", rows[:5])  # another file of that name
+    with pytest.raises(init_module.InitError, match=r"data/raw/train.csv exists and is another"):
+        init_module.init(root, mine, None, "", "", "")
+    assert owned.exists() and (root / "examples" / "demo").exists()
+
+
+def test_a_file_already_in_data_raw_is_used_where_it_is(root, tmp_path):
+    rows = [{"text": r["utterance"], "label": r["intent"]} for r in intent_rows(50)]
+    inside = write_csv(root / "data" / "raw" / "mine" / "all.csv", rows)
+    other = data(tmp_path, rows[:20], "test [2024].csv")
+    _, _, others = init_module.init(root, inside, other, "", "", "")
+    params = load_params(root / "params.yaml")
+    assert params.prep.pin_files == {"test": ("test [[]2024].csv",)}  # a glob, escaped
+    assert (root / "data" / "raw" / "test [2024].csv").exists()
+    assert others == ["keep-me.csv"]  # listed: prep reads it too
+
+
+def test_labels_yaml_would_misread_are_quoted(root, tmp_path):
+    rows = [
+        {"text": f"t{i}", "label": ["yes", "no", "on", "null", "1e3"][i % 5]} for i in range(50)
+    ]
+    init_module.init(root, data(tmp_path, rows), None, "", "", "")
+    values = load_params(root / "params.yaml").task.outputs["label"].values
+    assert values == ("1e3", "no", "null", "on", "yes")
+
+
+def test_odd_column_names_become_valid_fields_and_ids_and_splits_are_checked(root, tmp_path):
+    rows = [{"id": f"i{i}", "Größe text": f"text {i}", "yes": "a" if i % 2 else "b",
+             "split": "dev" if i == 3 else ""} for i in range(40)]  # fmt: skip
+    test = [{"Größe text": f"held {i}", "yes": "a" if i % 2 else "b"} for i in range(10)]
+    init_module.init(
+        root, data(tmp_path, rows), data(tmp_path, test, "t.csv"), "Größe text", "yes", ""
+    )
+    params = load_params(root / "params.yaml")
+    assert list(params.task.inputs) == ["Gr_e_text"]
+    assert list(params.task.outputs) == ["yes_field"]  # `yes` alone reads as a boolean
+    assert params.prep.columns == {"Gr_e_text": "Größe text", "yes_field": "yes"}
+    assert params.prep.id_column is None  # the test file has no ids
+    assert params.prep.split_column is None  # "dev" is not a split prep knows
+
+
+def test_a_free_text_task_needs_no_label(root, tmp_path):
+    rows = [{"question": f"q {i}?", "answer": f"a {i}"} for i in range(30)]
+    init_module.init(root, data(tmp_path, rows), None, "question", "", "answer")
+    params = load_params(root / "params.yaml")
+    assert list(params.task.outputs) == ["answer"]
+    assert params.gate.max_drop == {"answer_rouge_l": 0.05}
+
+
+def test_an_invalid_result_names_the_projects_files(root, tmp_path, monkeypatch):
+    from llmops import declaration
+
+    rows = [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]
+    monkeypatch.setattr(declaration, "MAX_LENGTH", 10**6)  # past what base.tiny takes
+    monkeypatch.setattr(declaration, "sizes", lambda *a: (10**6, 32))
+    with pytest.raises(init_module.InitError) as err:
+        init_module.init(root, data(tmp_path, rows), None, "", "", "")
+    assert str(err.value).startswith("params.yaml: ") and "tmp" not in str(err.value)
+    assert (root / "examples" / "demo").exists()
 
 
 def test_command_line_without_data_says_how(capsys):

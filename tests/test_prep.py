@@ -218,6 +218,23 @@ def test_too_many_rejections_fail_after_writing_the_quarantine(tmp_path):
     assert kept == 8
 
 
+def test_a_split_that_would_be_empty_stops_prep(tmp_path):
+    # 30 rows, nothing pinned and no test fraction: there would be nothing to evaluate on.
+    root = project_files(tmp_path / "p", review_rows(30), {"prep": {"test_fraction": 0.0}})
+    with pytest.raises(SystemExit) as exit_:
+        run(root)
+    assert "the test split(s) would be empty (30 rows kept)" in str(exit_.value)
+    assert "prep.test_fraction" in str(exit_.value) and "prep.pin_files" in str(exit_.value)
+
+
+def test_a_column_mapping_for_a_field_the_task_lacks_is_refused(tmp_path):
+    root = project_files(tmp_path / "p", review_rows(10), {"prep": {"columns": {"txt": "a"}}})
+    with pytest.raises(
+        SystemExit, match=r"params.yaml: prep.columns names \['txt'\], which are not task fields"
+    ):
+        run(root)
+
+
 def test_params_typo_fails_before_reading_data(tmp_path):
     root = project_files(tmp_path / "p", review_rows(10))
     text = (root / "params.yaml").read_text().replace("val_fraction:", "val_fractoin:")

@@ -101,9 +101,11 @@ def test_integer_ids_are_kept_as_text_and_a_missing_id_column_is_allowed(params,
     assert isinstance(r, Record) and r.id == ""  # prep derives one from the inputs
 
 
-def test_a_files_pin_applies_unless_the_row_has_its_own(params, task):
+def test_a_files_pin_wins_over_the_rows_own(params, task):
+    # An official test file stays the test set, whatever its rows say.
     assert parse(params, task, raw(), pin="test").pin == "test"
-    assert parse(params, task, raw(split="val"), pin="test").pin == "val"
+    assert parse(params, task, raw(split="val"), pin="test").pin == "test"
+    assert parse(params, task, raw(split="val"), pin=None).pin == "val"
     assert parse(params, task, raw(split=""), pin=None).pin is None
     assert parse(params, task, raw(split="test"), split_column=None).pin is None
 

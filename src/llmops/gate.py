@@ -6,10 +6,11 @@ Run: make gate   (python -m llmops.gate --params params.yaml --metrics metrics/e
 Gate names are metric names of the task (`python -m llmops.metrics` lists them); a gate
 naming a metric the task does not have is a params error.
 
-`min` gates are absolute floors. `max_drop` gates bound the regression against the
-baseline ref's committed metrics (read with `git show <ref>:metrics/eval.json`); with no
-baseline there (first run, or the ref is unknown) they are reported as skipped, never as
-passed. Prints a table of every gate and exits 1 when any fails.
+`min` gates are absolute bounds: floors, or ceilings for metrics where lower is better.
+`max_drop` gates bound the regression against the baseline ref's committed metrics (read
+with `git show <ref>:<metrics path>`); with no baseline there (first run, or the ref is
+unknown) they are reported as skipped, never as passed. Prints a table of every gate and
+exits 1 when any fails.
 """
 
 from __future__ import annotations

@@ -79,9 +79,10 @@ def params_diff(now: Path, main_text: str | None) -> str:
     return "\n".join(["| param | main | this change |", "|---|---|---|", *rows])
 
 
-def prompt_diff(ref: str, prompts: Path) -> str:
+def prompt_diff(ref: str, paths: list[Path]) -> str:
+    """The git diff of the prompt templates (a folder, the task's template) against `ref`."""
     done = subprocess.run(
-        ["git", "diff", "--no-color", ref, "--", prompts.as_posix()],
+        ["git", "diff", "--no-color", ref, "--", *dict.fromkeys(p.as_posix() for p in paths)],
         capture_output=True,
         text=True,
     )

@@ -55,7 +55,11 @@ def set_threads(processes: int = 1) -> int:
         threads = int(wanted)
     else:
         threads = max(1, len(os.sched_getaffinity(0)) // max(1, processes))
-    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        # Only when it differs: setting even the count torch already has re-partitions its
+        # kernels' work, and the weights would differ in the last bits from a run that
+        # did not set it.
+        torch.set_num_threads(threads)
     log.info("torch uses %d CPU thread(s) per process", threads)
     return threads
 

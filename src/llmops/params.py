@@ -242,6 +242,15 @@ class Params:
     gate: GateParams
     report: ReportParams
 
+    def validate(self) -> None:
+        fields = [*self.task.inputs, *self.task.outputs]
+        unknown = sorted(set(self.prep.columns) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"prep.columns names {unknown}, which are not task fields; expected some of "
+                f"{fields}"
+            )
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys; a params file with both is a mistake."""
@@ -296,7 +305,7 @@ def parse(cls: type, raw: Any, where: str, key: str = "") -> Any:
         if hasattr(out, "validate"):  # checks across keys, e.g. a label field needs values
             out.validate()
     except ValueError as err:
-        raise ParamsError(f"{where}: {key or '(top level)'}: {err}") from None
+        raise ParamsError(f"{where}: {key + ': ' if key else ''}{err}") from None
     return out
 
 

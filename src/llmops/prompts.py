@@ -130,12 +130,25 @@ def render_prompt(template: PromptTemplate, variables: Mapping[str, Any]) -> Pro
         raise PromptError(f"{template.path}: {err.message}") from None
     if template.format == "completion":
         return Prompt(text=text)
-    return Prompt(messages=_turns(template, text))
+    return Prompt(messages=_turns(template, text, {v: variables[v] for v in template.variables}))
 
 
-def _turns(template: PromptTemplate, text: str) -> tuple[dict[str, str], ...]:
+def _blank(value: Any) -> Any:
+    """The value with every string replaced by "x" (same shape, no line breaks)."""
+    if isinstance(value, str):
+        return "x"
+    if isinstance(value, Mapping):
+        return {k: _blank(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_blank(v) for v in value]
+    return value
+
+
+def _turns(template: PromptTemplate, text: str, used: dict) -> tuple[dict[str, str], ...]:
     parts = ROLE.split(text)  # [before, role, content, role, content, ...]
-    if len(ROLE.findall(template.source)) != (len(parts) - 1) // 2:
+    # The turns the template itself makes: rendered with values that cannot hold a role line.
+    expected = len(ROLE.findall(template.compiled.render(**_blank(used))))
+    if expected != (len(parts) - 1) // 2:
         # A value rendered a role line of its own: it must not add turns to the conversation.
         raise PromptError(f"{template.path}: a variable's value holds a line like 'user:'")
     if parts[0].strip():

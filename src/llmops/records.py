@@ -195,7 +195,8 @@ def dedupe_key(text: str) -> str:
 def parse_row(
     where: str, obj: dict, raw: str, task: Task, prep: PrepParams, pin: str | None = None
 ) -> Record | Rejection:
-    """Validate and clean one parsed row; `pin` is its file's split pin, if any."""
+    """Validate and clean one parsed row; `pin` is its file's split pin, if any, and wins
+    over the row's own split column (an official test file stays the test set)."""
     problem = _check_fields(obj, task, prep)
     if problem:
         return Rejection(where, *problem, raw)
@@ -214,7 +215,7 @@ def parse_row(
         fields[field.name] = value
     row_pin = obj.get(prep.split_column) if prep.split_column else None
     identifier = str(obj[prep.id_column]).strip() if prep.id_column else ""
-    return Record(identifier, fields, row_pin or pin, where)
+    return Record(identifier, fields, pin or row_pin or None, where)
 
 
 def column(field: str, prep: PrepParams) -> str:

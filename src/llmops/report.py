@@ -164,7 +164,7 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     ]
     what = " and ".join(f.name for f in task.labels) or "the whole answer"
     section = FlipSection(flips, missing, examples, what)
-    top = head(prompt_diff(ref, inputs.prompts))
+    top = head(prompt_diff(ref, [inputs.prompts, Path(params.task.prompt)]))
     for shown in [examples, *range(min(examples, 10) - 1, -1, -1)]:
         text = "\n".join([*top, *section.lines(shown), *tail])
         if len(text) < LIMIT:

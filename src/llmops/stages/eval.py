@@ -15,6 +15,7 @@ the MLflow run that trained the adapter (its id is in <adapter>/training.json).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import math
@@ -137,11 +138,11 @@ def plot_confusion(field: Field, records: list[Prediction], folder: Path) -> Non
     truth = [r.reference[field.name] for r in records]
     predicted = [r.tuned.parsed.get(field.name) for r in records]
     labels = list(field.values)
-    lines = ["actual,predicted"] + [
-        f"{t},{p if p in labels else '(invalid)'}" for t, p in zip(truth, predicted, strict=True)
-    ]
-    csv = folder / "confusion" / f"{field.name}.csv"
-    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with (folder / "confusion" / f"{field.name}.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")  # labels may hold commas or quotes
+        writer.writerow(["actual", "predicted"])
+        for t, p in zip(truth, predicted, strict=True):
+            writer.writerow([t, p if p in labels else "(invalid)"])
     columns = [*labels, "(invalid)"]
     grid = [[0] * len(columns) for _ in labels]
     for actual, answer, count in confusion(truth, predicted, labels):

@@ -6,11 +6,11 @@ Run: python -m llmops.stages.prep --params params.yaml --raw data/raw --out data
 Reads every data file under --raw (JSON Lines, CSV, Parquet; never writes there), validates
 each row against the task declared in params.yaml (llmops.records), normalises text,
 redacts PII to <EMAIL>/<PHONE>/<CARD>, drops exact and near duplicates and splits by the
-first label field (llmops.split). Every row that is not used goes to the quarantine with its
+first label output field (llmops.split). Every row that is not used goes to the quarantine with its
 file, row and reason: rows in = rows kept + rows quarantined. Files that are not data are
 listed in the data report. Fails when the rejected share exceeds
-prep.max_rejected_fraction or nothing is usable, after writing the quarantine so the cause
-can be read.
+prep.max_rejected_fraction, nothing is usable or a split would be empty, after writing the
+quarantine so the cause can be read.
 """
 
 from __future__ import annotations
@@ -135,6 +135,13 @@ def check(result: PrepResult, params: PrepParams, quarantine: Path) -> None:
             f"{len(result.rejected)} of {result.rows_in} rows rejected ({share:.1%}), more than "
             f"prep.max_rejected_fraction={params.max_rejected_fraction:.1%} ({top}); "
             f"see {quarantine}"
+        )
+    empty = [name for name, rows in result.splits.items() if not rows]
+    if empty:
+        raise PrepError(
+            f"the {' and '.join(empty)} split(s) would be empty ({result.rows_kept} rows kept): "
+            "raise prep.val_fraction / prep.test_fraction, or pin rows (prep.pin_files, "
+            "prep.split_column); every split is needed to train and evaluate"
         )
 
 

@@ -1,0 +1,259 @@
+"""A task declaration inferred from the user's data, and params.yaml rewritten to hold it.
+
+Used by `make init` (llmops.init): `read_table` reads a data file the way prep does,
+`describe` turns a column into a field (label values with their counts, or the longest
+text), `starter_prompt` writes a prompt for the fields, and `write_params` returns
+params.yaml with the task, the data mapping, the sizes and the gates, edited with ruamel's
+round trip so that every comment stays.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from llmops.params import RESERVED
+from llmops.records import FORMATS, Rejection, read_rows
+
+INPUT_NAMES = ("text", "message", "input", "prompt", "question", "sentence", "utterance",
+               "query", "content")  # fmt: skip
+LABEL_NAMES = ("label", "labels", "intent", "class", "target")
+LIST_VALUES_UP_TO = 20  # label sets larger than this are not spelled out in the prompt
+MAX_LENGTH = 8192  # the largest context base.tiny.context_length takes
+PROMPT = Path("prompts/task.jinja")
+
+
+class InitError(ValueError):
+    """The data or the arguments cannot make a task; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A data file's columns (in order of first appearance) and readable rows."""
+
+    path: Path
+    columns: list[str]
+    rows: list[dict]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the user's data and the task field it becomes."""
+
+    column: str
+    field: str
+    kind: str  # label or text
+    role: str  # input or output
+    values: tuple[str, ...] = ()
+    counts: tuple[int, ...] = ()
+    max_chars: int = 0
+
+
+def read_table(path: Path) -> Table:
+    """The columns and rows of a data file (rows prep would reject for their form are left
+    out: they say nothing about the schema)."""
+    if not path.is_file():
+        raise InitError(f"{path}: file not found")
+    if path.suffix.lower() not in FORMATS:
+        raise InitError(f"{path}: expected one of {', '.join(FORMATS)}")
+    rows, columns = [], {}
+    for _, obj, _ in read_rows(path, path.as_posix()):
+        if not isinstance(obj, Rejection):
+            rows.append(obj)
+            columns.update(dict.fromkeys(obj))
+    if not rows:
+        raise InitError(f"{path}: no readable rows")
+    return Table(path, list(columns), rows)
+
+
+def plain(text: str) -> bool:
+    """Whether YAML reads `text` back as this string when written unquoted (yes, no, on,
+    null, 1e3 ... are read as other types by YAML 1.1 readers)."""
+    try:
+        return yaml.safe_load(text) == text
+    except yaml.YAMLError:
+        return False
+
+
+def field_name(column: str) -> str:
+    """A valid field name for a column: ASCII letters, digits and _, not a reserved name."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", column).strip("_") or "field"
+    name = f"f_{name}" if name[0].isdigit() else name
+    return f"{name}_field" if name in RESERVED or not plain(name) else name
+
+
+def pick(given: str, columns: list[str], defaults: tuple[str, ...], what: str) -> list[str]:
+    """The columns named in `given` (comma-separated), else the first default present
+    (none when `defaults` is empty)."""
+    if given:
+        names = [c.strip() for c in given.split(",") if c.strip()]
+        missing = [c for c in names if c not in columns]
+        if missing:
+            raise InitError(f"{what} column(s) {missing} not in the data; it has {columns}")
+        return names
+    found = next((c for c in defaults if c in columns), None)
+    if found is None and defaults:
+        flag = "INPUT" if what == "input" else "LABELS"
+        raise InitError(f"name the {what} column: {flag}=<column>; the data has {columns}")
+    return [found] if found else []
+
+
+def describe(column: str, role: str, kind: str, tables: list[Table]) -> Column:
+    """The field a column becomes, with its label values or longest text measured. Empty
+    cells are left out (prep quarantines those rows); anything but text is refused."""
+    strings = []
+    for table in tables:
+        for row in table.rows:
+            value = row.get(column)
+            if value is not None and not isinstance(value, str):
+                raise InitError(
+                    f"{table.path}: column {column!r} holds values that are not text (e.g. "
+                    f"{value!r}); prep reads every field as a string: convert it first"
+                )
+            if value is not None and value.strip():
+                strings.append(value)
+    if kind == "text":
+        longest = max((len(v.strip()) for v in strings), default=0)
+        max_chars = max(100, math.ceil(1.25 * longest / 100) * 100)
+        return Column(column, field_name(column), kind, role, max_chars=max_chars)
+    counts = Counter(strings)
+    if len(counts) < 2:
+        where = ", ".join(str(t.path) for t in tables)
+        raise InitError(f"{where}: column {column!r} has {len(counts)} distinct label(s); need 2+")
+    labels = tuple(sorted(counts))
+    return Column(column, field_name(column), kind, role, labels,
+                  tuple(counts[v] for v in labels))  # fmt: skip
+
+
+def starter_prompt(columns: list[Column]) -> str:
+    """A completion prompt that shows the inputs and asks for the JSON answer."""
+    inputs = [c for c in columns if c.role == "input"]
+    outputs = [c for c in columns if c.role == "output"]
+    listed = [c for c in outputs if c.kind == "label" and len(c.values) <= LIST_VALUES_UP_TO]
+    used = [c.field for c in inputs] + [f"{c.field}_values" for c in listed]
+    header = [f"{{#- variables: {', '.join(used)}"]
+    header += [f"    {c.field:<16} (str)        the {c.column!r} column, cleaned by prep"
+               for c in inputs]  # fmt: skip
+    header += [f"    {c.field + '_values':<16} (list[str])  task.outputs.{c.field}.values"
+               for c in listed]  # fmt: skip
+    header.append("  Written by make init; edit it freely (the header must list what it uses). -#}")
+    keys = []
+    for c in outputs:
+        if c in listed:
+            keys.append(f'"{c.field}": one of {{{{ {c.field}_values | join("|") }}}}')
+        elif c.kind == "label":
+            keys.append(f'"{c.field}": the {c.field}')
+        else:
+            keys.append(f'"{c.field}": text')
+    body = [f"Answer with JSON: {{{', '.join(keys)}}}."]
+    body += [f"{c.field.capitalize()}: {{{{ {c.field} }}}}" for c in inputs]
+    return "\n".join([*header, *body, "Answer:", ""])
+
+
+def yaml_tool():
+    from ruamel.yaml import YAML
+
+    y = YAML()
+    y.preserve_quotes = True
+    y.width = 100
+    y.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return y
+
+
+def scalar(text: str):
+    """A string as YAML writes it so that any YAML reader reads it back as this string."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    return text if plain(text) else DoubleQuotedScalarString(text)
+
+
+def flow(value):
+    """A YAML mapping or list written on one line."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    out = CommentedMap(value) if isinstance(value, dict) else CommentedSeq(value)
+    out.fa.set_flow_style()
+    return out
+
+
+def replace(parent, key: str, value) -> None:
+    """parent[key] = value, keeping the comment that trailed the old value (it introduces
+    the next section)."""
+    old = parent[key]
+    parent[key] = value
+    while hasattr(old, "ca") and len(old) and hasattr(value, "ca") and len(value):
+        last_old, last_new = list(old)[-1], list(value)[-1]
+        if last_old in old.ca.items and not hasattr(old[last_old], "ca"):
+            value.ca.items[last_new] = old.ca.items[last_old]
+            return
+        old, value = old[last_old], value[last_new]
+
+
+def sizes(columns: list[Column], prompt: str, rows: list[dict]) -> tuple[int, int]:
+    """(train.max_length, decoding.max_new_tokens), counted generously as one token per
+    character (a bound costs nothing; the base stage checks the real token counts)."""
+    body = prompt.split("-#}", 1)[1]
+    inputs = [c for c in columns if c.role == "input"]
+    outputs = [c for c in columns if c.role == "output"]
+    longest_input = sum(c.max_chars for c in inputs)
+    longest_answer = max(
+        sum(len(str(r.get(c.column) or "")) + len(c.field) + 6 for c in outputs) for r in rows
+    )
+    length = math.ceil((len(body) + longest_input + longest_answer + 16) / 64) * 64
+    tokens = max(32, math.ceil((longest_answer + 16) / 16) * 16)
+    return min(MAX_LENGTH, max(320, length)), min(tokens, 4096)
+
+
+def task_section(columns: list[Column]):
+    from ruamel.yaml.comments import CommentedMap
+
+    def fields(role: str):
+        out = CommentedMap()
+        for c in (c for c in columns if c.role == role):
+            spec = {"kind": c.kind}
+            spec |= {"values": flow([scalar(v) for v in c.values])} if c.kind == "label" else {}
+            spec |= {"max_chars": c.max_chars} if c.kind == "text" else {}
+            out[c.field] = flow(spec)
+        return out
+
+    task = CommentedMap(prompt=PROMPT.as_posix())
+    task.yaml_add_eol_comment("written by make init", "prompt")
+    task["inputs"], task["outputs"] = fields("input"), fields("output")
+    return task
+
+
+def write_params(text: str, columns: list[Column], source: dict, prompt: str, rows) -> str:
+    """`text` (params.yaml) with the task, data mapping, sizes and gates of this data."""
+    from ruamel.yaml.comments import CommentedMap
+
+    y = yaml_tool()
+    data = y.load(text)
+    replace(data, "task", task_section(columns))
+    prep = data["prep"]
+    prep["columns"] = flow({c.field: scalar(c.column) for c in columns if c.field != c.column})
+    prep["id_column"], prep["split_column"] = source["id"], source["split"]
+    pins = [scalar(p) for p in source["test"]]
+    prep["pin_files"] = flow({"test": flow(pins)} if pins else {})
+    prep["test_fraction"] = 0.0 if pins else 0.1
+    max_length, new_tokens = sizes(columns, prompt, rows)
+    data["train"]["max_length"] = max_length
+    tiny = data["base"]["tiny"]
+    tiny["context_length"] = max(int(tiny["context_length"]), max_length)
+    data["decoding"]["max_new_tokens"] = new_tokens
+    labels = [c.field for c in columns if c.role == "output" and c.kind == "label"]
+    texts = [c.field for c in columns if c.role == "output" and c.kind == "text"]
+    drops = {f"{f}_accuracy": 0.05 for f in labels} | {f"{f}_rouge_l": 0.05 for f in texts}
+    replace(data["gate"], "min", CommentedMap(json_valid=0.9))
+    replace(data["gate"], "max_drop", CommentedMap(drops))
+    out = io.StringIO()
+    y.dump(data, out)
+    # ruamel wraps long flow lists after ", ": no trailing spaces in the file.
+    return "".join(line.rstrip() + "\n" for line in out.getvalue().splitlines())
