@@ -21,8 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.metrics import check_gates, metric_names
-from llmops.params import GateParams, ParamsError, load_params
+from llmops.metrics import load_checked, metric_names
+from llmops.params import GateParams, ParamsError
 from llmops.task import Task
 
 MODEL = "tuned"  # gates apply to the fine-tuned model's metrics
@@ -108,9 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", default="main", help="git ref of the baseline")
     args = parser.parse_args(argv)
     try:
-        params = load_params(args.params)
-        task = Task.from_params(params.task)
-        check_gates(task, params.gate, str(args.params))
+        params, task = load_checked(args.params)
     except ParamsError as err:
         raise SystemExit(f"gate: {err}") from None
     if not args.metrics.exists():

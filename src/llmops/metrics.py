@@ -31,7 +31,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from llmops.params import GateParams, ParamsError, load_params
+from llmops.params import GateParams, Params, ParamsError, load_params
 from llmops.task import Parsed, Task
 
 WORD = re.compile(r"[^\W_]+")
@@ -69,6 +69,14 @@ def check_gates(task: Task, gates: GateParams, where: str = "params.yaml") -> No
                     f"{where}: gate.{kind}.{metric}: no such metric for this task; "
                     f"expected one of: {', '.join(names)}"
                 )
+
+
+def load_checked(path: Path) -> tuple[Params, Task]:
+    """params.yaml and its task, with the gates' metric names checked (ParamsError)."""
+    params = load_params(path)
+    task = Task.from_params(params.task)
+    check_gates(task, params.gate, str(path))
+    return params, task
 
 
 def words(text: str) -> list[str]:
@@ -160,9 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("params", nargs="?", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     try:
-        params = load_params(args.params)
-        task = Task.from_params(params.task)
-        check_gates(task, params.gate, str(args.params))
+        params, task = load_checked(args.params)
     except ParamsError as err:
         raise SystemExit(str(err)) from None
     for name, higher in metric_names(task).items():

@@ -33,8 +33,8 @@ from llmops.markdown import (
     prompt_diff,
     verdict,
 )
-from llmops.metrics import check_gates
-from llmops.params import ParamsError, load_params
+from llmops.metrics import load_checked
+from llmops.params import ParamsError
 from llmops.predictions import Prediction, parse_predictions, read_predictions
 from llmops.task import Task
 
@@ -105,9 +105,7 @@ def baseline_predictions(path: Path, ref: str) -> tuple[list[Prediction] | None,
 
 def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     """The report's markdown, cutting example lists (then the prompt diff) to fit LIMIT."""
-    params = load_params(params_path)
-    task = Task.from_params(params.task)
-    check_gates(task, params.gate, str(params_path))
+    params, task = load_checked(params_path)
     examples = params.report.examples
     now = json.loads(inputs.eval.read_text(encoding="utf-8"))
     paths = inputs.committed()
