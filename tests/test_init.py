@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,16 @@ def test_a_csv_becomes_the_declared_task(root, tmp_path):
     assert "# prep: how raw files become splits." in text
     assert not [line for line in text.splitlines() if line != line.rstrip()]
     assert [c.counts for c in columns if c.kind == "label"] == [(23,) * 10]  # train + test
+
+
+def test_init_runs_again_on_its_own_result(root, tmp_path):
+    rows = [{"text": r["utterance"], "label": r["intent"]} for r in intent_rows(60)]
+    init_module.init(root, data(tmp_path, rows), None, "", "", "")
+    again = [{"question": f"q {i}?", "kind": "a" if i % 2 else "b"} for i in range(40)]
+    init_module.init(root, data(tmp_path, again, "second.csv"), None, "question", "kind", "")
+    params = load_params(root / "params.yaml")
+    assert list(params.task.inputs) == ["question"] and list(params.task.outputs) == ["kind"]
+    assert "# prep: how raw files become splits." in (root / "params.yaml").read_text()
 
 
 def test_the_starter_prompt_lists_few_labels_and_renders(root, tmp_path):
@@ -237,6 +248,9 @@ def test_make_init_then_repro_and_the_unit_suite_pass(tmp_path, repo):
     from tests.test_pipeline_e2e import commit, copy_repo, make, sh
 
     copy = copy_repo(repo, tmp_path / "repo")
+    # As in a fresh clone of the template: data/raw holds no data but the example's (which
+    # init removes); a project's own data would be read alongside the generated files.
+    shutil.rmtree(copy / "data" / "raw", ignore_errors=True)
     commit(copy, "fresh clone")
     rows = [{"text": r["utterance"], "label": r["intent"]} for r in intent_rows(300)]
     held = [{"text": r["utterance"], "label": r["intent"]}

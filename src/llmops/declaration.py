@@ -189,12 +189,35 @@ def replace(parent, key: str, value) -> None:
     the next section)."""
     old = parent[key]
     parent[key] = value
-    while hasattr(old, "ca") and len(old) and hasattr(value, "ca") and len(value):
-        last_old, last_new = list(old)[-1], list(value)[-1]
-        if last_old in old.ca.items and not hasattr(old[last_old], "ca"):
-            value.ca.items[last_new] = old.ca.items[last_old]
-            return
-        old, value = old[last_old], value[last_new]
+    token = _trailing(old)
+    target = _last_entry(value)
+    if token is not None and target is not None:
+        node, last = target
+        node.ca.items[last] = [None, None, token, None]  # a comment after the value
+
+
+def _last_entry(node):
+    """The innermost last (block mapping, key) of `node`, or None."""
+    found = None
+    while isinstance(node, dict) and node and not node.fa.flow_style():
+        found = (node, list(node)[-1])
+        node = node[found[1]]
+    return found
+
+
+def _trailing(node):
+    """The comment token after `node`'s last value, where ruamel keeps it: on the innermost
+    last key of a block mapping, or on the last item of a block list below it."""
+    entry = _last_entry(node)
+    if entry is None:
+        return None
+    parent, last = entry
+    inner = parent[last]
+    if isinstance(inner, list) and inner and not inner.fa.flow_style():
+        item = inner.ca.items.get(len(inner) - 1)
+        return item[0] if item else None
+    item = parent.ca.items.get(last)
+    return item[2] if item and len(item) > 2 else None
 
 
 def sizes(columns: list[Column], prompt: str, rows: list[dict]) -> tuple[int, int]:
