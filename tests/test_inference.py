@@ -56,3 +56,24 @@ def test_a_half_trained_model_gives_parsed_results_not_exceptions(setup):
     for answer in answers:  # 6 tokens cannot hold a full answer: invalid, with the reason
         assert answer.parsed.valid is False and answer.parsed.error
         assert set(answer.parsed.fields) == {"topic", "sentiment", "summary"}
+
+
+def test_a_chat_template_goes_through_the_same_path(setup, project, adapter, tmp_path):
+    # The tiny tokenizer carries a chat template: a chat prompt is tokenized by it, the same
+    # ids training would use, and generation runs on them.
+    from llmops.examples import encode
+    from llmops.prompts import prompt_ids
+    from tests.test_prompts import CHAT
+
+    model, rows, decoding = setup
+    chat = tmp_path / "chat.jinja"
+    chat.write_text(CHAT)
+    chatty = TaskModel.load(project / "models" / "base", adapter, model.task, template=chat)
+    prompts = chatty.prompts(rows[:3])
+    assert all(p.is_chat for p in prompts)
+    ids = prompt_ids(chatty.tokenizer, prompts[0])
+    trained = encode(chatty.tokenizer, prompts[0], model.task.answer_text(rows[0]))
+    assert list(trained.input_ids[: len(ids)]) == ids
+    assert chatty.tokenizer.decode(ids).endswith(f"<|user|>\n{rows[0]['text']}\n<|assistant|>\n")
+    batched = chatty.generate(prompts, decoding, batch_size=3)
+    assert batched == [chatty.generate([p], decoding, batch_size=1)[0] for p in prompts]
