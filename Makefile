@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install repro dag gate report init test test-fast lint format params sample-data ui \
-  bench-train bench-eval lock hooks clean
+  bench-train bench-eval noise lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,14 +48,17 @@ BASELINE ?= main
 export BASELINE
 
 gate: $(STAMP) ## Check the quality gates (params.yaml gate) against BASELINE=main; fails if any fails
-	python -m llmops.gate --params params.yaml --metrics metrics/eval.json --baseline "$$BASELINE"
+	python -m llmops.gate --params params.yaml --metrics metrics/eval.json \
+	  --examples metrics/eval_examples.csv --noise benchmarks/results/noise.json \
+	  --baseline "$$BASELINE"
 
 report: $(STAMP) ## Write report.md: this change vs BASELINE=main (what CI posts on the pull request)
 	python -m llmops.report --params params.yaml --baseline "$$BASELINE" --out report.md \
-	  --eval metrics/eval.json --train metrics/train.json --prep metrics/prep.json \
+	  --eval metrics/eval.json --examples metrics/eval_examples.csv \
+	  --train metrics/train.json --prep metrics/prep.json \
 	  --base metrics/base.json --predictions data/eval/predictions.jsonl \
 	  --train-curve reports/train/train_loss.csv --adapter models/adapter/training.json \
-	  --prompts prompts
+	  --prompts prompts --noise benchmarks/results/noise.json
 
 # make init DATA=path/to/train.csv [TEST=path/to/test.csv] [INPUT=text] [LABELS=label] [TEXTS=]
 DATA ?=
@@ -100,6 +103,14 @@ bench-train: $(STAMP) ## Benchmark training throughput vs the transformers Train
 bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate (needs make repro)
 	python -m benchmarks.bench_eval --params params.yaml --data data/prepared --base models/base \
 	  --adapter models/adapter --out benchmarks/results/eval.json
+
+# The training seeds make noise tries besides the current one (make noise SEEDS="1 2 3").
+SEEDS ?= 1 2
+export SEEDS
+
+noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, thread count (needs make repro)
+	python -m benchmarks.noise --params params.yaml --data data/prepared --base models/base \
+	  --seeds $$SEEDS --out benchmarks/results/noise.json
 
 lock: ## Re-resolve the dependency set from pyproject.toml into requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock

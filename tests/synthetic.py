@@ -97,8 +97,10 @@ PARAMS: dict = {
     },
     "decoding": {"max_new_tokens": 48, "do_sample": False, "temperature": 1.0, "top_p": 1.0,
                  "seed": 0},
-    "eval": {"batch_size": 16},
-    "gate": {"min": {"json_valid": 0.0}, "max_drop": {"topic_accuracy": 0.05}},
+    "eval": {"batch_size": 16,
+             "classical": {"analyzer": "word", "ngram_min": 1, "ngram_max": 2, "C": 10.0}},
+    "gate": {"min": {"json_valid": 0.0}, "max_drop": {"topic_accuracy": 0.05},
+             "confidence": 0.95},
     "report": {"examples": 3},
 }  # fmt: skip
 
@@ -241,7 +243,7 @@ INTENT_PARAMS: dict = {
         "test_fraction": 0.0,
     },
     "decoding": {**PARAMS["decoding"], "max_new_tokens": 24},
-    "gate": {"min": {"json_valid": 0.0}, "max_drop": {"label_accuracy": 0.05}},
+    "gate": {"min": {"json_valid": 0.0}, "max_drop": {"label_accuracy": 0.05}, "confidence": 0.95},
 }
 
 

@@ -15,6 +15,7 @@ from tests.synthetic import write_params
 GATES = GateParams(
     min={"json_valid": 0.98, "topic_accuracy": 0.8, "test_loss": 1.0},
     max_drop={"topic_accuracy": 0.02, "test_loss": 0.1, "sentiment_rank_error": 0.05},
+    confidence=0.95,
 )
 NOW = {"json_valid": 0.99, "topic_accuracy": 0.85, "test_loss": 0.5, "sentiment_rank_error": 0.3}
 
@@ -50,27 +51,74 @@ def git(cwd, *args):
                    cwd=cwd, check=True, capture_output=True)  # fmt: skip
 
 
-def test_command_reads_the_baseline_from_git_and_exits_1_on_failure(tmp_path, monkeypatch, capsys):
+def records(right: int | set[int], n: int = 200) -> str:
+    """A per-example record whose first `right` examples (or those in the set) are right."""
+    lines = ["id,reference,json_valid,topic_accuracy,topic_answer,topic_reference"]
+    for i in range(n):
+        ok = i in right if isinstance(right, set) else i < right
+        lines.append(f"R{i},ref{i},1,{int(ok)},{'price' if ok else 'quality'},price")
+    return "\n".join(lines) + "\n"
+
+
+def project_at_main(tmp_path, monkeypatch, accuracy: float, right: int):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
     metrics = tmp_path / "metrics" / "eval.json"
-    metrics.parent.mkdir()
-    metrics.write_text(json.dumps({"tuned": {"json_valid": 1.0, "topic_accuracy": 0.9}}))
+    metrics.write_text(json.dumps({"tuned": {"json_valid": 1.0, "topic_accuracy": accuracy}}))
+    (tmp_path / "metrics" / "eval_examples.csv").write_text(records(right))
     gates = {"min": {"json_valid": 0.98}, "max_drop": {"topic_accuracy": 0.02}}
     write_params(tmp_path / "params.yaml", {"gate": gates})
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "main")
-    args = ["--metrics", "metrics/eval.json"]
+    return metrics
 
-    main(args)  # equal to main: passes
-    assert "all 2 checked gates pass" in capsys.readouterr().out
-    metrics.write_text(json.dumps({"tuned": {"json_valid": 1.0, "topic_accuracy": 0.85}}))
-    with pytest.raises(SystemExit, match="1 gate\\(s\\) failed: topic_accuracy drop"):
-        main(args)
-    assert "| `topic_accuracy drop <= 0.02 vs baseline` | 0.8500 | 0.8800 | ❌ fail" in (
-        capsys.readouterr().out
+
+ARGS = ["--metrics", "metrics/eval.json", "--examples", "metrics/eval_examples.csv"]
+
+
+def now(tmp_path, accuracy: float, right: int | set[int]) -> None:
+    (tmp_path / "metrics" / "eval.json").write_text(
+        json.dumps({"tuned": {"json_valid": 1.0, "topic_accuracy": accuracy}})
     )
-    main([*args, "--baseline", "no-such-ref"])
+    (tmp_path / "metrics" / "eval_examples.csv").write_text(records(right))
+
+
+def test_command_passes_against_itself_and_fails_a_real_drop_naming_it(
+    tmp_path, monkeypatch, capsys
+):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    main(ARGS)  # equal to main: passes
+    assert "all 2 checked gates pass" in capsys.readouterr().out
+    now(tmp_path, 0.6, 120)  # 60 of 200 examples went wrong: a real regression
+    with pytest.raises(SystemExit) as failed:
+        main(ARGS)
+    message = str(failed.value)
+    assert "1 gate(s) failed: topic_accuracy drop <= 0.02 vs baseline" in message
+    assert "Δ -0.3000 [" in message and "p(worse) 0.0005" in message and "n=200" in message
+    table = capsys.readouterr().out
+    assert "| `topic_accuracy drop <= 0.02 vs baseline` | 0.6000 | 0.8800 | ❌ fail" in table
+
+
+def test_a_drop_past_max_drop_that_is_noise_passes(tmp_path, monkeypatch, capsys):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    # 10 examples went wrong and 5 others right: 0.025 down, more than max_drop, but such
+    # mixed flips are what noise looks like (p about 0.15).
+    now(tmp_path, 0.875, set(range(10, 180)) | set(range(190, 195)))
+    main(ARGS)
+    out = capsys.readouterr().out
+    assert "| 0.8750 | 0.8800 | ✅ pass |" in out and "within noise" in out
+
+
+def test_without_a_baseline_record_the_threshold_alone_decides(tmp_path, monkeypatch, capsys):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    git(tmp_path, "rm", "-q", "metrics/eval_examples.csv")
+    git(tmp_path, "commit", "-qm", "no record")
+    now(tmp_path, 0.875, 175)
+    with pytest.raises(SystemExit, match="1 gate\\(s\\) failed: topic_accuracy drop"):
+        main(ARGS)
+    assert "threshold only (no per-example scores to test)" in capsys.readouterr().out
+    main([*ARGS, "--baseline", "no-such-ref"])
     out = capsys.readouterr().out
     assert "⏭️ skipped" in out and "regression gates skipped" in out
 
@@ -79,4 +127,4 @@ def test_a_gate_naming_a_metric_the_task_lacks_stops_the_command(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path / "params.yaml", {"gate": {"min": {"priority_accuracy": 0.5}}})
     with pytest.raises(SystemExit, match=r"gate: .*gate.min.priority_accuracy: no such metric"):
-        main(["--metrics", "metrics/eval.json"])
+        main(ARGS)

@@ -116,9 +116,9 @@ def test_confusion_counts_and_marks_invalid_predictions():
 
 
 def test_a_gate_on_a_metric_the_task_lacks_is_a_params_error(task):
-    check_gates(task, GateParams({"topic_accuracy": 0.5}, {"sentiment_rank_error": 0.1}))
+    check_gates(task, GateParams({"topic_accuracy": 0.5}, {"sentiment_rank_error": 0.1}, 0.95))
     with pytest.raises(ParamsError) as err:
-        check_gates(task, GateParams({"category_accuracy": 0.5}, {}))
+        check_gates(task, GateParams({"category_accuracy": 0.5}, {}, 0.95))
     message = str(err.value)
     assert "gate.min.category_accuracy: no such metric for this task" in message
     assert "expected one of: json_valid, topic_accuracy," in message
@@ -126,7 +126,7 @@ def test_a_gate_on_a_metric_the_task_lacks_is_a_params_error(task):
         dataclasses.replace(f, ordered=False) for f in task.outputs
     ))  # fmt: skip
     with pytest.raises(ParamsError, match=r"gate.max_drop.sentiment_rank_error: no such metric"):
-        check_gates(no_order, GateParams({}, {"sentiment_rank_error": 0.1}))
+        check_gates(no_order, GateParams({}, {"sentiment_rank_error": 0.1}, 0.95))
 
 
 def test_cli_lists_the_metrics_and_checks_the_gates(tmp_path, capsys):

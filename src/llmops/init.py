@@ -50,7 +50,8 @@ from llmops.prompts import PromptError
 
 PIPELINE_STATE = ("dvc.lock", "metrics", "reports/prep", "reports/train", "reports/eval",
                   "data/prepared", "data/quarantine", "data/eval/predictions.jsonl",
-                  "models/base", "models/adapter", "models/checkpoints")  # fmt: skip
+                  "models/base", "models/adapter", "models/checkpoints",
+                  "benchmarks/results/noise.json")  # fmt: skip
 
 
 def example_files(root: Path) -> dict[Path, list[str]]:

@@ -4,14 +4,13 @@ shown, and which way is better, comes from the task (llmops.metrics)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import yaml
 
 from llmops.metrics import metric_names, rates
-from llmops.predictions import Prediction
+from llmops.stats import Change
 from llmops.task import Task
 from llmops.tracking import flatten, git_commit
 
@@ -53,16 +52,62 @@ def delta(new: float | None, old: float | None, better: bool | None) -> str:
     return f"{change:+.4f}{mark}"
 
 
-def metrics_table(task: Task, now: dict, main: dict | None) -> str:
-    lines = ["| metric | main | this change | Δ | base model |", "|---|---:|---:|---:|---:|"]
+def change_cell(change: Change | None, new: float | None, old: float | None) -> str:
+    """Δ with its interval; coloured only when the interval excludes zero."""
+    if change is None:
+        plain = delta(new, old, None)
+        return plain if plain in ("n/a", "±0") else f"{plain} (untested)"
+    if change.low == change.high == change.delta == 0:
+        return "±0"
+    head = "±0" if abs(change.delta) < 5e-5 else f"{change.delta:+.4f}"
+    interval = f"{head} [{change.low:+.4f}, {change.high:+.4f}]"
+    if not change.significant:
+        return f"{interval} ≈ noise"
+    return f"{interval} {'🔴' if change.worse else '🟢'}"
+
+
+def metrics_table(task: Task, now: dict, main: dict | None, changes: dict[str, Change]) -> str:
+    """main / this change / Δ with interval / classical floor / base model, per metric."""
+    lines = [
+        "| metric | main | this change | Δ [95% interval] | classical | base model |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
     old = (main or {}).get("tuned", {})
-    for m, better in metric_names(task).items():
+    floor = now.get("classical", {})
+    for m in metric_names(task):
         new = now["tuned"].get(m)
+        cell = change_cell(changes.get(m), new, old.get(m))
+        classical = fmt(floor[m]) if m in floor else "—"
         lines.append(
-            f"| {m} | {fmt(old.get(m))} | {fmt(new)} | {delta(new, old.get(m), better)} "
+            f"| {m} | {fmt(old.get(m))} | {fmt(new)} | {cell} | {classical} "
             f"| {fmt(now['base'].get(m))} |"
         )
     return "\n".join(lines)
+
+
+def noise_note(task: Task, changes: dict[str, Change], examples: int, confidence: float) -> str:
+    """How many examples were paired, and the smallest change they can tell from noise."""
+    lead = changes.get(headline(task))
+    if lead is None:
+        return (
+            f"_{examples} test examples; no per-example record at the baseline to pair with, "
+            "so the deltas carry no interval (untested)._"
+        )
+    half = (lead.high - lead.low) / 2
+    measured = [c.metric for c in changes.values() if c.run_std]
+    training = (
+        f" plus the training noise `make noise` measured ({len(measured)} metrics)"
+        if measured
+        else "; training noise not measured (`make noise`), so a retrain alone may show up"
+    )
+    return (
+        f"_{lead.n} of {examples} test examples paired with the baseline. Intervals: "
+        f"{confidence:.0%}, paired bootstrap over the examples{training}; only a change whose "
+        f"interval excludes zero is coloured. Here the interval of {lead.metric} spans about "
+        f"±{half:.3f}: a smaller change cannot be told from noise. Classical: TF-IDF + "
+        "logistic regression per label field (no counterpart for text fields, JSON validity "
+        "or loss: —)._"
+    )
 
 
 def params_diff(now: Path, main_text: str | None) -> str:
@@ -108,22 +153,6 @@ def data_changes(now: dict | None, main: dict | None) -> str:
             "n/a" if prev is None or new is None else f"{new - prev:+d}" if new != prev else "±0"
         )
         lines.append(f"| {name} | {prev if prev is not None else 'n/a'} | {new} | {change} |")
-    return "\n".join(lines)
-
-
-def examples_table(pairs: list[tuple[Prediction, Prediction]], limit: int) -> str:
-    """(main, this change) pairs: id, inputs, reference and both fine-tuned outputs."""
-    if not pairs:
-        return "_None._"
-    lines = ["| id | input | reference | main | this change |", "|---|---|---|---|---|"]
-    for b, r in pairs[:limit]:
-        inputs = " · ".join(f"{k}: {v}" for k, v in r.inputs.items())
-        lines.append(
-            f"| {safe(r.id)} | {safe(inputs)} | {safe(json.dumps(r.reference))} | "
-            f"{safe(b.tuned.output)} | {safe(r.tuned.output)} |"
-        )
-    if len(pairs) > limit:
-        lines.append(f"\n_{len(pairs) - limit} more not shown._")
     return "\n".join(lines)
 
 
@@ -178,19 +207,26 @@ def headline(task: Task) -> str:
     return f"{task.texts[0].name}_rouge_l" if task.texts else "json_valid"
 
 
-def verdict(task: Task, results: list, now: dict, main: dict | None) -> str:
+def verdict(
+    task: Task, results: list, now: dict, main: dict | None, changes: dict[str, Change]
+) -> str:
     failed = [r.gate for r in results if r.status == "fail"]
     skipped = sum(r.status == "skipped" for r in results)
     key = headline(task)
     change = ""
     if main and "tuned" in main:
-        value = now["tuned"][key]
-        old = main["tuned"].get(key)
-        change = f"; {key} {value:.4f} ({delta(value, old, metric_names(task)[key])} vs main)"
+        value, old = now["tuned"][key], main["tuned"].get(key)
+        cell = change_cell(changes.get(key), value, old)
+        change = f"; {key} {value:.4f} ({cell} vs main)"
+    significant = [c.metric for c in changes.values() if c.significant and c.worse]
+    worse = f"; significantly worse: {', '.join(significant)}" if significant else ""
     if failed:
-        return f"❌ **{len(failed)} of {len(results)} gates fail** ({'; '.join(failed)}){change}."
+        return (
+            f"❌ **{len(failed)} of {len(results)} gates fail** ({'; '.join(failed)}){change}"
+            f"{worse}."
+        )
     note = f", {skipped} skipped (no baseline)" if skipped else ""
-    return f"✅ **All checked gates pass**{note}{change}."
+    return f"✅ **All checked gates pass**{note}{change}{worse}."
 
 
 def cost(train: dict | None, base: dict | None, now: dict, adapter: dict | None) -> str:

@@ -208,10 +208,25 @@ class DecodingParams:
 
 
 @dataclass(frozen=True)
+class ClassicalParams:
+    """The classical baseline: TF-IDF features and a logistic regression per label field."""
+
+    analyzer: Literal["word", "char_wb"]
+    ngram_min: Annotated[int, Range(1, 10)]
+    ngram_max: Annotated[int, Range(1, 10)]
+    C: Annotated[float, Range(0.0, lo_open=True)]
+
+    def validate(self) -> None:
+        if self.ngram_min > self.ngram_max:
+            raise ValueError("ngram_min must not exceed ngram_max")
+
+
+@dataclass(frozen=True)
 class EvalParams:
     """Knobs of the `eval` stage."""
 
     batch_size: Positive
+    classical: ClassicalParams
 
 
 @dataclass(frozen=True)
@@ -220,6 +235,9 @@ class GateParams:
 
     min: dict[str, float]
     max_drop: dict[str, Annotated[float, Range(0.0)]]
+    # A regression gate fails only when the paired test says the baseline is better at this
+    # confidence (and the drop exceeds max_drop); it is also the reports' interval level.
+    confidence: Annotated[float, Range(0.5, 1.0, hi_open=True)]
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,28 @@
 """Per-example predictions: one typed record per test example, written by eval, read by report.
 
-The eval stage writes `data/eval/predictions.jsonl` (one JSON object per line): the
-example's id, its input fields, the reference output fields and, for the base model and the
-fine-tuned one, the generated text, the parsed fields, whether it parsed, and the
-per-example scores (`llmops.metrics.score_example`).
+The eval stage writes two files:
+- `data/eval/predictions.jsonl` (DVC; one JSON object per line): the example's id, its
+  input fields, the reference output fields and, for the base model and the fine-tuned one,
+  the generated text, the parsed fields, whether it parsed, and the per-example scores
+  (`llmops.metrics.score_example`);
+- `metrics/eval_examples.csv` (git; small): per test example, the fine-tuned model's
+  scores and, per label field, its answer and the reference, plus a digest of the reference
+  answer. It is what paired comparisons need (`llmops.stats`), so the gates and the report
+  compare with a baseline commit from git alone, without the DVC remote.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import hashlib
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from llmops.task import Task
 
 
 @dataclass(frozen=True)
@@ -66,3 +76,34 @@ def parse_predictions(text: str) -> list[Prediction]:
 
 def read_predictions(path: Path) -> list[Prediction]:
     return parse_predictions(path.read_text(encoding="utf-8"))
+
+
+def example_rows(task: Task, records: Iterable[Prediction]) -> list[dict[str, str]]:
+    """The compact per-example rows of the fine-tuned model (metrics/eval_examples.csv)."""
+    rows = []
+    for r in records:
+        digest = hashlib.sha256(task.answer_text(r.reference).encode()).hexdigest()[:12]
+        row = {"id": r.id, "reference": digest}
+        row |= {name: f"{value:g}" for name, value in r.tuned.scores.items()}
+        for f in task.labels:
+            row[f"{f.name}_answer"] = r.tuned.parsed.get(f.name) or ""
+            row[f"{f.name}_reference"] = r.reference[f.name]
+        rows.append(row)
+    return rows
+
+
+def write_examples(path: Path, rows: list[dict[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["id"],
+                                lineterminator="\n")  # fmt: skip
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def parse_examples(text: str) -> list[dict[str, str]]:
+    """Rows of an examples CSV; ValueError when it is not one."""
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    if rows and not {"id", "reference"} <= set(rows[0]):
+        raise ValueError("not a per-example record (no id and reference columns)")
+    return rows

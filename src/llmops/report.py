@@ -3,13 +3,16 @@
 Run: make report   (python -m llmops.report --params params.yaml --baseline main --out report.md
                     --eval metrics/eval.json ... : every input path, given by the Makefile)
 
-It answers "better or worse than main, where, and why": a verdict and the gates, metrics
-of main / this change / the base model with deltas, the params and prompt diffs, data
+It answers "better or worse than main, where, and why, and is it more than noise": a
+verdict and the gates, metrics of main / this change / the classical floor / the base model
+with each change's interval from a paired test over the test examples (llmops.stats; only
+a change whose interval excludes zero is coloured), the params and prompt diffs, data
 changes, the test examples that flipped, charts (Mermaid, rendered by GitHub with no image
 host; PNG copies stay in reports/ for artefact upload), training cost, the MLflow run and
-the commit. Everything about main comes from what main committed (`git show main:...`)
-and, for its per-example predictions, from the DVC cache or remote (`dvc.api.read` at the
-ref); nothing of main's pipeline is re-run. What cannot be found is said, not guessed.
+the commit. Everything about main comes from what main committed (`git show main:...`,
+its per-example record included); main's generated texts come from the DVC cache or remote
+when they are there. Nothing of main's pipeline is re-run. What cannot be found is said,
+not guessed.
 The text stays under GitHub's 65,536-character comment limit: the example lists are cut
 first, and the report says so.
 """
@@ -22,23 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmops import gate
+from llmops.flips import LIMIT, FlipSection, flipped
 from llmops.markdown import (
     cost,
     curve,
     data_changes,
-    examples_table,
     mermaid_charts,
     metrics_table,
+    noise_note,
     params_diff,
     prompt_diff,
     verdict,
 )
 from llmops.metrics import load_checked
-from llmops.params import ParamsError
-from llmops.predictions import Prediction, parse_predictions, read_predictions
+from llmops.params import Params, ParamsError
+from llmops.predictions import parse_examples, parse_predictions, read_predictions
+from llmops.stats import comparable, compare, pair, training_noise
 from llmops.task import Task
-
-LIMIT = 65_536
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Inputs:
     """Where the report reads this change's files (and, at the same paths, main's)."""
 
     eval: Path
+    examples: Path
     train: Path
     prep: Path
     base: Path
@@ -53,10 +57,11 @@ class Inputs:
     train_curve: Path
     adapter: Path
     prompts: Path
+    noise: Path | None = None  # make noise's measurement of the training noise, if any
 
     def committed(self) -> dict[str, Path]:
         """The files main commits to git (the predictions are a DVC output)."""
-        names = ("eval", "train", "prep", "base", "train_curve", "adapter")
+        names = ("eval", "examples", "train", "prep", "base", "train_curve", "adapter")
         return {n: getattr(self, n) for n in names}
 
 
@@ -67,89 +72,73 @@ def load_json(text: str | None) -> dict | None:
         return None
 
 
-def right(task: Task, record: Prediction) -> bool:
-    """Correct = every label output field right (the exact match when there is none)."""
-    scores = record.tuned.scores
-    if not task.labels:
-        return scores.get("exact_match") == 1.0
-    return all(scores.get(f"{f.name}_accuracy") == 1.0 for f in task.labels)
-
-
-def flipped(task: Task, now: list[Prediction], main: list[Prediction]) -> tuple[list, list]:
-    """(wrong -> right, right -> wrong) pairs of (main record, this change's record); only
-    examples with the same id and the same reference are compared."""
-    before = {r.id: r for r in main}
-    pairs = [(before[r.id], r) for r in now if r.id in before]
-    pairs = [(b, r) for b, r in pairs if b.reference == r.reference]
-    fixed = [(b, r) for b, r in pairs if not right(task, b) and right(task, r)]
-    broken = [(b, r) for b, r in pairs if right(task, b) and not right(task, r)]
-    return fixed, broken
-
-
-def baseline_predictions(path: Path, ref: str) -> tuple[list[Prediction] | None, str]:
-    """main's per-example predictions from the DVC cache or remote, or why not."""
+def baseline_outputs(path: Path, ref: str) -> dict[str, str] | None:
+    """main's generated texts by example id, from the DVC cache or remote; None if absent."""
     import dvc.api
 
     try:
         text = dvc.api.read(path.as_posix(), rev=ref, repo=".")
-    except Exception as err:  # dvc raises many kinds: missing rev, no cache, no remote, ...
-        return None, (
-            f"main's predictions ({path.as_posix()} at `{ref}`) are not in the DVC cache "
-            f"or remote ({type(err).__name__}); run `dvc push` on {ref} to enable this section"
-        )
+        return {r.id: r.tuned.output for r in parse_predictions(text)}
+    except Exception:  # dvc raises many kinds (no rev, no cache, no remote); old formats too
+        return None
+
+
+def paired_records(old_text: str | None, new_text: str | None):
+    """Both runs' per-example records joined by example, or None and why not."""
+    if old_text is None or new_text is None:
+        return None, "No per-example record (metrics/eval_examples.csv) at the baseline."
     try:
-        return parse_predictions(text), ""
-    except ValueError as err:
-        return None, f"main's predictions at `{ref}` are in another format ({err})"
+        return pair(parse_examples(old_text), parse_examples(new_text)), ""
+    except (ValueError, KeyError) as err:
+        return None, f"The baseline's per-example record is in another format ({err})."
+
+
+def comparisons(task: Task, params: Params, pairs, noise: dict[str, float]) -> dict:
+    """Every comparable metric's paired change (none without paired examples)."""
+    if pairs is None:
+        return {}
+    level = params.gate.confidence
+    found = {m: compare(m, pairs, task, level, noise.get(m)) for m in comparable(task)}
+    return {m: c for m, c in found.items() if c is not None}
 
 
 def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     """The report's markdown, cutting example lists (then the prompt diff) to fit LIMIT."""
     params, task = load_checked(params_path)
-    examples = params.report.examples
     now = json.loads(inputs.eval.read_text(encoding="utf-8"))
     paths = inputs.committed()
     old = {k: gate.at_ref(ref, p.as_posix()) for k, p in paths.items()}
     old["params"] = gate.at_ref(ref, params_path.as_posix())
     local = {k: p.read_text(encoding="utf-8") if p.exists() else None for k, p in paths.items()}
-    main_eval = load_json(old["eval"])
-    results = gate.check(task, params.gate, now["tuned"], (main_eval or {}).get("tuned"))
     if not inputs.predictions.exists():
         raise FileNotFoundError(f"{inputs.predictions} not found (run the pipeline: make repro)")
-    predictions = read_predictions(inputs.predictions)
-    main_predictions, missing = baseline_predictions(inputs.predictions, ref)
-    flips = None if main_predictions is None else flipped(task, predictions, main_predictions)
+    pairs, missing = paired_records(old["examples"], local["examples"])
+    changes = comparisons(task, params, pairs, training_noise(inputs.noise))
+    main_eval = load_json(old["eval"])
+    results = gate.check(task, params.gate, now["tuned"], (main_eval or {}).get("tuned"), changes)
+    current = {r.id: r for r in read_predictions(inputs.predictions)}
+    outputs = baseline_outputs(inputs.predictions, ref) if pairs else None
+    note = "" if outputs or pairs is None else (
+        f"main's outputs are not in the DVC cache or remote, so its labels come from its "
+        f"record; `dvc push` on {ref} adds its text."
+    )  # fmt: skip
+    flips = flipped(task, pairs) if pairs else None
+    section = FlipSection(task, flips, missing or note, current, outputs, params.report.examples)
     curves = (curve(local["train_curve"]), curve(old["train_curve"]))
 
     def head(prompt: str) -> list[str]:
         return [
-            f"## Model report: this change vs `{ref}`",
-            "",
-            verdict(task, results, now, main_eval),
-            "",
-            "### Quality gates",
-            "",
-            gate.table(results),
-            "",
-            "### Test metrics (fine-tuned model)",
-            "",
-            metrics_table(task, now, main_eval),
-            "",
-            mermaid_charts(task, now, main_eval, *curves),
-            "",
-            "### Params changed",
-            "",
-            params_diff(params_path, old.get("params")),
-            "",
-            "### Prompt template",
-            "",
-            prompt,
-            "",
-            "### Data",
-            "",
-            data_changes(load_json(local["prep"]), load_json(old["prep"])),
-            "",
-        ]
+            f"## Model report: this change vs `{ref}`", "",
+            verdict(task, results, now, main_eval, changes), "",
+            "### Quality gates", "", gate.table(results), "",
+            "### Test metrics (fine-tuned model)", "",
+            metrics_table(task, now, main_eval, changes), "",
+            noise_note(task, changes, len(current), params.gate.confidence), "",
+            mermaid_charts(task, now, main_eval, *curves), "",
+            "### Params changed", "", params_diff(params_path, old.get("params")), "",
+            "### Prompt template", "", prompt, "",
+            "### Data", "", data_changes(load_json(local["prep"]), load_json(old["prep"])), "",
+        ]  # fmt: skip
 
     tail = [
         "### Cost and provenance",
@@ -160,8 +149,7 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
         f"`{inputs.predictions.as_posix()}`._",
         "",
     ]
-    what = " and ".join(f.name for f in task.labels) or "the whole answer"
-    section = FlipSection(flips, missing, examples, what)
+    examples = params.report.examples
     top = head(prompt_diff(ref, [inputs.prompts, Path(params.task.prompt)]))
     for shown in [examples, *range(min(examples, 10) - 1, -1, -1)]:
         text = "\n".join([*top, *section.lines(shown), *tail])
@@ -171,60 +159,29 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     return "\n".join([*top, *section.lines(0), *tail])[: LIMIT - 1]
 
 
-@dataclass(frozen=True)
-class FlipSection:
-    """The flipped examples: `what` names the fields that make an answer right."""
-
-    flips: tuple | None
-    missing: str
-    asked: int
-    what: str
-
-    def lines(self, shown: int) -> list[str]:
-        """The section with `shown` examples per direction (a note says when fewer)."""
-        out = [f"### Examples that flipped ({self.what} right vs not)", ""]
-        if self.flips is None:
-            return [*out, f"_{self.missing}._", ""]
-        fixed, broken = self.flips
-        if shown < self.asked:
-            out += [
-                f"_Lists cut to {shown} per direction to stay under GitHub's "
-                f"{LIMIT:,}-character comment limit._",
-                "",
-            ]
-        return [
-            *out,
-            f"**Wrong → right: {len(fixed)}**",
-            "",
-            examples_table(fixed, shown),
-            "",
-            f"**Right → wrong: {len(broken)}**",
-            "",
-            examples_table(broken, shown),
-            "",
-        ]
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--baseline", default="main", help="git ref to compare against")
     parser.add_argument("--out", type=Path, required=True)
-    for name in ("eval", "train", "prep", "base", "predictions", "train-curve", "adapter"):
+    names = ("eval", "examples", "train", "prep", "base", "predictions", "train-curve", "adapter")
+    for name in names:
         parser.add_argument(f"--{name}", type=Path, required=True)
     parser.add_argument("--prompts", type=Path, required=True, help="prompt templates folder")
+    parser.add_argument("--noise", type=Path, help="training noise (make noise), if measured")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    inputs = Inputs(args.eval, args.train, args.prep, args.base, args.predictions,
-                    args.train_curve, args.adapter, args.prompts)  # fmt: skip
+    inputs = Inputs(args.eval, args.examples, args.train, args.prep, args.base,
+                    args.predictions, args.train_curve, args.adapter, args.prompts,
+                    args.noise)  # fmt: skip
     if not inputs.eval.exists():
         raise SystemExit(f"report: {inputs.eval} not found (run the pipeline: make repro)")
     try:
         text = build(args.params, args.baseline, inputs)
-    except (ParamsError, FileNotFoundError) as err:
+    except (ParamsError, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"report: {err}") from None
     args.out.write_text(text, encoding="utf-8")
     print(f"wrote {args.out} ({len(text):,} characters)")

@@ -2,14 +2,19 @@
 
 Run: python -m llmops.stages.eval --params params.yaml --data data/prepared \
         --base models/base --adapter models/adapter --metrics metrics/eval.json \
-        --plots reports/eval --predictions data/eval/predictions.jsonl
+        --examples metrics/eval_examples.csv --plots reports/eval \
+        --predictions data/eval/predictions.jsonl
 
 Both models (one load: the adapter switched off is the base model) answer every test
 row through `llmops.inference` (the path the service uses) with the adapter's prompt
 template and params.yaml `decoding`, and are scored by `llmops.metrics` for the task
 declared in params.yaml. Also measured: the answer-token loss on the test split (and its
-perplexity), generation time per example and generated tokens/s. The figures are logged to
-the MLflow run that trained the adapter (its id is in <adapter>/training.json).
+perplexity), generation time per example and generated tokens/s. Beside them, the
+classical floor (llmops.classical: TF-IDF + logistic regression per label field, trained on
+the training split only) is scored on the same rows. metrics/eval.json holds `base`,
+`tuned` and `classical`; --examples gets the fine-tuned model's per-example record that
+the gates and the report pair with a baseline's (llmops.predictions). The figures are
+logged to the MLflow run that trained the adapter (its id is in <adapter>/training.json).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from llmops import tracking
+from llmops import classical, tracking
 from llmops.batching import collate
 from llmops.charts import pyplot, save
 from llmops.examples import DataError, check_rows, encode, read_split
@@ -33,7 +38,13 @@ from llmops.lora import AnswerLoss
 from llmops.metrics import check_gates, confusion, rates, score_example, summarize
 from llmops.models import ModelError, set_threads
 from llmops.params import Params, ParamsError, load_params
-from llmops.predictions import ModelAnswer, Prediction, write_predictions
+from llmops.predictions import (
+    ModelAnswer,
+    Prediction,
+    example_rows,
+    write_examples,
+    write_predictions,
+)
 from llmops.prompts import PromptError
 from llmops.task import Field, Task
 
@@ -89,10 +100,22 @@ def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dic
         with switch:
             results[name], answers[name] = score(model, rows, params)
         log.info("%s: %s", name, json.dumps(results[name]))
+    if task.labels:
+        results["classical"] = classical_floor(params, task, data, rows)
     records = [
         prediction(task, row, {m: answers[m][i] for m in MODELS}) for i, row in enumerate(rows)
     ]
     return results, records
+
+
+def classical_floor(params: Params, task: Task, data: Path, test: list[dict]) -> dict:
+    """The TF-IDF + logistic regression metrics on the test rows, trained on train only."""
+    path = data / "train.jsonl"
+    train = read_split(path)
+    check_rows(path, train, task)
+    metrics = classical.score(classical.fit(train, task, params.eval.classical), test, task)
+    log.info("classical: %s", json.dumps(metrics))
+    return metrics
 
 
 def prediction(task: Task, row: dict, answers: dict[str, Answer]) -> Prediction:
@@ -119,7 +142,7 @@ def write_plots(task: Task, results: dict, records: list[Prediction], folder: Pa
     for field in task.labels:
         plot_confusion(field, records, folder)
     shown = rates(task)
-    for name in MODELS:
+    for name in MODELS:  # the classical floor has no JSON or text metrics to draw
         rows = "".join(f"{m},{results[name][m]:.4f}\n" for m in shown)
         (folder / f"metrics_{name}.csv").write_text("metric,value\n" + rows, encoding="utf-8")
     plt = pyplot()
@@ -179,7 +202,7 @@ def log_to_training_run(results: dict, adapter: Path) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    for name in ("data", "base", "adapter", "metrics", "plots", "predictions"):
+    for name in ("data", "base", "adapter", "metrics", "examples", "plots", "predictions"):
         parser.add_argument(f"--{name}", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -195,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"eval: {err}") from None
     task = Task.from_params(params.task)
     write_predictions(args.predictions, records)
+    write_examples(args.examples, example_rows(task, records))
     write_plots(task, results, records, args.plots)
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
