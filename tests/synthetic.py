@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -127,21 +128,31 @@ def review(rng: random.Random, topic: str, sentiment: str) -> str:
     return text if rng.random() > 0.3 else text.lower()
 
 
+def distinct(n: int, draw: Callable[[int], tuple[str, dict]]) -> list[dict]:
+    """`n` rows from `draw(i)` (i: the rows kept so far), each (key, row); a row whose key
+    was drawn before is drawn again, so the inputs are distinct."""
+    rows, seen = [], set()
+    while len(rows) < n:
+        key, row = draw(len(rows))
+        if key not in seen:
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
 def review_rows(n: int, seed: int = 0) -> list[dict]:
     """`n` distinct raw review rows (columns uid, review_text, topic, sentiment, summary)."""
     rng = random.Random(seed)
-    rows, seen = [], set()
-    while len(rows) < n:
+
+    def draw(i: int) -> tuple[str, dict]:
         topic, sentiment = rng.choice(TOPICS), rng.choice(SENTIMENTS)
         text = review(rng, topic, sentiment) + f" (order {rng.randint(1000, 99999)})"
-        if text.casefold() in seen:
-            continue
-        seen.add(text.casefold())
-        rows.append({
-            "uid": f"R{len(rows):05d}", "review_text": text, "topic": topic,
+        return text.casefold(), {
+            "uid": f"R{i:05d}", "review_text": text, "topic": topic,
             "sentiment": sentiment, "summary": _SUMMARY[sentiment].format(topic=topic),
-        })  # fmt: skip
-    return rows
+        }  # fmt: skip
+
+    return distinct(n, draw)
 
 
 def write_jsonl(path: Path, rows: list[dict | str | bytes]) -> Path:
@@ -206,16 +217,14 @@ def intent_rows(n: int, seed: int = 0, held_out: bool = False) -> list[dict]:
     """`n` distinct rows {utterance, intent}; held-out rows use other fillers."""
     rng = random.Random(seed)
     things = _HELD_OUT_THINGS if held_out else _THINGS
-    rows, seen = [], set()
-    while len(rows) < n:
-        intent = INTENTS[len(rows) % len(INTENTS)]
+
+    def draw(i: int) -> tuple[str, dict]:
+        intent = INTENTS[i % len(INTENTS)]
         text = rng.choice(_INTENT_SAYS[intent]).format(thing=rng.choice(things))
         text = f"{rng.choice(['', 'hi, ', 'please ', 'hello '])}{text} #{rng.randint(1, 9999)}"
-        if text in seen:
-            continue
-        seen.add(text)
-        rows.append({"utterance": text.strip(), "intent": intent})
-    return rows
+        return text, {"utterance": text.strip(), "intent": intent}
+
+    return distinct(n, draw)
 
 
 INTENT_PROMPT = """{#- variables: text, label_values
@@ -269,8 +278,8 @@ _FILLER = ["please", "asap", "today", "thanks", "for my husband", "on the app", 
 def many_label_rows(n: int, seed: int = 0) -> list[dict]:
     """`n` distinct rows {text, label} over the 80 labels of MANY_LABELS."""
     rng = random.Random(seed)
-    rows, seen = [], set()
-    while len(rows) < n:
+
+    def draw(_: int) -> tuple[str, dict]:
         label = MANY_LABELS[rng.randrange(len(MANY_LABELS))]
         verb, noun = label.split("_", 1)
         words = [
@@ -283,7 +292,6 @@ def many_label_rows(n: int, seed: int = 0) -> list[dict]:
             str(rng.randint(1, 99999)),
         ]
         text = " ".join(w for w in words if w)
-        if text not in seen:
-            seen.add(text)
-            rows.append({"text": text, "label": label})
-    return rows
+        return text, {"text": text, "label": label}
+
+    return distinct(n, draw)

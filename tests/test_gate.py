@@ -128,3 +128,16 @@ def test_a_gate_naming_a_metric_the_task_lacks_stops_the_command(tmp_path, monke
     write_params(tmp_path / "params.yaml", {"gate": {"min": {"priority_accuracy": 0.5}}})
     with pytest.raises(SystemExit, match=r"gate: .*gate.min.priority_accuracy: no such metric"):
         main(ARGS)
+
+
+def test_a_metric_the_baseline_record_lacks_is_left_to_the_threshold(task):
+    from llmops.gate import comparisons, paired_records
+
+    old = records(180).replace(",topic_accuracy,", ",other,")  # an older record's column
+    pairs, why = paired_records(old, records(120))
+    assert why == ""
+    found = comparisons(task, pairs, ["topic_accuracy", "json_valid"], 0.95, {})
+    assert list(found) == ["json_valid"]
+    assert paired_records(None, records(120)) == (
+        None, "No per-example record (metrics/eval_examples.csv) at the baseline."
+    )  # fmt: skip

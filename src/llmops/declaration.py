@@ -12,20 +12,23 @@ from __future__ import annotations
 import io
 import math
 import re
+import typing
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from llmops.params import RESERVED
+from llmops.params import RESERVED, TinyParams
 from llmops.records import FORMATS, Rejection, read_rows
 
 INPUT_NAMES = ("text", "message", "input", "prompt", "question", "sentence", "utterance",
                "query", "content")  # fmt: skip
 LABEL_NAMES = ("label", "labels", "intent", "class", "target")
 LIST_VALUES_UP_TO = 20  # label sets larger than this are not spelled out in the prompt
-MAX_LENGTH = 8192  # the largest context base.tiny.context_length takes
+# The largest context base.tiny.context_length takes, as params.py bounds it.
+MAX_LENGTH = int(typing.get_type_hints(TinyParams, include_extras=True)["context_length"]
+                 .__metadata__[0].hi)  # fmt: skip
 PROMPT = Path("prompts/task.jinja")
 
 

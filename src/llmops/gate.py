@@ -111,29 +111,30 @@ def table(results: list[GateResult]) -> str:
     return "\n".join(lines)
 
 
-def changes_against(
-    task: Task,
-    ref: str,
-    examples: Path,
-    metrics: list[str],
-    confidence: float,
-    noise: dict[str, float] | None = None,
-) -> dict[str, Change]:
-    """Paired changes of `metrics` between the baseline's committed per-example record and
-    the current one (empty when either is missing or unreadable), with the training noise
-    of the metrics `noise` measures."""
-    old_text = at_ref(ref, examples.as_posix())
-    if old_text is None or not examples.exists():
-        return {}
+def paired_records(old_text: str | None, new_text: str | None):
+    """Both runs' per-example records joined by example, or None and why not."""
+    if old_text is None or new_text is None:
+        return None, "No per-example record (metrics/eval_examples.csv) at the baseline."
     try:
-        old = parse_examples(old_text)
-        new = parse_examples(examples.read_text(encoding="utf-8"))
-        pairs = pair(old, new)
-        noise = noise or {}
-        found = {m: compare(m, pairs, task, confidence, noise.get(m)) for m in metrics}
-    except (ValueError, KeyError):  # another task's or an older record: nothing to pair
-        return {}
-    return {m: c for m, c in found.items() if c is not None}
+        return pair(parse_examples(old_text), parse_examples(new_text)), ""
+    except (ValueError, KeyError) as err:
+        return None, f"The baseline's per-example record is in another format ({err})."
+
+
+def comparisons(
+    task: Task, pairs, metrics: list[str], confidence: float, noise: dict[str, float]
+) -> dict[str, Change]:
+    """Paired changes of `metrics` (llmops.stats), with the training noise of the metrics
+    `noise` measures; a metric that either record has no column for is left out."""
+    found = {}
+    for metric in metrics if pairs else []:
+        try:
+            change = compare(metric, pairs, task, confidence, noise.get(metric))
+        except (ValueError, KeyError):  # another task's or an older record
+            continue
+        if change is not None:
+            found[metric] = change
+    return found
 
 
 def at_ref(ref: str, path: str, cwd: Path | None = None) -> str | None:
@@ -176,8 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     metrics = json.loads(args.metrics.read_text(encoding="utf-8"))[MODEL]
     baseline = baseline_metrics(args.baseline, args.metrics.as_posix())
     gates = params.gate
-    changes = changes_against(task, args.baseline, args.examples, list(gates.max_drop),
-                              gates.confidence, noise)  # fmt: skip
+    current = args.examples.read_text(encoding="utf-8") if args.examples.exists() else None
+    pairs, _ = paired_records(at_ref(args.baseline, args.examples.as_posix()), current)
+    changes = comparisons(task, pairs, list(gates.max_drop), gates.confidence, noise)
     results = check(task, gates, metrics, baseline, changes)
     print(table(results))
     if baseline is None:

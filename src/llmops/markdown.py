@@ -41,22 +41,12 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
 
 
-def delta(new: float | None, old: float | None, better: bool | None) -> str:
-    """The change, marked 🟢/🔴 when `better` says which way is good."""
-    if new is None or old is None:
-        return "n/a"
-    change = new - old
-    if abs(change) < 5e-5:
-        return "±0"
-    mark = "" if better is None else " 🟢" if (change > 0) == better else " 🔴"
-    return f"{change:+.4f}{mark}"
-
-
 def change_cell(change: Change | None, new: float | None, old: float | None) -> str:
     """Δ with its interval; coloured only when the interval excludes zero."""
-    if change is None:
-        plain = delta(new, old, None)
-        return plain if plain in ("n/a", "±0") else f"{plain} (untested)"
+    if change is None:  # no per-example scores: the plain difference, untested
+        if new is None or old is None:
+            return "n/a"
+        return "±0" if abs(new - old) < 5e-5 else f"{new - old:+.4f} (untested)"
     if change.low == change.high == change.delta == 0:
         return "±0"
     head = "±0" if abs(change.delta) < 5e-5 else f"{change.delta:+.4f}"

@@ -38,10 +38,9 @@ from llmops.markdown import (
     verdict,
 )
 from llmops.metrics import load_checked
-from llmops.params import Params, ParamsError
-from llmops.predictions import parse_examples, parse_predictions, read_predictions
-from llmops.stats import comparable, compare, pair, training_noise
-from llmops.task import Task
+from llmops.params import ParamsError
+from llmops.predictions import parse_predictions, read_predictions
+from llmops.stats import comparable, training_noise
 
 
 @dataclass(frozen=True)
@@ -83,25 +82,6 @@ def baseline_outputs(path: Path, ref: str) -> dict[str, str] | None:
         return None
 
 
-def paired_records(old_text: str | None, new_text: str | None):
-    """Both runs' per-example records joined by example, or None and why not."""
-    if old_text is None or new_text is None:
-        return None, "No per-example record (metrics/eval_examples.csv) at the baseline."
-    try:
-        return pair(parse_examples(old_text), parse_examples(new_text)), ""
-    except (ValueError, KeyError) as err:
-        return None, f"The baseline's per-example record is in another format ({err})."
-
-
-def comparisons(task: Task, params: Params, pairs, noise: dict[str, float]) -> dict:
-    """Every comparable metric's paired change (none without paired examples)."""
-    if pairs is None:
-        return {}
-    level = params.gate.confidence
-    found = {m: compare(m, pairs, task, level, noise.get(m)) for m in comparable(task)}
-    return {m: c for m, c in found.items() if c is not None}
-
-
 def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     """The report's markdown, cutting example lists (then the prompt diff) to fit LIMIT."""
     params, task = load_checked(params_path)
@@ -112,8 +92,9 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     local = {k: p.read_text(encoding="utf-8") if p.exists() else None for k, p in paths.items()}
     if not inputs.predictions.exists():
         raise FileNotFoundError(f"{inputs.predictions} not found (run the pipeline: make repro)")
-    pairs, missing = paired_records(old["examples"], local["examples"])
-    changes = comparisons(task, params, pairs, training_noise(inputs.noise))
+    pairs, missing = gate.paired_records(old["examples"], local["examples"])
+    confidence, noise = params.gate.confidence, training_noise(inputs.noise)
+    changes = gate.comparisons(task, pairs, comparable(task), confidence, noise)
     main_eval = load_json(old["eval"])
     results = gate.check(task, params.gate, now["tuned"], (main_eval or {}).get("tuned"), changes)
     current = {r.id: r for r in read_predictions(inputs.predictions)}

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmops.metrics import metric_names
+from llmops.metrics import EVAL_METRICS, metric_names
 from llmops.task import Task
 
 RESAMPLES = 2000
@@ -93,10 +93,7 @@ def pair(old: list[dict], new: list[dict]) -> tuple[list[dict], list[dict]]:
 def comparable(task: Task) -> list[str]:
     """The metrics that can be compared example by example."""
     names = metric_names(task)
-    return [m for m in names if not m.endswith("_bleu") and m not in _MODEL_METRICS]
-
-
-_MODEL_METRICS = ("test_loss", "perplexity", "latency_ms", "generated_tokens_per_s")
+    return [m for m in names if not m.endswith("_bleu") and m not in EVAL_METRICS]
 
 
 def _stacked(metric: str, task: Task, old: list[dict], new: list[dict]):

@@ -68,12 +68,11 @@ def read_splits(params: Params, data: Path, prompt: Path) -> Splits:
     task = Task.from_params(params.task)
     template = load_template(prompt, task.variables())
     rows = {name: read_split(data / f"{name}.jsonl") for name in SPLITS if _has_rows(data, name)}
-    if "train" not in rows:
-        read_split(data / "train.jsonl")  # raises, naming the file
     return Splits(task, template, rows)
 
 
 def _has_rows(data: Path, name: str) -> bool:
+    """Train is always read (read_split fails, naming it, when it is missing or empty)."""
     path = data / f"{name}.jsonl"
     return name == "train" or (path.exists() and path.stat().st_size > 0)
 
@@ -90,7 +89,7 @@ def base(params: Params, data: Path, prompt: Path, out: Path) -> dict:
         raise ParamsError(f"base.revision: only for hub models; set it to null for {kind!r}")
     if kind == "local" and Path(cfg.model).expanduser().resolve() == out.resolve():
         raise ParamsError(f"base.model: {cfg.model!r} is the output folder itself")
-    splits = read_splits(params, data, prompt) if kind == "tiny" else None
+    splits = read_splits(params, data, prompt)  # before any download or pretraining
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -102,9 +101,7 @@ def base(params: Params, data: Path, prompt: Path, out: Path) -> dict:
         else:
             card = copy_local(Path(cfg.model).expanduser(), out, cfg.trust_remote_code)
         tokenizer = load_tokenizer(out, cfg.trust_remote_code)
-        card["longest_example_tokens"] = check_fits(
-            read_splits(params, data, prompt), tokenizer, params, context_length(out)
-        )
+        card["longest_example_tokens"] = check_fits(splits, tokenizer, params, context_length(out))
     model = load_base(out, cfg.trust_remote_code)  # proves the result loads
     card["parameters"] = count_parameters(model)[1]
     card["architecture"] = type(model).__name__
