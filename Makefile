@@ -18,7 +18,7 @@ export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install repro dag gate report init test test-fast lint format params sample-data ui \
-  bench-train bench-eval noise lock hooks clean
+  bento serve smoke bench-train bench-eval bench-serve noise lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,6 +93,28 @@ sample-data: $(STAMP) ## Regenerate the worked example's raw data in data/raw/ (
 	@test -d examples/ticket_triage || { echo "the worked example was removed (make init)" >&2; exit 1; }
 	python -m examples.ticket_triage.generate --out data/raw
 
+bento: $(STAMP) ## Package the evaluated model (model store, with lineage) and build the Bento (needs make repro)
+	python -m llmops.bento --params params.yaml --base models/base --adapter models/adapter \
+	  --eval metrics/eval.json --lock dvc.lock --bentofile bentofile.yaml
+
+# The Bento make serve runs (bentofile.yaml `name`) and where it listens; the API key is
+# read from the variable params.yaml serve.api_key_env names (LLMOPS_API_KEY).
+BENTO ?= llmops-service:latest
+PORT ?= 3000
+export BENTO PORT
+
+serve: $(STAMP) ## Serve the latest Bento on http://127.0.0.1:3000 (PORT=...; requests logged to logs/)
+	bentoml serve "$$BENTO" --host 127.0.0.1 --port "$$PORT"
+
+# make smoke URL=http://127.0.0.1:3000 [API_KEY=...]: what the deploy runs against a new service
+URL ?= http://127.0.0.1:3000
+API_KEY ?=
+export URL API_KEY
+
+smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 [API_KEY=...]
+	python -m llmops.smoke "$$URL" --api-key "$$API_KEY" --params params.yaml \
+	  --data data/prepared/test.jsonl
+
 ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
 
@@ -107,6 +129,10 @@ bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate 
 # The training seeds make noise tries besides the current one (make noise SEEDS="1 2 3").
 SEEDS ?= 1 2
 export SEEDS
+
+bench-serve: $(STAMP) ## Benchmark the served Bento: adaptive batching vs batch size 1 (needs make bento)
+	python -m benchmarks.bench_serve --params params.yaml --data data/prepared/test.jsonl \
+	  --bento "$$BENTO" --out benchmarks/results/serve.json
 
 noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, thread count (needs make repro)
 	python -m benchmarks.noise --params params.yaml --data data/prepared --base models/base \

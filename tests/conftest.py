@@ -6,8 +6,10 @@ data/raw or its params.yaml task."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,46 @@ def adapter(project) -> Path:
         subprocess.run([sys.executable, "-m", "llmops.stages.train", *args], cwd=project,
                        env=env, check=True, capture_output=True)  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="session")
+def evaluated(project, adapter) -> Path:
+    """The real eval stage run on the tiny project: metrics/eval.json and predictions."""
+    out = project / "data" / "eval" / "predictions.jsonl"
+    if not out.exists():
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}
+        args = ["--params", "params.yaml", "--data", "data/prepared", "--base", "models/base",
+                "--adapter", "models/adapter", "--metrics", "metrics/eval.json",
+                "--examples", "metrics/eval_examples.csv", "--plots", "reports/eval",
+                "--predictions", "data/eval/predictions.jsonl"]  # fmt: skip
+        subprocess.run([sys.executable, "-m", "llmops.stages.eval", *args], cwd=project,
+                       env=env, check=True, capture_output=True)  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class Bento:
+    """The tiny project packaged by `python -m llmops.bento` into a private BentoML home."""
+
+    tag: str  # the Bento
+    model: str  # the model in the model store
+    env: dict  # BENTOML_HOME and friends, for bentoml commands on it
+    home: Path
+    project: Path
+
+
+@pytest.fixture(scope="session")
+def bento(project, evaluated, tmp_path_factory) -> Bento:
+    home = tmp_path_factory.mktemp("bentoml")
+    for name in ("service.py", "bentofile.yaml"):
+        shutil.copy(REPO / name, project / name)
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}  # fmt: skip
+    args = ["--params", "params.yaml", "--base", "models/base", "--adapter", "models/adapter",
+            "--eval", "metrics/eval.json", "--lock", "dvc.lock", "--bentofile", "bentofile.yaml",
+            "--source", str(REPO), "--allow-stale"]  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "llmops.bento", *args], cwd=project, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    tags = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    return Bento(tags["bento"], tags["model"], env, home, project)

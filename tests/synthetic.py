@@ -103,6 +103,9 @@ PARAMS: dict = {
     "gate": {"min": {"json_valid": 0.0}, "max_drop": {"topic_accuracy": 0.05},
              "confidence": 0.95},
     "report": {"examples": 3},
+    "serve": {"name": "reviews-model", "merge": False, "max_batch_size": 8,
+              "max_latency_ms": 10000, "max_items": 8, "max_tokens": 64, "max_queue": 4,
+              "retry_after_s": 1, "api_key_env": "LLMOPS_TEST_API_KEY"},
 }  # fmt: skip
 
 

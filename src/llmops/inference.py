@@ -8,11 +8,15 @@ with) by `llmops.examples.build_prompt`, tokenized by `llmops.prompts.prompt_ids
 in training, grouped by length into batches, left-padded, and decoded greedily by default
 with the KV cache; the output is parsed by `Task.parse_answer`, so a malformed answer is a
 result, not a crash. `Answer` (text, parsed fields, token count) is what a caller gets.
+The service uses `complete` (per-prompt token limits, prompt token counts, whether the model
+ended its answer) and `stream` (the same generation, piece by piece).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +27,17 @@ from llmops.models import Device, load_base, load_tokenizer, pick_device
 from llmops.params import DecodingParams
 from llmops.prompts import Prompt, PromptTemplate, load_template, prompt_ids
 from llmops.task import Parsed, Task
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generation: the text up to end-of-sequence, token counts, and whether the model
+    ended it (False: cut at the token limit)."""
+
+    text: str
+    new_tokens: int
+    prompt_tokens: int
+    finished: bool
 
 
 @dataclass(frozen=True)
@@ -73,23 +88,79 @@ class TaskModel:
         """The prompt of each row (a mapping holding at least the task's input fields)."""
         return [build_prompt(self.template, self.task, r) for r in rows]
 
-    @torch.no_grad()
     def generate(self, prompts: list[Prompt], decoding: DecodingParams, batch_size: int):
         """Generated text and its token count per prompt, in input order."""
+        return [(g.text, g.new_tokens) for g in self.complete(prompts, decoding, batch_size)]
+
+    @torch.no_grad()
+    def complete(
+        self,
+        prompts: list[Prompt],
+        decoding: DecodingParams,
+        batch_size: int,
+        limits: list[int] | None = None,
+    ) -> list[Generated]:
+        """Generate for each prompt, in input order; `limits` caps each prompt's new tokens
+        (default `decoding.max_new_tokens`). A batch generates up to its largest limit and
+        each row is cut to its own: with greedy decoding that is what generating with the
+        row's limit alone gives."""
         ids = [prompt_ids(self.tokenizer, p) for p in prompts]
+        limits = limits or [decoding.max_new_tokens] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out: list[tuple[str, int]] = [("", 0)] * len(ids)
+        out: list[Generated] = [Generated("", 0, 0, True)] * len(ids)
         if decoding.do_sample:
             torch.manual_seed(decoding.seed)
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = self._left_pad([ids[i] for i in chunk])
+            options = self._decoding(decoding) | {"max_new_tokens": max(limits[i] for i in chunk)}
             with self.device.autocast:
-                generated = self.model.generate(**batch, **self._decoding(decoding))
+                generated = self.model.generate(**batch, **options)
             new = generated[:, batch["input_ids"].shape[1] :].cpu()
             for i, row in zip(chunk, new, strict=True):
-                out[i] = self.decode(row.tolist())
+                out[i] = self._finish(row.tolist()[: limits[i]], len(ids[i]))
         return out
+
+    @torch.no_grad()
+    def stream(
+        self, prompt: Prompt, decoding: DecodingParams, limit: int | None = None
+    ) -> Iterator[str | Generated]:
+        """Generate for one prompt, yielding text pieces as tokens come, then the `Generated`
+        record (its text is the whole answer, equal to what `complete` gives)."""
+        from transformers import TextIteratorStreamer
+
+        ids = prompt_ids(self.tokenizer, prompt)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        batch = self._left_pad([ids])
+        options = self._decoding(decoding) | {
+            "max_new_tokens": limit or decoding.max_new_tokens,
+            "streamer": streamer,
+        }
+        result: dict[str, torch.Tensor | BaseException] = {}
+
+        def run() -> None:
+            try:
+                with torch.no_grad(), self.device.autocast:
+                    if decoding.do_sample:
+                        torch.manual_seed(decoding.seed)
+                    result["ids"] = self.model.generate(**batch, **options)
+            except BaseException as err:  # re-raised in the caller's thread
+                result["error"] = err
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
+        if "error" in result:
+            raise result["error"]  # type: ignore[misc]
+        new = result["ids"][0, len(ids) :].cpu().tolist()  # type: ignore[index]
+        yield self._finish(new, len(ids))
+
+    def _finish(self, generated: list[int], prompt_tokens: int) -> Generated:
+        eos = self.tokenizer.eos_token_id
+        text, n = self.decode(generated)
+        return Generated(text, n, prompt_tokens, eos in generated)
 
     def answer(self, rows: list[dict], decoding: DecodingParams, batch_size: int = 64):
         """Parsed answers for rows of inputs (already normalised and redacted)."""

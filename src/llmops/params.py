@@ -247,6 +247,32 @@ class ReportParams:
     examples: Annotated[int, Range(0, 100)]
 
 
+# A BentoML model or Bento name: lowercase letters, digits, - _ and . (BentoML's tag rule).
+BENTO_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ServeParams:
+    """The inference service (make bento, make serve; llmops.serving, service.py)."""
+
+    name: Annotated[str, NonEmpty()]  # model and Bento name in the BentoML stores
+    merge: bool  # serve base + adapter merged into one model
+    max_batch_size: Annotated[int, Range(2, 1024)]  # adaptive batching: most prompts per batch
+    max_latency_ms: Annotated[int, Range(1, 600_000)]  # adaptive batching: latency bound
+    max_items: Annotated[int, Range(1, 1024)]  # inputs per task request
+    max_tokens: Annotated[int, Range(1, 8192)]  # most tokens a request may ask to generate
+    max_queue: Annotated[int, Range(1, 100_000)]  # requests in flight before 503
+    retry_after_s: Annotated[int, Range(1, 3600)]  # Retry-After of a 503
+    api_key_env: Annotated[str, NonEmpty()]  # environment variable holding the API key
+
+    def validate(self) -> None:
+        if not BENTO_NAME.fullmatch(self.name):
+            raise ValueError(f"name {self.name!r}: expected lowercase letters, digits, - _ .")
+        if not ENV_NAME.fullmatch(self.api_key_env):
+            raise ValueError(f"api_key_env {self.api_key_env!r}: expected A-Z, 0-9 and _")
+
+
 @dataclass(frozen=True)
 class Params:
     """The whole `params.yaml`."""
@@ -259,6 +285,7 @@ class Params:
     eval: EvalParams
     gate: GateParams
     report: ReportParams
+    serve: ServeParams
 
     def validate(self) -> None:
         fields = [*self.task.inputs, *self.task.outputs]
@@ -267,6 +294,11 @@ class Params:
             raise ValueError(
                 f"prep.columns names {unknown}, which are not task fields; expected some of "
                 f"{fields}"
+            )
+        if self.serve.max_tokens < self.decoding.max_new_tokens:
+            raise ValueError(
+                f"serve.max_tokens ({self.serve.max_tokens}) is below decoding.max_new_tokens "
+                f"({self.decoding.max_new_tokens}): the service could not answer as eval did"
             )
 
 

@@ -1,0 +1,74 @@
+"""The inference service: BentoML wiring only (routes, guards and answers live in llmops).
+
+Serve the latest build on 127.0.0.1:3000: make serve (make bento builds it). Two services:
+`Generator` holds the model and answers batches (BentoML's adaptive batching groups
+concurrent requests, within params.yaml `serve.max_batch_size` and `max_latency_ms`);
+`Api` serves the HTTP API at /v1 (`llmops.api`) and calls it. /livez, /readyz and
+/metrics are BentoML's and need no API key.
+"""
+
+import logging
+import os
+from collections.abc import Generator as Stream
+from pathlib import Path
+
+import bentoml
+from fastapi import FastAPI
+
+with bentoml.importing():
+    from llmops import api, serving
+    from llmops.params import load_params
+    from llmops.requestlog import RequestLog
+    from llmops.telemetry import Telemetry
+
+log = logging.getLogger("llmops.service")
+SERVE = load_params(Path(__file__).with_name("params.yaml")).serve
+MODEL = bentoml.models.BentoModel(f"{SERVE.name}:latest")
+# LLMOPS_BATCHING=off answers each request alone (the benchmark's baseline, make bench-serve).
+BATCHING = os.environ.get("LLMOPS_BATCHING", "on") != "off"
+app = FastAPI(title="llmops", summary="The task endpoint and the OpenAI chat API")
+
+
+@bentoml.service(name="generator", workers=1, traffic={"timeout": 600})
+class Generator:
+    model = MODEL
+
+    def __init__(self) -> None:
+        path = Path(self.model.path)
+        self.served = serving.Served.load(path, batch_size=SERVE.max_batch_size)
+
+    @bentoml.api(batchable=BATCHING, max_batch_size=SERVE.max_batch_size,
+                 max_latency_ms=SERVE.max_latency_ms)  # fmt: skip
+    def complete(self, items: list[dict]) -> list[dict]:
+        return serving.complete_wire(self.served, items)
+
+    @bentoml.api
+    def stream(self, item: dict) -> Stream[str, None, None]:
+        yield from serving.stream_wire(self.served, item)
+
+
+@bentoml.service(name="api", workers=1, traffic={"timeout": 600})
+@bentoml.asgi_app(app, path="/v1")
+class Api:
+    generator = bentoml.depends(Generator)
+    model = MODEL
+
+    def __init__(self) -> None:
+        key = os.environ.get(SERVE.api_key_env, "")
+        if not key:
+            log.warning("%s is not set: the API answers without authentication", SERVE.api_key_env)
+        stored = self.model
+        gateway = api.Gateway(
+            package=serving.Package.read(Path(stored.path)),
+            backend=serving.RemoteBackend(self.generator),
+            serve=SERVE,
+            requests=RequestLog(Path(os.environ.get("LLMOPS_LOG_DIR", "logs"))),
+            model=SERVE.name,
+            version=str(stored.tag.version),
+            api_key=key,
+            telemetry=Telemetry(bentoml.metrics),
+        )
+        api.install(app, gateway)
+
+    async def __is_ready__(self) -> bool:
+        return await self.generator.is_ready(5)  # ready when the model is loaded

@@ -1,0 +1,76 @@
+"""Request and response models of the task endpoint, built from the task declaration.
+
+`task_models(task)` gives the pydantic models of POST /v1/answer for the declared input
+and output fields, so the OpenAPI schema (and the fuzzing that reads it) names the task's
+own fields. Lengths and label values are checked after cleaning (`Package.clean`), where
+the answers are 413 and 422 naming the field, so they are described here, not enforced.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from llmops.task import Field as TaskField
+from llmops.task import Task
+
+
+class AnswerRequest(BaseModel):
+    """One input (`input`) or several (`inputs`), and optionally the most tokens to generate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: BaseModel | None = None
+    inputs: list[BaseModel] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def one_of(self) -> AnswerRequest:
+        if (self.input is None) == (self.inputs is None):
+            raise ValueError("give exactly one of `input` (one item) or `inputs` (a list)")
+        if self.inputs is not None and not self.inputs:
+            raise ValueError("`inputs` is empty")
+        return self
+
+
+class FeedbackRequest(BaseModel):
+    """A rating of a logged answer, and optionally the answer it should have been."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=64)
+    rating: int = Field(ge=1, le=5, description="1 (wrong) to 5 (right)")
+    correction: dict[str, str] | None = Field(None, description="corrected output fields")
+    comment: str | None = Field(None, max_length=2000)
+
+
+def _describe(f: TaskField) -> str:
+    if f.is_label:
+        return f"one of {list(f.values)}"
+    return f"text, at most {f.max_chars} characters after cleaning"
+
+
+def task_models(task: Task) -> tuple[type[AnswerRequest], type[BaseModel]]:
+    """The request model of POST /answer for `task`, and its response model."""
+    forbid = ConfigDict(extra="forbid")
+    inputs = create_model(
+        "TaskInput", __config__=forbid,
+        **{f.name: (str, Field(description=_describe(f))) for f in task.inputs},
+    )  # fmt: skip
+    request = create_model(
+        "AnswerRequest", __base__=AnswerRequest,
+        input=(inputs | None, None), inputs=(list[inputs] | None, None),
+    )  # fmt: skip
+    output = create_model(
+        "TaskOutput",
+        **{f.name: (str | None, Field(description=_describe(f))) for f in task.outputs},
+    )  # fmt: skip
+    usage = create_model("Usage", prompt_tokens=(int, ...), completion_tokens=(int, ...))
+    answer = create_model(
+        "TaskAnswer", output=(output, ...), text=(str, ...), parsed=(bool, ...),
+        parse_error=(str, ...), finish_reason=(str, ...), usage=(usage, ...),
+    )  # fmt: skip
+    response = create_model(
+        "AnswerResponse", model=(str, ...), version=(str, ...), request_id=(str, ...),
+        answer=(answer | None, None), answers=(list[answer] | None, None),
+    )  # fmt: skip
+    return request, response

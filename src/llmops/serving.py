@@ -1,0 +1,291 @@
+"""The service's core, free of HTTP: the packaged model and what is done with one request.
+
+    package = Package.read(model_dir)              # serving.json: task, decoding, cleaning, lineage
+    inputs = package.clean({"<input field>": "..."}, where="items[0]")   # as prep cleans
+    served = Served.load(model_dir)                # + weights and the adapter's prompt template
+    results = served.complete([Item(inputs, max_tokens=160)])
+
+A packaged model (what `make bento` puts in the BentoML model store, `llmops.bento`) is a
+folder: `serving.json`, `prompt.jinja` (the template the adapter was trained with), and
+`base/` + `adapter/`, or `merged/` when `serve.merge` is on. Inputs are normalised and
+PII-redacted exactly as the prep stage did for the training data (`llmops.records.normalize`,
+`llmops.redact.redact`), then answered by `llmops.inference.TaskModel`, the path eval
+measured. A request the model cannot take is a `RequestError` naming the field; an answer
+that does not parse is a result with `parsed: false`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmops.params import DecodingParams, Params, TaskParams, parse
+from llmops.records import normalize
+from llmops.redact import redact
+from llmops.task import Task
+
+SERVING_FILE = "serving.json"
+TEMPLATE_FILE = "prompt.jinja"
+FORMAT = 1
+CODES = {400: "invalid_request", 404: "not_found", 413: "too_large", 422: "invalid_value",
+         503: "overloaded"}  # fmt: skip
+
+
+class RequestError(ValueError):
+    """A request the service refuses: HTTP status, message, the field (param) and a code."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, code: str = ""):
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+        self.code = code or CODES.get(status, "error")
+
+
+@dataclass(frozen=True)
+class Package:
+    """`serving.json`: what the model was trained and evaluated with, and where it came from."""
+
+    task: TaskParams
+    decoding: DecodingParams
+    unicode_form: str  # prep.unicode_form
+    redact: tuple[str, ...]  # prep.redact
+    trust_remote_code: bool
+    merged: bool
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Params, merged: bool, lineage: dict) -> Package:
+        return cls(params.task, params.decoding, params.prep.unicode_form, params.prep.redact,
+                   params.base.trust_remote_code, merged, lineage)  # fmt: skip
+
+    @classmethod
+    def read(cls, folder: Path) -> Package:
+        path = folder / SERVING_FILE
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path}: format {data.get('format')!r}, expected {FORMAT}")
+        return cls(
+            task=parse(TaskParams, data["task"], str(path), "task"),
+            decoding=parse(DecodingParams, data["decoding"], str(path), "decoding"),
+            unicode_form=data["unicode_form"],
+            redact=tuple(data["redact"]),
+            trust_remote_code=bool(data["trust_remote_code"]),
+            merged=bool(data["merged"]),
+            lineage=data["lineage"],
+        )
+
+    def write(self, folder: Path) -> None:
+        data = {"format": FORMAT, **asdict(self)}
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=list)
+        (folder / SERVING_FILE).write_text(text + "\n", encoding="utf-8")
+
+    @property
+    def task_form(self) -> Task:
+        return Task.from_params(self.task)
+
+    def clean(self, inputs: Mapping[str, Any], where: str) -> dict[str, str]:
+        """The task's input fields of one request, cleaned and redacted as prep does."""
+        task, out = self.task_form, {}
+        unknown = sorted(set(inputs) - {f.name for f in task.inputs})
+        if unknown:
+            expected = [f.name for f in task.inputs]
+            raise RequestError(422, f"unknown field {unknown[0]!r}; expected {expected}",
+                               _join(where, unknown[0]))  # fmt: skip
+        for f in task.inputs:
+            param = _join(where, f.name)
+            value = inputs.get(f.name)
+            if not isinstance(value, str):
+                got = "nothing" if value is None else type(value).__name__
+                raise RequestError(422, f"{param}: expected a string, got {got}", param)
+            if f.is_label:
+                if value not in f.values:
+                    raise RequestError(422, f"{param}: {value!r} not in {list(f.values)}", param)
+                out[f.name] = value
+                continue
+            value = normalize(value, self.unicode_form)
+            if not value:
+                raise RequestError(422, f"{param}: empty after cleaning", param)
+            if len(value) > f.max_chars:
+                message = f"{param}: {len(value)} characters, at most {f.max_chars}"
+                raise RequestError(413, message, param, "input_too_long")
+            out[f.name] = redact(value, self.redact)[0]
+        return out
+
+    def redact_text(self, text: str) -> str:
+        """PII redacted from text bound for the request log (model output, feedback)."""
+        return redact(text, self.redact)[0]
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input to answer: cleaned input fields and the most tokens to generate."""
+
+    inputs: dict[str, str]
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """One answer: the text, its parsed fields, token counts; or the reason it was refused."""
+
+    text: str = ""
+    output: dict[str, str | None] = field(default_factory=dict)
+    parsed: bool = False
+    parse_error: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"  # stop: the model ended it; length: cut at max_tokens
+    error: str = ""  # non-empty: not generated (the prompt does not fit the context)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Served:
+    """A packaged model, loaded: answers items through `llmops.inference`."""
+
+    package: Package
+    model: Any  # llmops.inference.TaskModel (imported on load: it pulls in torch)
+    context: int | None
+    batch_size: int = 64
+
+    @classmethod
+    def load(cls, folder: Path, precision: str = "auto", batch_size: int = 64) -> Served:
+        from llmops.inference import TaskModel
+        from llmops.models import context_length
+
+        package = Package.read(folder)
+        weights = folder / ("merged" if package.merged else "base")
+        adapter = None if package.merged else folder / "adapter"
+        model = TaskModel.load(weights, adapter, package.task_form, folder / TEMPLATE_FILE,
+                               package.trust_remote_code, precision)  # fmt: skip
+        return cls(package, model, context_length(weights), batch_size)
+
+    def _fits(self, items: list[Item]) -> tuple[list[Any], list[str]]:
+        from llmops.prompts import prompt_ids
+
+        prompts = self.model.prompts([i.inputs for i in items])
+        errors = []
+        for item, prompt in zip(items, prompts, strict=True):
+            n = len(prompt_ids(self.model.tokenizer, prompt))
+            too_long = self.context is not None and n + item.max_tokens > self.context
+            errors.append(
+                f"the prompt takes {n} tokens; with max_tokens {item.max_tokens} that exceeds "
+                f"the model's context of {self.context}"
+                if too_long
+                else ""
+            )
+        return prompts, errors
+
+    def complete(self, items: list[Item]) -> list[Result]:
+        """Answers in input order (batched, grouped by length, as eval generates)."""
+        prompts, errors = self._fits(items)
+        todo = [i for i, e in enumerate(errors) if not e]
+        done = self.model.complete(
+            [prompts[i] for i in todo],
+            self.package.decoding,
+            self.batch_size,
+            [items[i].max_tokens for i in todo],
+        )
+        results = [Result(error=e) for e in errors]
+        for i, generated in zip(todo, done, strict=True):
+            results[i] = self._result(generated)
+        return results
+
+    def stream(self, item: Item) -> Iterator[str | Result]:
+        """Text pieces as they are generated, then the whole `Result`."""
+        prompts, errors = self._fits([item])
+        if errors[0]:
+            yield Result(error=errors[0])
+            return
+        for piece in self.model.stream(prompts[0], self.package.decoding, item.max_tokens):
+            yield piece if isinstance(piece, str) else self._result(piece)
+
+    def _result(self, generated: Any) -> Result:
+        parsed = self.model.task.parse_answer(generated.text)
+        return Result(
+            text=generated.text,
+            output=parsed.fields,
+            parsed=parsed.valid,
+            parse_error=parsed.error,
+            prompt_tokens=generated.prompt_tokens,
+            completion_tokens=generated.new_tokens,
+            finish_reason="stop" if generated.finished else "length",
+        )
+
+
+class LocalBackend:
+    """Answers with a `Served` model in this process, off the event loop (tests; the
+    service's generator runs the same `Served` behind BentoML's adaptive batching)."""
+
+    def __init__(self, served: Served):
+        self.served = served
+
+    async def complete(self, items: list[Item]) -> list[Result]:
+        import anyio
+
+        return await anyio.to_thread.run_sync(self.served.complete, items)
+
+    async def stream(self, item: Item):
+        import anyio
+
+        pieces = self.served.stream(item)
+        end = object()
+        while (piece := await anyio.to_thread.run_sync(next, pieces, end)) is not end:
+            yield piece
+
+
+# Between the API and the generator (two BentoML services): items and results as dicts,
+# a stream as JSON lines ({"text": piece} ... then {"result": {...}}).
+
+
+def complete_wire(served: Served, items: list[dict]) -> list[dict]:
+    return [r.to_dict() for r in served.complete([Item(**i) for i in items])]
+
+
+def stream_wire(served: Served, item: dict) -> Iterator[str]:
+    for piece in served.stream(Item(**item)):
+        body = {"text": piece} if isinstance(piece, str) else {"result": piece.to_dict()}
+        yield json.dumps(body, ensure_ascii=False) + "\n"
+
+
+class RemoteBackend:
+    """Answers through the generator service (a `bentoml.depends` client)."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    async def complete(self, items: list[Item]) -> list[Result]:
+        wire = [asdict(i) for i in items]
+        try:
+            out = await self.client.to_async.complete(wire)
+        except Exception as err:
+            raise _unavailable(err) from err
+        return [Result(**r) for r in out]
+
+    async def stream(self, item: Item):
+        buffer = ""
+        try:
+            async for chunk in self.client.to_async.stream(item=asdict(item)):
+                buffer += chunk
+                *lines, buffer = buffer.split("\n")
+                for line in filter(None, lines):
+                    body = json.loads(line)
+                    yield body["text"] if "text" in body else Result(**body["result"])
+        except Exception as err:
+            raise _unavailable(err) from err
+
+
+def _unavailable(err: Exception) -> Exception:
+    """The generator's overload (BentoML's 503) as a 503 for the client; other errors stay."""
+    status = getattr(getattr(err, "error_code", None), "value", None)
+    if status in (429, 503):
+        return RequestError(503, "overloaded: the generator is busy; retry")
+    return err
