@@ -206,8 +206,8 @@ async def _chat(gate: Gateway, body: openai_api.ChatRequest, request: Request):
     inputs: list[dict] = []
     try:
         _check_model(gate, body.model)
-        fields, where = body.task_input(gate.package.task_form)
-        inputs = [gate.package.clean(fields, where)]
+        fields, where, whole = body.task_input(gate.package.task_form)
+        inputs = [gate.package.clean(fields, where, whole)]
         param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
         max_tokens = gate.max_tokens(body.max_completion_tokens or body.max_tokens, param)
         item = Item(inputs[0], max_tokens)

@@ -80,8 +80,9 @@ class ChatRequest(BaseModel):
     top_p: float | None = Field(None, ge=0, le=1)  # ignored likewise
     user: str | None = None
 
-    def task_input(self, task: Task) -> tuple[dict[str, Any], str]:
-        """The last user message as the task's input fields, and where it was found."""
+    def task_input(self, task: Task) -> tuple[dict[str, Any], str, bool]:
+        """The last user message as the task's input fields, where it was found, and
+        whether the message is the one input field whole (not a JSON object of fields)."""
         if self.n != 1:
             raise RequestError(400, "n: only 1 choice per request is supported", "n")
         if self.response_format and self.response_format.type == "json_schema":
@@ -94,7 +95,7 @@ class ChatRequest(BaseModel):
         text = self.messages[users[-1]].text()
         texts = [f for f in task.inputs if not f.is_label]
         if len(task.inputs) == 1 and texts:
-            return {texts[0].name: text}, where
+            return {texts[0].name: text}, where, True
         try:
             value = json.loads(text)
         except ValueError:
@@ -103,7 +104,7 @@ class ChatRequest(BaseModel):
             names = [f.name for f in task.inputs]
             message = f"{where}: expected a JSON object with the fields {names}"
             raise RequestError(400, message, where)
-        return value, where
+        return value, where, False
 
     def wants_json(self) -> bool:
         return bool(self.response_format and self.response_format.type == "json_object")

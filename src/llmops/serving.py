@@ -85,8 +85,12 @@ class Package:
     def task_form(self) -> Task:
         return Task.from_params(self.task)
 
-    def clean(self, inputs: Mapping[str, Any], where: str) -> dict[str, str]:
-        """The task's input fields of one request, cleaned and redacted as prep does."""
+    def clean(
+        self, inputs: Mapping[str, Any], where: str, whole: bool = False
+    ) -> dict[str, str]:
+        """The task's input fields of one request, cleaned and redacted as prep does.
+        Errors name `where.<field>`, or `where` itself when `whole` (one field given whole,
+        such as a chat message holding the only input)."""
         task, out = self.task_form, {}
         unknown = sorted(set(inputs) - {f.name for f in task.inputs})
         if unknown:
@@ -94,7 +98,7 @@ class Package:
             raise RequestError(422, f"unknown field {unknown[0]!r}; expected {expected}",
                                _join(where, unknown[0]))  # fmt: skip
         for f in task.inputs:
-            param = _join(where, f.name)
+            param = where if whole else _join(where, f.name)
             value = inputs.get(f.name)
             if not isinstance(value, str):
                 got = "nothing" if value is None else type(value).__name__

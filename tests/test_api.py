@@ -1,0 +1,366 @@
+"""The HTTP API in-process (FastAPI's test client over ASGI, the tiny project's real model):
+every guard's status and error body, input cleaning and redaction, the request log,
+feedback, the OpenAI dialect, and the packaged model answering as eval's path does."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, generate_latest
+from starlette.testclient import TestClient
+
+from llmops import api, bento, serving
+from llmops.examples import read_split
+from llmops.inference import TaskModel
+from llmops.params import load_params
+from llmops.requestlog import RequestLog
+from llmops.telemetry import Telemetry
+
+KEY = "k-123"
+PARAMS = "test-params.yaml"
+LINEAGE = {"git_commit": "abc", "mlflow_run_id": "run1", "created": 1}
+
+
+@pytest.fixture(scope="module")
+def packaged(project, adapter, tmp_path_factory) -> Path:
+    params = load_params(project / "params.yaml")
+    out = tmp_path_factory.mktemp("package")
+    bento.package(params, project / "models" / "base", adapter, out, LINEAGE)
+    shutil.copy(project / "params.yaml", out / PARAMS)  # the service's limits, for make_client
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(packaged) -> serving.Served:
+    return serving.Served.load(packaged, batch_size=8)
+
+
+@dataclasses.dataclass
+class Client:
+    http: TestClient
+    gate: api.Gateway
+    logs: Path
+    registry: CollectorRegistry
+
+    def post(self, path: str, body: dict, key: str | None = KEY, **kw):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return self.http.post(f"/v1{path}", json=body, headers=headers, **kw)
+
+    def lines(self, kind: str = "requests") -> list[dict]:
+        return [json.loads(x) for f in sorted(self.logs.glob(f"{kind}-*.jsonl"))
+                for x in f.read_text().splitlines()]  # fmt: skip
+
+
+def make_client(packaged, backend, tmp_path, key=KEY, **serve) -> Client:
+    """The API over `backend`, with the test params' limits (`serve` overrides some)."""
+    package = serving.Package.read(packaged)
+    registry = CollectorRegistry()
+    limits = dataclasses.replace(load_params(packaged / PARAMS).serve, **serve)
+    gate = api.Gateway(package, backend, limits, RequestLog(tmp_path / "logs"), "reviews-model",
+                       "v7", api_key=key, telemetry=Telemetry(registry=registry))  # fmt: skip
+    root, sub = FastAPI(), FastAPI()
+    root.mount("/v1", sub)
+    api.install(sub, gate)
+    return Client(TestClient(root), gate, tmp_path / "logs", registry)
+
+
+@pytest.fixture
+def client(packaged, served, tmp_path) -> Client:
+    return make_client(packaged, serving.LocalBackend(served), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def rows(project) -> list[dict]:
+    return read_split(project / "data" / "prepared" / "test.jsonl")
+
+
+def test_answers_equal_the_eval_path_for_the_same_inputs(client, served, rows, project, adapter):
+    # The package (base + adapter + the adapter's template + params' decoding) answers as
+    # llmops.inference does for eval, batched.
+    params = load_params(project / "params.yaml")
+    model = TaskModel.load(project / "models" / "base", adapter, served.model.task)
+    expected = [a.text for a in model.answer(rows[:5], params.decoding, batch_size=16)]
+    r = client.post("/answer", {"inputs": [{"text": row["text"]} for row in rows[:5]]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [a["text"] for a in body["answers"]] == expected
+    first = body["answers"][0]
+    assert set(first["output"]) == {"topic", "sentiment", "summary"}
+    assert first["usage"]["prompt_tokens"] > 0 and first["usage"]["completion_tokens"] > 0
+    assert body["model"] == "reviews-model" and body["version"] == "v7"
+    assert r.headers["x-request-id"] == body["request_id"]
+
+
+def test_one_input_gives_one_answer(client, rows):
+    r = client.post("/answer", {"input": {"text": rows[0]["text"]}})
+    assert r.status_code == 200 and "answer" in r.json() and "answers" not in r.json()
+
+
+def test_an_unparsable_answer_is_a_result_not_an_error(client, rows):
+    r = client.post("/answer", {"input": {"text": rows[0]["text"]}, "max_tokens": 3})
+    assert r.status_code == 200
+    answer = r.json()["answer"]
+    assert answer["parsed"] is False and answer["parse_error"]
+    assert answer["finish_reason"] == "length" and answer["usage"]["completion_tokens"] == 3
+    assert set(answer["output"]) == {"topic", "sentiment", "summary"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"input": {}}, 422, "input.text"),
+        ({"input": {"text": 5}}, 422, "input.text"),
+        ({"input": {"text": "ok", "extra": "x"}}, 422, "input.extra"),
+        ({"input": {"text": "   \u200b  "}}, 422, "input.text"),  # empty after cleaning
+        ({"inputs": []}, 422, None),
+        ({"input": {"text": "a"}, "inputs": [{"text": "b"}]}, 422, None),
+        ({"input": {"text": "x" * 401}}, 413, "input.text"),  # max_chars 400 after cleaning
+        ({"inputs": [{"text": "a"}, {"text": "b" * 500}]}, 413, "inputs[1].text"),
+        ({"inputs": [{"text": f"r{i}"} for i in range(9)]}, 413, "inputs"),  # max_items 8
+        ({"input": {"text": "a"}, "max_tokens": 65}, 400, "max_tokens"),  # serve.max_tokens 64
+        ({"input": {"text": "a"}, "max_tokens": 0}, 422, "max_tokens"),
+    ],
+)
+def test_guards_answer_with_a_status_and_a_body_naming_the_field(client, body, status, param):
+    r = client.post("/answer", body)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == param
+    if param:
+        assert param.split(".")[0].split("[")[0] in error["message"]
+
+
+def test_whitespace_and_invisible_characters_are_cleaned_before_the_length_check(client):
+    # 599 characters, 300 once the zero-width spaces are gone (max_chars 400): accepted.
+    text = "\u200b".join("ab" * 150) + "   "
+    assert len(text) > 400
+    assert client.post("/answer", {"input": {"text": text}}).status_code == 200
+
+
+def test_auth_rejects_a_missing_or_wrong_key(client):
+    for key in (None, "wrong"):
+        r = client.post("/answer", {"input": {"text": "a"}}, key=key)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "invalid_api_key"
+    assert client.http.get("/v1/models").status_code == 401
+    assert client.http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).is_success
+
+
+def test_no_key_configured_means_no_auth(packaged, served, tmp_path):
+    open_client = make_client(packaged, serving.LocalBackend(served), tmp_path, key="")
+    assert open_client.post("/answer", {"input": {"text": "fine"}}, key=None).status_code == 200
+
+
+def test_a_body_over_the_size_limit_is_refused_before_parsing(client):
+    size = client.gate.max_body_bytes + 1
+    r = client.http.post("/v1/answer", content=b"x" * size,
+                         headers={"Authorization": f"Bearer {KEY}",
+                                  "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 413 and "bytes" in r.json()["error"]["message"]
+
+
+def test_a_body_that_is_not_json_is_refused(client):
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "text/plain"}
+    assert client.http.post("/v1/answer", content=b"hi", headers=headers).status_code == 415
+    headers["Content-Type"] = "application/json"
+    r = client.http.post("/v1/answer", content=b"{not json", headers=headers)
+    assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+class HeldBackend:
+    """A backend that holds every request until released: fills the queue on demand (the
+    real generator cannot be paused at a chosen moment)."""
+
+    def __init__(self):
+        self.release = asyncio.Event()
+
+    async def complete(self, items):
+        await self.release.wait()
+        return [serving.Result(text="{}", prompt_tokens=1) for _ in items]
+
+
+def test_overload_is_a_503_with_retry_after_not_an_endless_queue(packaged, tmp_path):
+    import httpx
+
+    backend = HeldBackend()
+    held = make_client(packaged, backend, tmp_path, max_queue=2, retry_after_s=7)
+    transport = httpx.ASGITransport(app=held.http.app)
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            headers = {"Authorization": f"Bearer {KEY}"}
+
+            async def one():
+                return await http.post("/v1/answer", json={"input": {"text": "a"}},
+                                       headers=headers)  # fmt: skip
+
+            first = [asyncio.create_task(one()) for _ in range(2)]
+            while held.gate.in_flight < 2:
+                await asyncio.sleep(0.01)
+            refused = await one()
+            backend.release.set()
+            return refused, await asyncio.gather(*first)
+
+    refused, done = asyncio.run(scenario())
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
+    assert refused.json()["error"]["code"] == "overloaded"
+    assert [r.status_code for r in done] == [200, 200] and held.gate.in_flight == 0
+    metrics = generate_latest(held.registry).decode()
+    assert "llmops_overload_rejections_total 1.0" in metrics
+
+
+def test_inputs_are_redacted_before_the_model_and_the_log(client):
+    text = "Broken lamp, call me at +1 415 555 0132 or mail jo.doe@example.com"
+    r = client.post("/answer", {"input": {"text": text}})
+    assert r.status_code == 200
+    logged = client.lines()[-1]
+    assert logged["inputs"] == [{"text": "Broken lamp, call me at <PHONE> or mail <EMAIL>"}]
+    raw = (client.logs).glob("*.jsonl")
+    assert not any("555" in p.read_text() or "example.com" in p.read_text() for p in raw)
+    assert logged["status"] == 200 and logged["request_id"] == r.json()["request_id"]
+    assert logged["completion_tokens"] > 0 and logged["latency_ms"] > 0
+    assert logged["version"] == "v7" and logged["outputs"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_refused_requests_are_logged_without_their_input(client):
+    client.post("/answer", {"input": {"text": "mail a@b.example.org " + "x" * 500}})
+    logged = client.lines()[-1]
+    assert logged["status"] == 413 and logged["inputs"] == [] and "400" in logged["error"]
+
+
+def test_feedback_is_recorded_for_a_logged_request_and_redacted(client, rows):
+    request_id = client.post("/answer", {"input": {"text": rows[0]["text"]}}).json()["request_id"]
+    body = {"request_id": request_id, "rating": 2, "comment": "wrong; I am at bo@x.example.com",
+            "correction": {"topic": "price", "summary": "Call 415-555-0132 about the price."}}  # fmt: skip
+    r = client.post("/feedback", body)
+    assert r.status_code == 201, r.text
+    line = client.lines("feedback")[-1]
+    assert line["request_id"] == request_id and line["rating"] == 2
+    assert line["correction"] == {"topic": "price", "summary": "Call <PHONE> about the price."}
+    assert line["comment"] == "wrong; I am at <EMAIL>"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"request_id": "nope", "rating": 5}, 404, "request_id"),
+        ({"request_id": "x", "rating": 9}, 422, "rating"),
+        ({"request_id": "LOGGED", "rating": 5, "correction": {"topic": "colour"}}, 422,
+         "correction.topic"),
+        ({"request_id": "LOGGED", "rating": 5, "correction": {"mood": "x"}}, 422,
+         "correction.mood"),
+    ],
+)  # fmt: skip
+def test_feedback_checks_the_request_and_the_correction(client, rows, body, status, param):
+    logged = client.post("/answer", {"input": {"text": rows[1]["text"]}}).json()["request_id"]
+    body = {**body, "request_id": logged if body["request_id"] == "LOGGED" else body["request_id"]}
+    r = client.post("/feedback", body)
+    assert r.status_code == status and r.json()["error"]["param"] == param
+
+
+def test_feedback_finds_requests_logged_before_a_restart(client, packaged, served, tmp_path, rows):
+    request_id = client.post("/answer", {"input": {"text": rows[2]["text"]}}).json()["request_id"]
+    restarted = make_client(packaged, serving.LocalBackend(served), tmp_path)
+    assert restarted.post("/feedback", {"request_id": request_id, "rating": 4}).status_code == 201
+
+
+def chat(client, **body):
+    body = {"model": "reviews-model", "messages": [{"role": "user", "content": "great lamp"}],
+            **body}  # fmt: skip
+    return client.post("/chat/completions", body)
+
+
+def test_chat_completion_answers_the_last_user_message(client, rows):
+    messages = [{"role": "system", "content": "ignored"}, {"role": "user", "content": "old"},
+                {"role": "assistant", "content": "x"}, {"role": "user", "content": rows[0]["text"]}]  # fmt: skip
+    r = chat(client, messages=messages)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    single = client.post("/answer", {"input": {"text": rows[0]["text"]}}).json()["answer"]
+    assert body["choices"][0]["message"]["content"] == single["text"]
+    assert body["usage"]["total_tokens"] == sum(single["usage"].values())
+    assert body["object"] == "chat.completion" and body["llmops"]["output"] == single["output"]
+
+
+def test_chat_json_mode_always_returns_a_json_object(client):
+    r = chat(client, response_format={"type": "json_object"}, max_tokens=3)
+    content = json.loads(r.json()["choices"][0]["message"]["content"])
+    assert set(content) == {"topic", "sentiment", "summary"}
+    assert r.json()["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param", "code"),
+    [
+        ({"model": "gpt-4"}, 404, "model", "model_not_found"),
+        ({"messages": [{"role": "system", "content": "x"}]}, 400, "messages", "invalid_request"),
+        ({"messages": []}, 422, "messages", "invalid_value"),
+        ({"n": 2}, 400, "n", "invalid_request"),
+        ({"max_tokens": 1000}, 400, "max_tokens", "invalid_request"),
+        ({"max_completion_tokens": 1000}, 400, "max_completion_tokens", "invalid_request"),
+        ({"response_format": {"type": "json_schema"}}, 400, "response_format", "invalid_request"),
+        ({"messages": [{"role": "user", "content": "y" * 401}]}, 413, "messages[0].content",
+         "input_too_long"),
+    ],
+)  # fmt: skip
+def test_chat_errors_use_openai_statuses_and_body(client, body, status, param, code):
+    r = chat(client, **body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["param"] == param and r.json()["error"]["code"] == code
+
+
+def events(response) -> list:
+    data = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    return [json.loads(d) for d in data[:-1]]
+
+
+def test_chat_streaming_sends_the_same_answer_as_events(client, rows):
+    plain = chat(client, messages=[{"role": "user", "content": rows[3]["text"]}]).json()
+    r = chat(client, messages=[{"role": "user", "content": rows[3]["text"]}], stream=True,
+             stream_options={"include_usage": True})  # fmt: skip
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    chunks = events(r)
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == plain["choices"][0]["message"]["content"]
+    assert len([c for c in chunks if c["choices"] and c["choices"][0]["delta"].get("content")]) > 3
+    assert chunks[-2]["choices"][0]["finish_reason"] == plain["choices"][0]["finish_reason"]
+    assert chunks[-1]["usage"] == plain["usage"] and chunks[-1]["choices"] == []
+    assert client.lines()[-1]["status"] == 200 and client.gate.in_flight == 0
+
+
+def test_models_lists_the_served_model_with_its_lineage(client):
+    r = client.http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+    (card,) = r.json()["data"]
+    assert card["id"] == "reviews-model" and card["version"] == "v7"
+    assert card["lineage"] == LINEAGE
+    one = client.http.get("/v1/models/reviews-model", headers={"Authorization": f"Bearer {KEY}"})
+    assert one.json() == card
+    other = client.http.get("/v1/models/other", headers={"Authorization": f"Bearer {KEY}"})
+    assert other.status_code == 404
+
+
+def test_metrics_count_requests_tokens_and_unparsed_answers(client, rows):
+    client.post("/answer", {"input": {"text": rows[0]["text"]}, "max_tokens": 3})
+    client.post("/answer", {"input": {}})
+    text = generate_latest(client.registry).decode()
+    assert 'llmops_requests_total{endpoint="answer",status="200"} 1.0' in text
+    assert 'llmops_requests_total{endpoint="invalid",status="422"} 1.0' in text
+    assert 'llmops_tokens_total{kind="completion"} 3.0' in text
+    assert "llmops_unparsed_answers_total 1.0" in text
+
+
+def test_the_openapi_schema_names_the_task_fields(client):
+    schema = client.http.get("/v1/openapi.json").json()
+    inputs = schema["components"]["schemas"]["TaskInput"]
+    assert set(inputs["properties"]) == {"text"} and inputs["additionalProperties"] is False
+    outputs = schema["components"]["schemas"]["TaskOutput"]["properties"]
+    assert set(outputs) == {"topic", "sentiment", "summary"}
+    assert "price" in outputs["topic"]["description"]
