@@ -104,7 +104,7 @@ PORT ?= 3000
 export BENTO PORT
 
 serve: $(STAMP) ## Serve the latest Bento on http://127.0.0.1:3000 (PORT=...; requests logged to logs/)
-	bentoml serve "$$BENTO" --host 127.0.0.1 --port "$$PORT"
+	LLMOPS_LOG_DIR="$${LLMOPS_LOG_DIR:-$(CURDIR)/logs}" bentoml serve "$$BENTO" --host 127.0.0.1 --port "$$PORT"
 
 # make smoke URL=http://127.0.0.1:3000 [API_KEY=...]: what the deploy runs against a new service
 URL ?= http://127.0.0.1:3000
