@@ -77,3 +77,27 @@ def test_a_chat_template_goes_through_the_same_path(setup, project, adapter, tmp
     assert chatty.tokenizer.decode(ids).endswith(f"<|user|>\n{rows[0]['text']}\n<|assistant|>\n")
     batched = chatty.generate(prompts, decoding, batch_size=3)
     assert batched == [chatty.generate([p], decoding, batch_size=1)[0] for p in prompts]
+
+
+def test_per_prompt_limits_equal_generating_with_each_limit_alone(setup):
+    # The service batches requests that ask for different max_tokens: each row is cut to
+    # its own limit, which with greedy decoding is what generating with that limit gives.
+    model, rows, decoding = setup
+    prompts = model.prompts(rows[:4])
+    limits = [3, 24, 9, 1]
+    mixed = model.complete(prompts, decoding, batch_size=4, limits=limits)
+    for prompt, limit, got in zip(prompts, limits, mixed, strict=True):
+        alone = model.complete([prompt], dataclasses.replace(decoding, max_new_tokens=limit), 1)
+        assert got == alone[0]
+        assert got.new_tokens <= limit and got.prompt_tokens > 0
+        assert got.finished == (got.new_tokens < limit)
+
+
+def test_streaming_yields_pieces_that_add_up_to_the_whole_answer(setup):
+    model, rows, decoding = setup
+    prompt = model.prompts(rows[:1])[0]
+    pieces = list(model.stream(prompt, decoding))
+    *texts, final = pieces
+    assert all(isinstance(t, str) for t in texts) and len(texts) > 1
+    assert "".join(texts) == final.text
+    assert final == model.complete([prompt], decoding, 1)[0]

@@ -85,6 +85,11 @@ def outputs(d) -> dict:
         (lambda d: d["prep"].update(val_fractoin=0.1), "(did you mean 'val_fraction'?)"),
         (lambda d: d.update(trian={}), "trian: unknown key"),
         (lambda d: d["gate"].update(min={"topic_accuracy": "high"}), 'gate.min.topic_accuracy: expected a float, got "high"'),
+        (lambda d: d["serve"].update(name="My Model"), "serve: name 'My Model': expected lowercase letters, digits, - _ ."),
+        (lambda d: d["serve"].update(api_key_env="my-key"), "serve: api_key_env 'my-key': expected A-Z, 0-9 and _"),
+        (lambda d: d["serve"].update(max_batch_size=1), "serve.max_batch_size: expected an integer in [2, 1024], got 1"),
+        (lambda d: d["serve"].update(max_tokens=10), "serve.max_tokens (10) is below decoding.max_new_tokens (48)"),
+        (lambda d: d["serve"].pop("max_queue"), "serve.max_queue: missing"),
     ],
 )  # fmt: skip
 def test_invalid_params_fail_with_key_and_expectation(tmp_path, edit, message):
@@ -114,7 +119,7 @@ def test_cli_reports_ok_and_errors(tmp_path, capsys):
     path = write_params(tmp_path, lambda d: None)
     params_main([str(path)])
     out = capsys.readouterr().out
-    assert "ok (task, prep, base, train, decoding, eval, gate, report)" in out
+    assert "ok (task, prep, base, train, decoding, eval, gate, report, serve)" in out
     path = write_params(tmp_path, lambda d: d["prep"].update(seed=-1))
     with pytest.raises(SystemExit) as exit_:
         params_main([str(path)])
