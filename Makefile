@@ -106,14 +106,13 @@ export BENTO PORT
 serve: $(STAMP) ## Serve the latest Bento on http://127.0.0.1:3000 (PORT=...; requests logged to logs/)
 	LLMOPS_LOG_DIR="$${LLMOPS_LOG_DIR:-$(CURDIR)/logs}" bentoml serve "$$BENTO" --host 127.0.0.1 --port "$$PORT"
 
-# make smoke URL=http://127.0.0.1:3000 [API_KEY=...]: what the deploy runs against a new service
+# make smoke URL=...: what a deployment runs against a new service; the API key comes from
+# the environment (LLMOPS_API_KEY, params.yaml serve.api_key_env), never the command line.
 URL ?= http://127.0.0.1:3000
-API_KEY ?=
-export URL API_KEY
+export URL
 
-smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 [API_KEY=...]
-	python -m llmops.smoke "$$URL" --api-key "$$API_KEY" --params params.yaml \
-	  --data data/prepared/test.jsonl
+smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 (API key from LLMOPS_API_KEY)
+	python -m llmops.smoke "$$URL" --params params.yaml --data data/prepared/test.jsonl
 
 ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000

@@ -4,12 +4,15 @@
         httpx.get(f"{url}/readyz")
 
 Used by the benchmark (make bench-serve) and the tests; `make serve` runs `bentoml serve`
-itself. The server binds 127.0.0.1 on a free port, is ready when /readyz answers 200 (BentoML
-probes the generator service too), and its whole process group is stopped on exit. Its output goes to a log file, shown when it fails to start.
+itself. The server binds 127.0.0.1 on a free port and is ready when /readyz answers 200
+(BentoML probes the generator service too). On exit it gets SIGINT, as Ctrl+C would send
+(`bentoml serve` may ignore an early SIGTERM), then its process group SIGTERM and SIGKILL if
+it lingers. Its output goes to a log file, shown when it fails to start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -71,17 +74,22 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) -
 
 
 def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM to the server's process group (it has workers), then SIGKILL if needed."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
+    """SIGINT to the server, then SIGTERM and SIGKILL to its process group (it has workers)."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
+        if process.poll() is not None:
+            break
+        try:
+            if sig == signal.SIGINT:
+                process.send_signal(sig)
+            else:
+                os.killpg(process.pid, sig)
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            break
+    with contextlib.suppress(ProcessLookupError):  # workers left by a server that died first
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 def _tail(log: Path, lines: int = 40) -> str:

@@ -85,9 +85,7 @@ class Package:
     def task_form(self) -> Task:
         return Task.from_params(self.task)
 
-    def clean(
-        self, inputs: Mapping[str, Any], where: str, whole: bool = False
-    ) -> dict[str, str]:
+    def clean(self, inputs: Mapping[str, Any], where: str, whole: bool = False) -> dict[str, str]:
         """The task's input fields of one request, cleaned and redacted as prep does.
         Errors name `where.<field>`, or `where` itself when `whole` (one field given whole,
         such as a chat message holding the only input)."""

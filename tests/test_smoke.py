@@ -1,0 +1,89 @@
+"""The deploy smoke test (llmops.smoke) against the built Bento under the real `bentoml serve`:
+every check passes with the right key, a wrong key fails naming the checks, and a URL where
+nothing listens fails fast with a one-line reason."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from llmops.server import free_port, running
+from llmops.smoke import CHECKS, main
+
+pytestmark = pytest.mark.e2e
+KEY = "smoke-key-456"
+
+
+@pytest.fixture(scope="module")
+def url(bento, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("smoke-requestlog")
+    env = {**bento.env, "LLMOPS_TEST_API_KEY": KEY, "LLMOPS_LOG_DIR": str(logs)}
+    with running(bento.tag, env=env, cwd=bento.project) as url:
+        yield url
+
+
+def smoke_args(project: Path, url: str, *more: str) -> list[str]:
+    data = project / "data" / "prepared" / "test.jsonl"
+    return [url, "--params", str(project / "params.yaml"), "--data", str(data), *more]
+
+
+def results(out: str) -> dict[str, str]:
+    """Check name -> result column, from the printed summary table."""
+    names = {name for name, _ in CHECKS}
+    rows = [line.split() for line in out.splitlines()]
+    return {row[0]: row[1] for row in rows if row and row[0] in names}
+
+
+# The tests' tiny model writes no JSON yet (its eval json_valid is 0.0), so the thresholds on
+# answer quality are off here; and this shared 2-core machine is slow, so the budget is wide.
+TINY = ("--min-parsed", "0", "--min-label-match", "0", "--budget-ms", "30000")
+
+
+def test_every_check_passes_with_the_right_key(bento, url, capsys):
+    main(smoke_args(bento.project, url, "--api-key", KEY, *TINY))  # no SystemExit: exit 0
+    out = capsys.readouterr().out
+    print(out)  # the summary, for -s
+    assert results(out) == {name: "ok" for name, _ in CHECKS}, out
+    assert KEY not in out
+
+
+def test_a_wrong_key_fails_naming_the_failing_checks(bento, url, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(smoke_args(bento.project, url, "--api-key", "not-the-key"))
+    assert done.value.code == 1
+    captured = capsys.readouterr()
+    found = results(captured.out)
+    failing = ["golden", "openai", "malformed", "latency"]  # each needs a valid key
+    assert [n for n, r in found.items() if r == "FAIL"] == failing, captured.out
+    assert found["liveness"] == found["readiness"] == found["auth"] == "ok"
+    assert all(name in captured.err for name in failing)
+    assert "not-the-key" not in captured.out + captured.err
+
+
+def test_a_model_that_writes_no_json_or_is_slow_fails_its_checks(bento, url, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(smoke_args(bento.project, url, "--api-key", KEY, "--budget-ms", "1"))
+    assert done.value.code == 1
+    captured = capsys.readouterr()
+    found = results(captured.out)
+    assert [n for n, r in found.items() if r == "FAIL"] == ["golden", "openai", "latency"]
+    assert "5 unparsed" in captured.out and "does not parse" in captured.out
+    assert captured.err.startswith("smoke: FAIL golden, openai, latency;")
+
+
+def test_no_service_fails_fast_in_one_line(project, capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as done:
+        main(smoke_args(project, url, "--ready-timeout", "2"))
+    assert done.value.code == 1
+    assert time.monotonic() - started < 20
+    captured = capsys.readouterr()
+    found = results(captured.out)
+    assert found["liveness"] == "FAIL"
+    assert set(found.values()) == {"FAIL", "skipped"}
+    reason = captured.err.strip()
+    assert len(reason.splitlines()) == 1 and "liveness" in reason, reason
+    assert "Traceback" not in captured.out + captured.err
