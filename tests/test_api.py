@@ -118,7 +118,8 @@ def test_an_unparsable_answer_is_a_result_not_an_error(client, rows):
         ({"input": {"text": 5}}, 422, "input.text"),
         ({"input": {"text": "ok", "extra": "x"}}, 422, "input.extra"),
         ({"input": {"text": "   \u200b  "}}, 422, "input.text"),  # empty after cleaning
-        ({"inputs": []}, 422, None),
+        ({"inputs": []}, 422, "inputs"),
+        ({"input": None}, 422, "input"),
         ({"input": {"text": "a"}, "inputs": [{"text": "b"}]}, 422, None),
         ({"input": {"text": "x" * 401}}, 413, "input.text"),  # max_chars 400 after cleaning
         ({"inputs": [{"text": "a"}, {"text": "b" * 500}]}, 413, "inputs[1].text"),

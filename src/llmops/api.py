@@ -32,13 +32,19 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from llmops import openai_api
-from llmops.api_models import AnswerRequest, FeedbackRequest, task_models
+from llmops.api_models import ERRORS, AnswerRequest, FeedbackRequest, task_models
 from llmops.params import ServeParams
 from llmops.requestlog import RequestLog
 from llmops.serving import Item, Package, RequestError, Result
 from llmops.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+CHAT_RESPONSES = {
+    200: {"description": "A chat completion, or with `stream: true` server-sent events",
+          "content": {"application/json": {"schema": {"type": "object"}},
+                      "text/event-stream": {"schema": {"type": "string"}}}},
+    **ERRORS,
+}  # fmt: skip
 
 
 @dataclass
@@ -122,28 +128,28 @@ def install(app: FastAPI, gate: Gateway) -> None:
     auth = [Depends(gate.authorize)]
     _errors(app, gate)
 
-    @app.post("/answer", dependencies=auth, response_model=answer_response)
+    @app.post("/answer", dependencies=auth, response_model=answer_response, responses=ERRORS)
     async def answer(body: answer_request, request: Request) -> JSONResponse:  # type: ignore[valid-type]
         """Answer one input (`input`) or several (`inputs`) of the task."""
         return await _answer(gate, body, request)
 
-    @app.post("/chat/completions", dependencies=auth)
+    @app.post("/chat/completions", dependencies=auth, responses=CHAT_RESPONSES)
     async def chat(body: openai_api.ChatRequest, request: Request):
         """OpenAI chat completion: the last user message is the task's input."""
         return await _chat(gate, body, request)
 
-    @app.get("/models", dependencies=auth)
+    @app.get("/models", dependencies=auth, responses=ERRORS)
     async def models() -> dict:
         """The served model, with its lineage (OpenAI's model list)."""
         return {"object": "list", "data": [_model_card(gate)]}
 
-    @app.get("/models/{model_id:path}", dependencies=auth)
+    @app.get("/models/{model_id:path}", dependencies=auth, responses=ERRORS)
     async def model(model_id: str) -> dict:
         """One model by id."""
         _check_model(gate, model_id, "model_id")
         return _model_card(gate)
 
-    @app.post("/feedback", dependencies=auth, status_code=201)
+    @app.post("/feedback", dependencies=auth, status_code=201, responses=ERRORS)
     async def feedback(body: FeedbackRequest) -> dict:
         """Record a rating and an optional corrected answer for a logged request."""
         return _feedback(gate, body)
@@ -305,14 +311,14 @@ def _correction(gate: Gateway, correction: dict[str, str]) -> dict[str, str]:
 def _errors(app: FastAPI, gate: Gateway) -> None:
     """Every error as OpenAI's body; a body too large is refused before it is parsed."""
 
-    def reply(status: int, message: str, param: str | None = None, code: str = ""):
+    def respond(status: int, message: str, param: str | None = None, code: str = ""):
         headers = {"retry-after": str(gate.serve.retry_after_s)} if status == 503 else None
         body = openai_api.error_body(status, message, param, code)
         return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, err: RequestError):
-        return reply(err.status, err.message, err.param, err.code)
+        return respond(err.status, err.message, err.param, err.code)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError):
@@ -320,22 +326,22 @@ def _errors(app: FastAPI, gate: Gateway) -> None:
         loc = [str(x) for x in first.get("loc", ()) if x != "body"]
         param = ".".join(loc) or None
         gate.telemetry.observe("invalid", 422, 0.0, [])
-        return reply(422, f"{param or 'body'}: {first.get('msg')}", param, "invalid_value")
+        return respond(422, f"{param or 'body'}: {first.get('msg')}", param, "invalid_value")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, err: HTTPException):
-        return reply(err.status_code, str(err.detail))
+        return respond(err.status_code, str(err.detail))
 
     @app.exception_handler(Exception)
     async def crash(request: Request, err: Exception):
         log.exception("unhandled error on %s", request.url.path)
-        return reply(500, "internal error; see the server log")
+        return respond(500, "internal error; see the server log")
 
     @app.middleware("http")
     async def body_limit(request: Request, call_next):
         size = request.headers.get("content-length", "")
         if size.isdigit() and int(size) > gate.max_body_bytes:
-            return reply(413, f"request body of {size} bytes, at most {gate.max_body_bytes}")
+            return respond(413, f"request body of {size} bytes, at most {gate.max_body_bytes}")
         if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
-            return reply(415, "expected Content-Type: application/json")
+            return respond(415, "expected Content-Type: application/json")
         return await call_next(request)

@@ -15,21 +15,51 @@ from llmops.task import Task
 
 
 class AnswerRequest(BaseModel):
-    """One input (`input`) or several (`inputs`), and optionally the most tokens to generate."""
+    """One input (`input`) or several (`inputs`), and optionally the most tokens to generate
+    (at most serve.max_tokens, else 400)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["input"]}, {"required": ["inputs"]}]},
+    )
 
-    input: BaseModel | None = None
-    inputs: list[BaseModel] | None = None
+    # Not nullable: a field is given or left out (exactly one of them, checked below).
+    input: BaseModel = None  # type: ignore[assignment]
+    inputs: list[BaseModel] = Field(None, min_length=1)  # type: ignore[assignment]
     max_tokens: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def one_of(self) -> AnswerRequest:
         if (self.input is None) == (self.inputs is None):
             raise ValueError("give exactly one of `input` (one item) or `inputs` (a list)")
-        if self.inputs is not None and not self.inputs:
-            raise ValueError("`inputs` is empty")
         return self
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error body, which every error of the API uses."""
+
+    error: ErrorDetail
+
+
+# The statuses every route may answer with besides its success (README, "Serve the model").
+ERRORS = {status: {"model": ErrorBody, "description": what} for status, what in (
+    (400, "Invalid request: max_tokens over the limit, no user message, n > 1, a body that "
+          "cannot be parsed"),
+    (401, "Missing or wrong API key"),
+    (404, "Unknown model or request id"),
+    (413, "Input over its field's max_chars after cleaning, too many inputs, body too large, "
+          "prompt over the model's context"),
+    (415, "Body is not JSON"),
+    (422, "Body does not match the schema, or a label not among the field's values"),
+    (503, "Overloaded: too many requests in flight (see Retry-After)"),
+)}  # fmt: skip
 
 
 class FeedbackRequest(BaseModel):
@@ -58,7 +88,7 @@ def task_models(task: Task) -> tuple[type[AnswerRequest], type[BaseModel]]:
     )  # fmt: skip
     request = create_model(
         "AnswerRequest", __base__=AnswerRequest,
-        input=(inputs | None, None), inputs=(list[inputs] | None, None),
+        input=(inputs, None), inputs=(list[inputs], Field(None, min_length=1)),
     )  # fmt: skip
     output = create_model(
         "TaskOutput",

@@ -147,12 +147,12 @@ def openai_path(s: Smoke) -> str:
     if s.model not in ids:
         raise CheckError(f"models.list() gives {ids}, not {s.model!r}")
     messages = [{"role": "user", "content": s.user_content(s.rows[0])}]
-    reply = client.chat.completions.create(model=s.model, messages=messages)
-    text = reply.choices[0].message.content or ""
+    completion = client.chat.completions.create(model=s.model, messages=messages)
+    text = completion.choices[0].message.content or ""
     parsed = s.task.parse_answer(text)
     if not parsed.valid and s.min_parsed > 0:
         raise CheckError(f"content does not parse ({parsed.error}): {text}")
-    usage = reply.usage
+    usage = completion.usage
     if usage is None or usage.prompt_tokens <= 0 or usage.completion_tokens <= 0:
         raise CheckError(f"usage without token counts: {usage}")
     stream = client.chat.completions.create(model=s.model, messages=messages, stream=True)
