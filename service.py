@@ -29,7 +29,15 @@ BATCHING = os.environ.get("LLMOPS_BATCHING", "on") != "off"
 app = FastAPI(title="llmops", summary="The task endpoint and the OpenAI chat API")
 
 
-@bentoml.service(name="generator", workers=1, traffic={"timeout": 600})
+# runner_connection: BentoML's client of this service (in `api`) replaces its connection
+# every 100 requests or 300 s by default, failing requests still on the old one; so it is
+# kept (llmops.serving.RemoteBackend also retries once on a dropped connection).
+@bentoml.service(
+    name="generator",
+    workers=1,
+    traffic={"timeout": 600},
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+)
 class Generator:
     model = MODEL
 

@@ -266,10 +266,14 @@ class RemoteBackend:
 
     async def complete(self, items: list[Item]) -> list[Result]:
         wire = [asdict(i) for i in items]
-        try:
-            out = await self.client.to_async.complete(wire)
-        except Exception as err:
-            raise _unavailable(err) from err
+        for attempt in (1, 2):  # a dropped connection is retried once: generation is pure
+            try:
+                out = await self.client.to_async.complete(wire)
+                break
+            except Exception as err:
+                if attempt == 1 and _dropped(err):
+                    continue
+                raise _unavailable(err) from err
         return [Result(**r) for r in out]
 
     async def stream(self, item: Item):
@@ -285,9 +289,24 @@ class RemoteBackend:
             raise _unavailable(err) from err
 
 
+def _dropped(err: BaseException) -> bool:
+    """A connection to the generator that broke (aiohttp's connection errors, or BentoML's
+    wrapping of them), as opposed to an answer from it."""
+    import aiohttp
+
+    while err is not None:
+        if isinstance(err, aiohttp.ClientConnectionError | ConnectionError):
+            return True
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return False
+
+
 def _unavailable(err: Exception) -> Exception:
-    """The generator's overload (BentoML's 503) as a 503 for the client; other errors stay."""
+    """The generator's overload (BentoML's 503) or a broken connection to it as a 503 for
+    the client (retry later); other errors stay errors."""
     status = getattr(getattr(err, "error_code", None), "value", None)
     if status in (429, 503):
         return RequestError(503, "overloaded: the generator is busy; retry")
+    if _dropped(err):
+        return RequestError(503, "the generator did not answer; retry", code="unavailable")
     return err

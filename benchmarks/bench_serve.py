@@ -1,0 +1,258 @@
+"""Throughput and latency of the served Bento: adaptive batching against batch size 1.
+
+Run: make bench-serve  (after make bento)
+     (python -m benchmarks.bench_serve --params params.yaml --data data/prepared/test.jsonl \
+        --bento llmops-service:latest --out benchmarks/results/serve.json)
+
+One Bento, served twice by the real `bentoml serve` on a loopback port (`llmops.server`),
+one server at a time: with adaptive batching (the default; params.yaml serve.max_batch_size
+and max_latency_ms) and with LLMOPS_BATCHING=off, where the generator answers each request
+alone (the baseline, batch size 1). At each concurrency level (--levels) that many closed-loop
+clients (asyncio + httpx) send single-input POST /v1/answer requests, built from distinct
+test rows, until --requests have been answered; both sides get the same rows at each level.
+Uncounted requests from a few clients warm each server up first (and take BentoML's batch
+dispatcher through its first, self-calibrating batches).
+
+Throughput is answered requests and generated (completion) tokens per wall-clock second of
+a level; latency is each request's round trip as its client saw it. The mean batch the
+generator ran comes from its `bentoml_service_adaptive_batch_size` histogram on /metrics.
+Any request not answered 200 fails the run, naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import os
+import platform
+import secrets
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from llmops.examples import read_split
+from llmops.params import load_params
+from llmops.server import running
+from llmops.task import Task
+
+SIDES = {"batching": "on", "baseline": "off"}  # result key -> LLMOPS_BATCHING
+TARGETS = {"throughput_ratio": 3.0, "tail_latency_ratio": 4.0}  # at least, less than
+# BentoML's batch dispatcher fits its latency model on its first ~11 batches, some of which
+# wait for a 2nd or 3rd request; concurrent warm-up requests take it through that phase.
+WARMUP_CLIENTS = 4
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request as its client saw it."""
+
+    status: int  # 0: no HTTP answer (connection error, timeout)
+    ms: float
+    tokens: int  # generated tokens (usage.completion_tokens)
+    error: str = ""
+
+
+async def send(http: httpx.AsyncClient, body: dict) -> Outcome:
+    start = time.perf_counter()
+    try:
+        response = await http.post("/v1/answer", json=body)
+    except httpx.HTTPError as err:
+        ms = 1000 * (time.perf_counter() - start)
+        return Outcome(0, ms, 0, f"{type(err).__name__} {err}".strip())
+    ms = 1000 * (time.perf_counter() - start)
+    if response.status_code != 200:
+        return Outcome(response.status_code, ms, 0, response.text[:200])
+    return Outcome(200, ms, response.json()["answer"]["usage"]["completion_tokens"])
+
+
+async def load(url: str, key: str, bodies: list[dict], clients: int) -> tuple[list[Outcome], float]:
+    """`clients` closed-loop clients share `bodies`; the outcomes and the wall-clock seconds."""
+    todo = iter(bodies)
+    outcomes: list[Outcome] = []
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while (body := next(todo, None)) is not None:
+            outcomes.append(await send(http, body))
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
+                                 timeout=httpx.Timeout(900.0)) as http:  # fmt: skip
+        start = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        return outcomes, time.perf_counter() - start
+
+
+def batches(url: str) -> tuple[float, float]:
+    """Sum and count of the generator's adaptive batch-size histogram (0, 0 when unbatched)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    total = {"_sum": 0.0, "_count": 0.0}
+    for family in text_string_to_metric_families(text):
+        if family.name != "bentoml_service_adaptive_batch_size":
+            continue
+        for sample in family.samples:
+            suffix = sample.name.removeprefix(family.name)
+            if suffix in total and sample.labels.get("method_name") == "complete":
+                total[suffix] += sample.value
+    return total["_sum"], total["_count"]
+
+
+def percentile(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def summarize(outcomes: list[Outcome], seconds: float, batched: tuple[float, float]) -> dict:
+    ok = [o for o in outcomes if o.status == 200]
+    failed = sorted({f"{o.status} {o.error}" for o in outcomes if o.status != 200})
+    ms = [o.ms for o in ok] or [0.0]
+    tokens = sum(o.tokens for o in ok)
+    return {
+        "requests": len(outcomes),
+        "seconds": seconds,
+        "requests_per_s": len(ok) / seconds,
+        "tokens_per_s": tokens / seconds,
+        "generated_tokens": tokens,
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "mean_batch_size": batched[0] / batched[1] if batched[1] else None,
+        "errors": len(outcomes) - len(ok),
+        "error_examples": failed[:3],
+    }
+
+
+def serve_side(bento: str, batching: str, plan: list[tuple[int, list[dict]]],
+               warmup: list[dict], env: dict, cwd: Path | None, key_env: str) -> dict:  # fmt: skip
+    """Serve the Bento with LLMOPS_BATCHING=`batching`; run every level; their summaries."""
+    key = secrets.token_urlsafe(16)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="bench-serve-logs-") as logs:
+        side_env = {**env, "LLMOPS_BATCHING": batching, "LLMOPS_LOG_DIR": logs, key_env: key}
+        with running(bento, env=side_env, cwd=cwd) as url:
+            if warmup:
+                asyncio.run(load(url, key, warmup, min(WARMUP_CLIENTS, len(warmup))))
+            for clients, bodies in plan:
+                before = batches(url)
+                outcomes, seconds = asyncio.run(load(url, key, bodies, clients))
+                after = batches(url)
+                batched = (after[0] - before[0], after[1] - before[1])
+                out[str(clients)] = summarize(outcomes, seconds, batched)
+    return out
+
+
+def bench(params_path: Path, data: Path, bento: str, levels: list[int], requests: list[int],
+          warmup: int = 32, env: dict | None = None, cwd: Path | None = None) -> dict:  # fmt: skip
+    """Both servers at every level; the results (fails if any request was not answered 200)."""
+    params = load_params(params_path)
+    fields = [f.name for f in Task.from_params(params.task).inputs]
+    rows = read_split(data)
+    bodies = [{"input": {name: row[name] for name in fields}} for row in rows]
+
+    def cycle(start: int, n: int) -> list[dict]:
+        return [bodies[(start + i) % len(bodies)] for i in range(n)]
+
+    starts = [sum(requests[:i]) for i in range(len(levels))]
+    plan = [(c, cycle(s, n)) for c, s, n in zip(levels, starts, requests, strict=True)]
+    warm = cycle(sum(requests), warmup)  # rows the levels do not use, when there are enough
+    overrides = {**os.environ, **(env or {})}.get("BENTOML_CONFIG_OPTIONS", "")
+    result: dict = {
+        "machine": {"platform": platform.platform(), "machine": platform.machine(),
+                    "cpus": os.cpu_count(), "python": platform.python_version()},
+        "bento": bento, "bentoml": importlib.metadata.version("bentoml"),
+        "bentoml_config_options": overrides,  # BentoML settings changed for this run, if any
+        "max_batch_size": params.serve.max_batch_size,
+        "max_latency_ms": params.serve.max_latency_ms,
+        "max_queue": params.serve.max_queue,
+        "levels": levels, "warmup_requests": warmup, "distinct_inputs": len(bodies),
+    }  # fmt: skip
+    started = time.perf_counter()
+    for side, batching in SIDES.items():
+        result[side] = serve_side(bento, batching, plan, warm, env or {}, cwd,
+                                  params.serve.api_key_env)  # fmt: skip
+    result["total_seconds"] = time.perf_counter() - started
+    failed = [f"{side} at {c} clients: {r['errors']} ({'; '.join(r['error_examples'])})"
+              for side in SIDES for c, r in result[side].items() if r["errors"]]  # fmt: skip
+    if failed:
+        raise SystemExit("requests not answered 200: " + " | ".join(failed))
+    return result | headline(result["batching"], result["baseline"], levels)
+
+
+def headline(ours: dict, base: dict, levels: list[int]) -> dict:
+    """The two figures with targets: throughput gain at the most clients, and the tail
+    latency there against one client's median, with batching."""
+    most, fewest = str(max(levels)), str(min(levels))
+    speed = ours[most]["requests_per_s"] / base[most]["requests_per_s"]
+    tail = ours[most]["p99_ms"] / ours[fewest]["p50_ms"]
+    return {
+        "throughput_ratio": speed,
+        "tail_latency_ratio": tail,
+        "targets": {
+            "throughput_ratio": f">= {TARGETS['throughput_ratio']} (batching / baseline "
+            f"req/s at {most} clients)",
+            "tail_latency_ratio": f"< {TARGETS['tail_latency_ratio']} (batching p99 at "
+            f"{most} clients / batching p50 at {fewest})",
+            "met": speed >= TARGETS["throughput_ratio"] and tail < TARGETS["tail_latency_ratio"],
+        },
+    }
+
+
+def table(result: dict) -> str:
+    lines = ["| side | clients | requests | seconds | req/s | tokens/s | p50 ms | p99 ms "
+             "| mean batch |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    names = {"batching": "adaptive batching", "baseline": "batch size 1 (baseline)"}
+    for side, name in names.items():
+        for clients, r in result[side].items():
+            batch = "-" if r["mean_batch_size"] is None else f"{r['mean_batch_size']:.1f}"
+            lines.append(
+                f"| {name} | {clients} | {r['requests']} | {r['seconds']:.1f} "
+                f"| {r['requests_per_s']:.2f} | {r['tokens_per_s']:,.0f} | {r['p50_ms']:,.0f} "
+                f"| {r['p99_ms']:,.0f} | {batch} |"
+            )
+    most, fewest = max(result["levels"]), min(result["levels"])
+    speed, tail = result["throughput_ratio"], result["tail_latency_ratio"]
+    lines.append(
+        f"\nthroughput at {most} clients: {speed:.1f}x the baseline (target >= "
+        f"{TARGETS['throughput_ratio']:.0f}x); p99 at {most} clients / p50 at {fewest}: "
+        f"{tail:.1f} (target < {TARGETS['tail_latency_ratio']:.0f})"
+    )
+    return "\n".join(lines)
+
+
+def counts(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data", type=Path, required=True, help="a prepared split (JSONL)")
+    parser.add_argument("--bento", default="llmops-service:latest")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--levels", type=counts, default=[1, 8, 32], help="clients, e.g. 1,8,32")
+    parser.add_argument("--requests", type=counts, default=[64, 256, 256],
+                        help="requests per level: one number, or one per level")  # fmt: skip
+    parser.add_argument("--warmup", type=int, default=32, help="uncounted requests per server")
+    args = parser.parse_args(argv)
+    requests = args.requests * len(args.levels) if len(args.requests) == 1 else args.requests
+    if len(requests) != len(args.levels):
+        parser.error(f"--requests: {len(requests)} numbers for {len(args.levels)} levels")
+    result = bench(args.params, args.data, args.bento, args.levels, requests, args.warmup)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(table(result))
+    if result["bentoml_config_options"]:
+        print(f"BentoML config overrides: {result['bentoml_config_options']}")
+    print(f"total: {result['total_seconds']:.0f} s, both servers started and stopped included")
+
+
+if __name__ == "__main__":
+    main()

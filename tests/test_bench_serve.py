@@ -1,0 +1,33 @@
+"""The serving benchmark (make bench-serve) at tiny sizes against the tiny project's Bento:
+both servers start, every request is answered, the results JSON has its figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from benchmarks import bench_serve
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_serve_runs_both_servers_and_reports_every_level(bento):
+    levels = [1, 4]
+    result = bench_serve.bench(
+        bento.project / "params.yaml", bento.project / "data/prepared/test.jsonl", bento.tag,
+        levels, [8, 8], warmup=2, env=bento.env, cwd=bento.project,
+    )  # fmt: skip
+    assert json.loads(json.dumps(result)) == result  # plain JSON, as main writes it
+    assert result["levels"] == levels
+    assert result["machine"]["cpus"] >= 1
+    assert result["max_batch_size"] >= 2
+    for side in ("batching", "baseline"):
+        assert sorted(result[side]) == ["1", "4"]
+        for r in result[side].values():
+            assert r["requests"] == 8 and r["errors"] == 0
+            assert r["requests_per_s"] > 0 and r["tokens_per_s"] > 0
+            assert 0 < r["p50_ms"] <= r["p99_ms"]
+    assert result["baseline"]["4"]["mean_batch_size"] is None  # LLMOPS_BATCHING=off
+    assert result["batching"]["4"]["mean_batch_size"] >= 1
+    assert result["throughput_ratio"] > 0 and result["tail_latency_ratio"] > 0
+    assert bench_serve.table(result).count("\n| ") == 4  # a row per side and level
