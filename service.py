@@ -9,7 +9,7 @@ concurrent requests, within params.yaml `serve.max_batch_size` and `max_latency_
 
 import logging
 import os
-from collections.abc import Generator as Stream
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import bentoml
@@ -43,16 +43,17 @@ class Generator:
 
     def __init__(self) -> None:
         path = Path(self.model.path)
-        self.served = serving.Served.load(path, batch_size=SERVE.max_batch_size)
+        self.worker = serving.ModelThread(path, batch_size=SERVE.max_batch_size)
 
     @bentoml.api(batchable=BATCHING, max_batch_size=SERVE.max_batch_size,
                  max_latency_ms=SERVE.max_latency_ms)  # fmt: skip
-    def complete(self, items: list[dict]) -> list[dict]:
-        return serving.complete_wire(self.served, items)
+    async def complete(self, items: list[dict]) -> list[dict]:
+        return await serving.complete_wire(self.worker, items)
 
     @bentoml.api
-    def stream(self, item: dict) -> Stream[str, None, None]:
-        yield from serving.stream_wire(self.served, item)
+    async def stream(self, item: dict) -> AsyncGenerator[str, None]:
+        async for line in serving.stream_wire(self.worker, item):
+            yield line
 
 
 @bentoml.service(name="api", workers=1, traffic={"timeout": 600})

@@ -37,8 +37,15 @@ def packaged(project, adapter, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(packaged) -> serving.Served:
-    return serving.Served.load(packaged, batch_size=8)
+def worker(packaged):
+    model = serving.ModelThread(packaged, batch_size=8)
+    yield model
+    model.close()
+
+
+@pytest.fixture(scope="module")
+def served(worker) -> serving.Served:
+    return worker.served
 
 
 @dataclasses.dataclass
@@ -71,8 +78,8 @@ def make_client(packaged, backend, tmp_path, key=KEY, **serve) -> Client:
 
 
 @pytest.fixture
-def client(packaged, served, tmp_path) -> Client:
-    return make_client(packaged, serving.LocalBackend(served), tmp_path)
+def client(packaged, worker, tmp_path) -> Client:
+    return make_client(packaged, worker, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -154,8 +161,8 @@ def test_auth_rejects_a_missing_or_wrong_key(client):
     assert client.http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).is_success
 
 
-def test_no_key_configured_means_no_auth(packaged, served, tmp_path):
-    open_client = make_client(packaged, serving.LocalBackend(served), tmp_path, key="")
+def test_no_key_configured_means_no_auth(packaged, worker, tmp_path):
+    open_client = make_client(packaged, worker, tmp_path, key="")
     assert open_client.post("/answer", {"input": {"text": "fine"}}, key=None).status_code == 200
 
 
@@ -266,9 +273,9 @@ def test_feedback_checks_the_request_and_the_correction(client, rows, body, stat
     assert r.status_code == status and r.json()["error"]["param"] == param
 
 
-def test_feedback_finds_requests_logged_before_a_restart(client, packaged, served, tmp_path, rows):
+def test_feedback_finds_requests_logged_before_a_restart(client, packaged, worker, tmp_path, rows):
     request_id = client.post("/answer", {"input": {"text": rows[2]["text"]}}).json()["request_id"]
-    restarted = make_client(packaged, serving.LocalBackend(served), tmp_path)
+    restarted = make_client(packaged, worker, tmp_path)
     assert restarted.post("/feedback", {"request_id": request_id, "rating": 4}).status_code == 201
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,12 +121,16 @@ class TaskModel:
                 out[i] = self._finish(row.tolist()[: limits[i]], len(ids[i]))
         return out
 
-    @torch.no_grad()
     def stream(
-        self, prompt: Prompt, decoding: DecodingParams, limit: int | None = None
+        self,
+        prompt: Prompt,
+        decoding: DecodingParams,
+        limit: int | None = None,
+        start: Callable[[Callable[[], None]], object] | None = None,
     ) -> Iterator[str | Generated]:
         """Generate for one prompt, yielding text pieces as tokens come, then the `Generated`
-        record (its text is the whole answer, equal to what `complete` gives)."""
+        record (its text is the whole answer, equal to what `complete` gives). Generation
+        runs apart from the caller: `start(fn)` runs `fn` (default: in a new thread)."""
         from transformers import TextIteratorStreamer
 
         ids = prompt_ids(self.tokenizer, prompt)
@@ -148,10 +152,17 @@ class TaskModel:
                 result["error"] = err
                 streamer.end()
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
+        finished = threading.Event()
+
+        def task() -> None:
+            try:
+                run()
+            finally:
+                finished.set()
+
+        (start or (lambda fn: threading.Thread(target=fn, daemon=True).start()))(task)
         yield from (piece for piece in streamer if piece)
-        thread.join()
+        finished.wait()
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
         new = result["ids"][0, len(ids) :].cpu().tolist()  # type: ignore[index]
