@@ -18,7 +18,8 @@ export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
 .PHONY: help install repro dag gate report init test test-fast lint format params sample-data ui \
-  bento serve smoke bench-train bench-eval bench-serve noise lock hooks clean
+  test-e2e pull push summary pr-meta comment notice profile image container-smoke \
+  push-image bento serve smoke bench-train bench-eval bench-serve noise lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,6 +79,9 @@ test: $(STAMP) ## Run all tests, end-to-end included (what CI runs)
 test-fast: $(STAMP) ## Run the unit tests only (no end-to-end)
 	python -m pytest -m "not e2e"
 
+test-e2e: $(STAMP) ## Run the end-to-end tests only (real dvc, MLflow, bentoml serve)
+	python -m pytest -m e2e
+
 lint: $(STAMP) ## Lint: ruff, formatting, YAML, large files, workflows (pre-commit hooks)
 	pre-commit run --all-files --show-diff-on-failure
 
@@ -113,6 +117,73 @@ export URL
 
 smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 (API key from LLMOPS_API_KEY)
 	python -m llmops.smoke "$$URL" --params params.yaml --data data/prepared/test.jsonl
+
+# --- CI: what the workflows in .github/workflows call (docs/ci.md) -------------------------
+
+# The DVC remote CI pulls from and pushes to: the name of a remote in .dvc/config (empty:
+# none, the pipeline is reproduced).
+DVC_REMOTE ?=
+export DVC_REMOTE
+
+pull: $(STAMP) ## Pull the pipeline's outputs from DVC_REMOTE when set (else dvc repro rebuilds them)
+	@if [ -n "$$DVC_REMOTE" ]; then dvc pull --remote "$$DVC_REMOTE" || \
+	  echo "dvc pull from $$DVC_REMOTE incomplete: dvc repro reproduces what is missing"; \
+	else echo "no DVC_REMOTE: nothing to pull, dvc repro reproduces the outputs"; fi
+
+push: $(STAMP) ## Push the pipeline's outputs to DVC_REMOTE (fails when it is not set)
+	@test -n "$$DVC_REMOTE" || { echo "DVC_REMOTE is not set" >&2; exit 1; }
+	dvc push --remote "$$DVC_REMOTE"
+
+summary: ## Append report.md to the GitHub Actions job summary
+	@test -n "$$GITHUB_STEP_SUMMARY" || { echo "GITHUB_STEP_SUMMARY is not set" >&2; exit 1; }
+	cat report.md >> "$$GITHUB_STEP_SUMMARY"
+
+# The pull request a report belongs to (CI sets PR to the pull request's number).
+PR ?=
+export PR
+
+pr-meta: ## Write pr.json (the pull request number, PR=...) for the commenting workflow
+	@printf '{"number": %d}\n' "$$PR" > pr.json && cat pr.json
+
+# Runs on the default branch's code without the venv: standard library only.
+comment: ## Post report-artifact/report.md on its pull request via CML, checked and defused (CI)
+	PYTHONPATH=src python3 -m llmops.comment --artifact report-artifact \
+	  --head-sha "$$HEAD_SHA" --repo "$$GITHUB_REPOSITORY"
+
+MESSAGE ?=
+export MESSAGE
+
+notice: ## Print MESSAGE as a GitHub Actions notice
+	@printf '::notice::%s\n' "$$MESSAGE"
+
+# make profile PROFILE=profiles/gpu.yaml: overlay a params profile onto params.yaml.
+PROFILE ?=
+export PROFILE
+
+profile: $(STAMP) ## Overlay a params profile onto params.yaml (PROFILE=profiles/gpu.yaml), keeping comments
+	python -m llmops.profile "$$PROFILE" --params params.yaml
+
+# The image: IMAGE_REPOSITORY (e.g. ghcr.io/org/app) tagged with the commit.
+IMAGE_REPOSITORY ?= llmops-service
+export IMAGE_REPOSITORY
+
+image: $(STAMP) ## Build the container image of BENTO, tagged IMAGE_REPOSITORY:<commit> (needs docker)
+	image="$$(python -m llmops.release image-tag --repository "$$IMAGE_REPOSITORY" \
+	  --sha "$$(git rev-parse HEAD)")" && bentoml containerize "$$BENTO" -t "$$image"
+
+container-smoke: $(STAMP) ## Run the image on 127.0.0.1:PORT and smoke-test it (needs docker)
+	image="$$(python -m llmops.release image-tag --repository "$$IMAGE_REPOSITORY" \
+	  --sha "$$(git rev-parse HEAD)")" && \
+	cid="$$(docker run -d --rm -p "127.0.0.1:$$PORT:3000" -e LLMOPS_API_KEY "$$image")" && \
+	trap 'docker stop "$$cid" >/dev/null' EXIT && \
+	python -m llmops.smoke "http://127.0.0.1:$$PORT" --params params.yaml \
+	  --data data/prepared/test.jsonl
+
+push-image: $(STAMP) ## Push IMAGE_REPOSITORY:<commit> (registry login from REGISTRY_TOKEN)
+	image="$$(python -m llmops.release image-tag --repository "$$IMAGE_REPOSITORY" \
+	  --sha "$$(git rev-parse HEAD)")" && \
+	printf '%s' "$$REGISTRY_TOKEN" | docker login "$${image%%/*}" -u "$${GITHUB_ACTOR:-ci}" --password-stdin && \
+	docker push "$$image"
 
 ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000

@@ -1,0 +1,151 @@
+"""The GitHub Actions workflows: actionlint and zizmor find nothing, every `run:` step is a
+make target or an llmops module that exists, and the security rules hold: least-privilege
+permissions, no pull_request_target, no job that runs pull-request code holds a write
+token or a secret, actions pinned to a commit with their version beside it, no event
+expression inside a script, concurrency on pull-request workflows."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+WRITE = re.compile(r":\s*write")
+
+
+def load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as True
+    return data
+
+
+def steps(path: Path):
+    for name, job in load(path)["jobs"].items():
+        for step in job.get("steps", []):
+            yield name, job, step
+
+
+def targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z0-9-]*):.*## ", (REPO / "Makefile").read_text(), re.M))
+
+
+def test_there_are_the_workflows_docs_ci_describes():
+    names = {p.stem for p in WORKFLOWS}
+    assert names == {"ci", "model-report", "model-report-comment", "full-run", "deploy"}
+    ci_doc = (REPO / "docs" / "ci.md").read_text()
+    assert all(f"{name}.yml" in ci_doc for name in names)
+
+
+def test_actionlint_finds_nothing():
+    done = subprocess.run([str(BIN / "actionlint"), *map(str, WORKFLOWS)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zizmor_finds_nothing():
+    done = subprocess.run([str(BIN / "zizmor"), "--offline", "--persona=pedantic", "--format=plain",
+                           ".github/workflows"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No findings to report" in done.stdout + done.stderr
+
+
+def test_zizmor_catches_an_unsafe_workflow(tmp_path):
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "name: bad\non: pull_request_target\npermissions: write-all\njobs:\n  t:\n"
+        "    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    done = subprocess.run([str(BIN / "zizmor"), "--offline", str(bad.parent)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    for audit in ("dangerous-triggers", "template-injection", "unpinned-uses"):
+        assert audit in out, audit
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_step_is_a_make_target_or_an_llmops_module(path):
+    known = targets()
+    for job, _, step in steps(path):
+        if "run" not in step:
+            continue
+        script = step["run"].strip()
+        called = re.findall(r"\bmake ([a-z][a-z0-9-]*(?: [a-z][a-z0-9-]*)*)", script)
+        modules = re.findall(r"python -m (llmops\.[\w.]+)", script)
+        assert called or modules, f"{path.name} {job}: `{script}` is neither make nor llmops"
+        for target in " ".join(called).split():
+            assert target in known, f"{path.name} {job}: make {target}"
+        for module in modules:
+            assert (REPO / "src" / Path(*module.split("."))).with_suffix(".py").exists(), module
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_permissions_are_least_privilege(path):
+    data = load(path)
+    assert data.get("permissions") in ({}, {"contents": "read"}), "workflow-wide: read at most"
+    assert "pull_request_target" not in str(data["on"])
+    for name, job in data["jobs"].items():
+        assert "timeout-minutes" in job, name
+        assert "write-all" not in str(job.get("permissions", "")), name
+
+
+def runs_pull_request_code(data: dict) -> bool:
+    return "pull_request" in (data["on"] if isinstance(data["on"], dict) else [data["on"]])
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_jobs_running_pull_request_code_hold_no_write_token_or_secret(path):
+    data = load(path)
+    if not runs_pull_request_code(data):
+        return
+    text = path.read_text()
+    assert not re.search(r"\bsecrets\.\w", text), "a secret in a workflow that runs pull-request code"
+    for name, job in data["jobs"].items():
+        assert not WRITE.search(yaml.safe_dump(job.get("permissions", {}))), name
+        for _, _, step in steps(path):
+            if step.get("uses", "").startswith("actions/checkout"):
+                assert step["with"]["persist-credentials"] is False, name
+
+
+def test_the_comment_workflow_never_checks_out_pull_request_code():
+    path = REPO / ".github" / "workflows" / "model-report-comment.yml"
+    data = load(path)
+    assert list(data["on"]) == ["workflow_run"]
+    (job,) = data["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "contents": "read", "pull-requests": "write"}
+    for _, _, step in steps(path):
+        if step.get("uses", "").startswith("actions/checkout"):
+            assert "ref" not in step.get("with", {}) and "repository" not in step.get("with", {})
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_to_a_commit_with_the_version_beside_it(path):
+    for line in path.read_text().splitlines():
+        if re.match(r"\s*-?\s*uses:", line):
+            assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*$", line), line
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_expression_is_interpolated_into_a_script(path):
+    for job, _, step in steps(path):
+        assert "${{" not in step.get("run", ""), f"{path.name} {job}: {step['run']}"
+
+
+def test_pull_request_workflows_cancel_superseded_runs():
+    for path in WORKFLOWS:
+        data = load(path)
+        if runs_pull_request_code(data):
+            assert data["concurrency"]["cancel-in-progress"] in (
+                True,
+                "${{ github.event_name == 'pull_request' }}",
+            ), path.name
