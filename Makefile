@@ -101,6 +101,41 @@ bento: $(STAMP) ## Package the evaluated model (model store, with lineage) and b
 	python -m llmops.bento --params params.yaml --base models/base --adapter models/adapter \
 	  --eval metrics/eval.json --lock dvc.lock --bentofile bentofile.yaml
 
+# --- Model registry and BentoCloud release (llmops.registry, llmops.release) ---------------
+.PHONY: register rollback-model release-plan deploy-cloud rollback-cloud
+
+# The MLflow alias make register moves; BENTO_MODEL: the BentoML model tag, recorded on the
+# version when given. REQUIRE_SERVER (default: $CI, set by GitHub Actions) makes register and
+# rollback-model skip unless MLFLOW_TRACKING_URI is an http(s) server; locally they use the
+# sqlite registry in mlflow.db.
+ALIAS ?= champion
+BENTO_MODEL ?=
+REQUIRE_SERVER ?= $(CI)
+SERVER_FLAG = $(if $(filter 1 true yes,$(REQUIRE_SERVER)),--require-server)
+export ALIAS BENTO_MODEL
+
+register: $(STAMP) ## Register the trained adapter in MLflow's model registry and move the champion alias
+	python -m llmops.registry register --params params.yaml --adapter models/adapter \
+	  --eval metrics/eval.json --alias "$$ALIAS" --bento-model "$$BENTO_MODEL" $(SERVER_FLAG)
+
+rollback-model: $(STAMP) ## Move the champion alias back to the previous version
+	python -m llmops.registry rollback --params params.yaml --alias "$$ALIAS" $(SERVER_FLAG)
+
+# The BentoCloud deployment deploy-cloud updates (an empty value, e.g. an unset CI variable,
+# means the default); the Bento it replaces is recorded in .release/previous.json.
+DEPLOYMENT ?= llmops
+override DEPLOYMENT := $(or $(DEPLOYMENT),llmops)
+export DEPLOYMENT
+
+release-plan: $(STAMP) ## Say which release features the environment configures (also to GITHUB_OUTPUT)
+	python -m llmops.release plan
+
+deploy-cloud: $(STAMP) ## Deploy BENTO to the BentoCloud deployment DEPLOYMENT, recording the Bento it replaces
+	python -m llmops.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target bentocloud
+
+rollback-cloud: $(STAMP) ## Put the Bento deploy-cloud replaced back on the BentoCloud deployment
+	python -m llmops.release rollback --name "$$DEPLOYMENT"
+
 # The Bento make serve runs (bentofile.yaml `name`) and where it listens; the API key is
 # read from the variable params.yaml serve.api_key_env names (LLMOPS_API_KEY).
 BENTO ?= llmops-service:latest

@@ -44,12 +44,13 @@ def render(value: str, context: dict[str, str]) -> str:
     return re.sub(r"\$\{\{(.*?)\}\}", one, str(value))
 
 
-def holds(condition: str | None, outputs: dict[str, str], env: dict[str, str]) -> bool:
-    """The `if:` of a step, for the conditions the workflows use."""
+def holds(condition: str | None, outputs: dict[str, dict], env: dict[str, str]) -> bool:
+    """The `if:` of a step, for the conditions the workflows use (`outputs`: by step id)."""
     if condition is None:
         return True
     expr = condition.replace("${{", "").replace("}}", "")
-    expr = re.sub(r"steps\.plan\.outputs\.(\w+)", lambda m: repr(outputs.get(m.group(1), "")), expr)
+    expr = re.sub(r"steps\.(\w+)\.outputs\.(\w+)",
+                  lambda m: repr(outputs.get(m.group(1), {}).get(m.group(2), "")), expr)  # fmt: skip
     expr = re.sub(r"env\.(\w+)", lambda m: repr(env.get(m.group(1), "")), expr)
     expr = re.sub(r"steps\.\w+\.conclusion", "'success'", expr)
     expr = expr.replace("always()", "True").replace("failure()", "False")
@@ -63,7 +64,7 @@ def replay(repo: Path, workflow: str, job: str, context: dict, extra_env: dict) 
     spec = data["jobs"][job]
     env = {k: render(v, context) for k, v in spec.get("env", {}).items()} | extra_env
     env["MAKEFLAGS"] = "--old-file=.venv/.installed"  # the tests' environment, not a new .venv
-    outputs: dict[str, str] = {}
+    outputs: dict[str, dict] = {}
     ran = []
     for step in spec["steps"]:
         step_env = env | {k: render(v, context) for k, v in step.get("env", {}).items()}
@@ -74,8 +75,8 @@ def replay(repo: Path, workflow: str, job: str, context: dict, extra_env: dict) 
         step_env |= {"GITHUB_OUTPUT": str(output_file)}
         sh(repo, "bash", "-eo", "pipefail", "-c", step["run"], **step_env)
         if step.get("id"):
-            outputs |= dict(line.split("=", 1) for line in output_file.read_text().splitlines()
-                            if "=" in line)  # fmt: skip
+            lines = output_file.read_text().splitlines()
+            outputs[step["id"]] = dict(line.split("=", 1) for line in lines if "=" in line)
         ran.append(step["run"])
     return ran
 
