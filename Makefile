@@ -22,7 +22,7 @@ export DVC_NO_ANALYTICS := 1
   push-image bento serve smoke bench-train bench-eval bench-serve noise lock hooks clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -152,6 +152,27 @@ export URL
 
 smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 (API key from LLMOPS_API_KEY)
 	python -m llmops.smoke "$$URL" --params params.yaml --data data/prepared/test.jsonl
+
+# --- Blue/green deployment on loopback (llmops.deploy, llmops.proxy) -----------------------
+.PHONY: deploy deploy-status deploy-stop
+
+# Clients use 127.0.0.1:DEPLOY_PORT, a proxy to the active server. make deploy serves BENTO on
+# a free port beside it, smoke-tests it (API key from LLMOPS_API_KEY) and switches only if it
+# passes; the old server is drained and stopped. State and server logs: .deploy/.
+DEPLOY_PORT ?= 3000
+DEPLOY_STATE := .deploy/local.json
+export DEPLOY_PORT
+
+deploy: $(STAMP) ## Blue/green on loopback: serve BENTO beside the running one, smoke-test it, switch 127.0.0.1:DEPLOY_PORT over only if it passes
+	LLMOPS_LOG_DIR="$${LLMOPS_LOG_DIR:-$(CURDIR)/logs}" python -m llmops.deploy local \
+	  --bento "$$BENTO" --port "$$DEPLOY_PORT" --state $(DEPLOY_STATE) --params params.yaml \
+	  --data data/prepared/test.jsonl
+
+deploy-status: $(STAMP) ## Show what 127.0.0.1:DEPLOY_PORT serves: the proxy, the active and the previous server
+	python -m llmops.deploy status --state $(DEPLOY_STATE)
+
+deploy-stop: $(STAMP) ## Stop the deploy proxy and the servers it started
+	python -m llmops.deploy stop --state $(DEPLOY_STATE)
 
 # --- CI: what the workflows in .github/workflows call (docs/ci.md) -------------------------
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import bentoml
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 with bentoml.importing():
     from llmops import api, serving
@@ -23,7 +24,17 @@ with bentoml.importing():
 
 log = logging.getLogger("llmops.service")
 SERVE = load_params(Path(__file__).with_name("params.yaml")).serve
-MODEL = bentoml.models.BentoModel(f"{SERVE.name}:latest")
+
+
+class Args(BaseModel):
+    """Build arguments, kept in the Bento: `make bento` pins the model version it packaged,
+    so a Bento serves that version, also after newer ones were imported (a rollback)."""
+
+    model: str = ""  # empty (serving service.py in development): <serve.name>:latest
+
+
+ARGS = bentoml.use_arguments(Args)
+MODEL = bentoml.models.BentoModel(ARGS.model or f"{SERVE.name}:latest")
 # LLMOPS_BATCHING=off answers each request alone (the benchmark's baseline, make bench-serve).
 BATCHING = os.environ.get("LLMOPS_BATCHING", "on") != "off"
 app = FastAPI(title="llmops", summary="The task endpoint and the OpenAI chat API")

@@ -99,6 +99,7 @@ def test_the_built_bento_pins_its_model_and_defines_an_image(bento):
     manifest = yaml.safe_load((store / "bento.yaml").read_text())
     models = {m["tag"] for s in manifest["services"] for m in s["models"]}
     assert models == {bento.model}
+    assert manifest["args"] == {"model": bento.model}  # service.py serves this version
     training = json.loads((bento.project / "models" / "adapter" / "training.json").read_text())
     assert manifest["labels"]["mlflow_run_id"] == training["run_id"]
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", manifest["labels"]["git_commit"])

@@ -158,7 +158,10 @@ def build(bentofile: Path, model_tag: str, info: dict, source: Path = Path("."))
          "--wheel-dir", str(BUILD.resolve()), str(source)],
         check=True,
     )  # fmt: skip
-    bento = bentoml.bentos.build_bentofile(str(bentofile), labels=labels(info))
+    # The model version is a build argument (service.py `Args`), so the Bento pins it.
+    bento = bentoml.bentos.build_bentofile(
+        str(bentofile), labels=labels(info), args={"model": model_tag}
+    )
     log.info("bento: %s (model %s)", bento.tag, model_tag)
     return str(bento.tag)
 

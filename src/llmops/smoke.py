@@ -18,8 +18,9 @@ a handful of rows (a 0.66 model fails 0.6 on 1 choice of 5 rows in 4): this catc
 or broken model; eval measures quality.
 
 Prints a table (check, result, detail, ms); exits 1 with a one-line reason on stderr if a
-check failed. The key is --api-key, else the environment variable `serve.api_key_env` (so
-it need not be on a command line); it is never printed.
+check failed; `run_smoke(argv)` returns the same as a value (llmops.deploy calls it). The
+key is --api-key, else the environment variable `serve.api_key_env` (so it need not be on a
+command line); it is never printed.
 """
 
 from __future__ import annotations
@@ -283,23 +284,38 @@ def setup(args: argparse.Namespace) -> Smoke:
                  args.ready_timeout)  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> None:
+def verdict(checks: list[Check]) -> tuple[bool, str]:
+    """Whether no check failed, and the one-line reason or count."""
+    failed = [c for c in checks if c.result == FAIL]
+    if failed:
+        names = ", ".join(c.name for c in failed)
+        return False, f"smoke: FAIL {names}; {failed[0].name}: {failed[0].detail}"
+    skipped = sum(c.result == SKIPPED for c in checks)
+    note = f", {skipped} skipped" if skipped else ""
+    return True, f"smoke: {len(checks) - skipped} checks ok{note}"
+
+
+def run_smoke(argv: list[str] | None) -> tuple[bool, str]:
+    """The smoke test as a library call (argv as main's): passed, and the table + verdict."""
     args = parse_args(argv)
     try:
         smoke = setup(args)
     except (ParamsError, DataError, ValueError) as err:
-        print(f"smoke: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        return False, f"smoke: {err}"
     with smoke.http, smoke.client:
         checks = run_checks(smoke)
-    print(table(checks))
-    failed = [c for c in checks if c.result == FAIL]
-    if failed:
-        names = ", ".join(c.name for c in failed)
-        print(f"smoke: FAIL {names}; {failed[0].name}: {failed[0].detail}", file=sys.stderr)
+    ok, line = verdict(checks)
+    return ok, f"{table(checks)}\n{line}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ok, summary = run_smoke(argv)
+    *rows, line = summary.splitlines()  # one line per check (details are one line), verdict
+    if rows:
+        print("\n".join(rows))
+    print(line, file=sys.stdout if ok else sys.stderr)
+    if not ok:
         raise SystemExit(1)
-    skipped = sum(c.result == SKIPPED for c in checks)
-    print(f"smoke: {len(checks) - skipped} checks ok" + (f", {skipped} skipped" * bool(skipped)))
 
 
 if __name__ == "__main__":
