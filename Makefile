@@ -102,7 +102,7 @@ bento: $(STAMP) ## Package the evaluated model (model store, with lineage) and b
 	  --eval metrics/eval.json --lock dvc.lock --bentofile bentofile.yaml
 
 # --- Model registry and BentoCloud release (llmops.registry, llmops.release) ---------------
-.PHONY: register rollback-model release-plan deploy-cloud rollback-cloud
+.PHONY: register rollback-model release-plan deploy-cloud deploy-image rollback-cloud
 
 # The MLflow alias make register moves; BENTO_MODEL: the BentoML model tag, recorded on the
 # version when given. REQUIRE_SERVER (default: $CI, set by GitHub Actions) makes register and
@@ -133,6 +133,9 @@ release-plan: $(STAMP) ## Say which release features the environment configures 
 deploy-cloud: $(STAMP) ## Deploy BENTO to the BentoCloud deployment DEPLOYMENT, recording the Bento it replaces
 	python -m llmops.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target bentocloud
 
+deploy-image: $(STAMP) ## Say that the pushed image IMAGE_REPOSITORY:<commit> is the deployment (no BentoCloud)
+	python -m llmops.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target image
+
 rollback-cloud: $(STAMP) ## Put the Bento deploy-cloud replaced back on the BentoCloud deployment
 	python -m llmops.release rollback --name "$$DEPLOYMENT"
 
@@ -161,18 +164,19 @@ smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1
 # passes; the old server is drained and stopped. State and server logs: .deploy/.
 DEPLOY_PORT ?= 3000
 DEPLOY_STATE := .deploy/local.json
+export DEPLOY_STATE
 export DEPLOY_PORT
 
 deploy: $(STAMP) ## Blue/green on loopback: serve BENTO beside the running one, smoke-test it, switch 127.0.0.1:DEPLOY_PORT over only if it passes
 	LLMOPS_LOG_DIR="$${LLMOPS_LOG_DIR:-$(CURDIR)/logs}" python -m llmops.deploy local \
-	  --bento "$$BENTO" --port "$$DEPLOY_PORT" --state $(DEPLOY_STATE) --params params.yaml \
+	  --bento "$$BENTO" --port "$$DEPLOY_PORT" --state "$$DEPLOY_STATE" --params params.yaml \
 	  --data data/prepared/test.jsonl
 
 deploy-status: $(STAMP) ## Show what 127.0.0.1:DEPLOY_PORT serves: the proxy, the active and the previous server
-	python -m llmops.deploy status --state $(DEPLOY_STATE)
+	python -m llmops.deploy status --state "$$DEPLOY_STATE"
 
 deploy-stop: $(STAMP) ## Stop the deploy proxy and the servers it started
-	python -m llmops.deploy stop --state $(DEPLOY_STATE)
+	python -m llmops.deploy stop --state "$$DEPLOY_STATE"
 
 # --- CI: what the workflows in .github/workflows call (docs/ci.md) -------------------------
 
@@ -221,6 +225,7 @@ profile: $(STAMP) ## Overlay a params profile onto params.yaml (PROFILE=profiles
 
 # The image: IMAGE_REPOSITORY (e.g. ghcr.io/org/app) tagged with the commit.
 IMAGE_REPOSITORY ?= llmops-service
+override IMAGE_REPOSITORY := $(or $(IMAGE_REPOSITORY),llmops-service)
 export IMAGE_REPOSITORY
 
 image: $(STAMP) ## Build the container image of BENTO, tagged IMAGE_REPOSITORY:<commit> (needs docker)

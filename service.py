@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 with bentoml.importing():
-    from llmops import api, serving
+    from llmops import api, generator, serving
     from llmops.params import load_params
     from llmops.requestlog import RequestLog
     from llmops.telemetry import Telemetry
@@ -59,11 +59,11 @@ class Generator:
     @bentoml.api(batchable=BATCHING, max_batch_size=SERVE.max_batch_size,
                  max_latency_ms=SERVE.max_latency_ms)  # fmt: skip
     async def complete(self, items: list[dict]) -> list[dict]:
-        return await serving.complete_wire(self.worker, items)
+        return await generator.complete_wire(self.worker, items)
 
     @bentoml.api
     async def stream(self, item: dict) -> AsyncGenerator[str, None]:
-        async for line in serving.stream_wire(self.worker, item):
+        async for line in generator.stream_wire(self.worker, item):
             yield line
 
 
@@ -80,7 +80,7 @@ class Api:
         stored = self.model
         gateway = api.Gateway(
             package=serving.Package.read(Path(stored.path)),
-            backend=serving.RemoteBackend(self.generator),
+            backend=generator.RemoteBackend(self.generator),
             serve=SERVE,
             requests=RequestLog(Path(os.environ.get("LLMOPS_LOG_DIR", "logs"))),
             model=SERVE.name,

@@ -6,16 +6,15 @@ data/raw or its params.yaml task."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from llmops.params import Params, load_params
 from llmops.task import Task
+from tests.bentos import Bento, build
 from tests.synthetic import project_files, review_rows, write_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,29 +86,7 @@ def evaluated(project, adapter) -> Path:
     return out
 
 
-@dataclass(frozen=True)
-class Bento:
-    """The tiny project packaged by `python -m llmops.bento` into a private BentoML home."""
-
-    tag: str  # the Bento
-    model: str  # the model in the model store
-    env: dict  # BENTOML_HOME and friends, for bentoml commands on it
-    home: Path
-    project: Path
-
-
 @pytest.fixture(scope="session")
 def bento(project, evaluated, tmp_path_factory) -> Bento:
-    home = tmp_path_factory.mktemp("bentoml")
-    for name in ("service.py", "bentofile.yaml"):
-        shutil.copy(REPO / name, project / name)
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"}  # fmt: skip
-    args = ["--params", "params.yaml", "--base", "models/base", "--adapter", "models/adapter",
-            "--eval", "metrics/eval.json", "--lock", "dvc.lock", "--bentofile", "bentofile.yaml",
-            "--source", str(REPO), "--allow-stale"]  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "llmops.bento", *args], cwd=project, env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    tags = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
-    return Bento(tags["bento"], tags["model"], env, home, project)
+    """The tiny project packaged and built as `make bento` does, in a private BentoML home."""
+    return build(project, tmp_path_factory.mktemp("bentoml"))

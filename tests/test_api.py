@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,7 @@ def test_auth_rejects_a_missing_or_wrong_key(client):
         r = client.post("/answer", {"input": {"text": "a"}}, key=key)
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_api_key"
+    assert [(x["status"], x["inputs"]) for x in client.lines()] == [(401, []), (401, [])]
     assert client.http.get("/v1/models").status_code == 401
     assert client.http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).is_success
 
@@ -360,7 +362,7 @@ def test_metrics_count_requests_tokens_and_unparsed_answers(client, rows):
     client.post("/answer", {"input": {}})
     text = generate_latest(client.registry).decode()
     assert 'llmops_requests_total{endpoint="answer",status="200"} 1.0' in text
-    assert 'llmops_requests_total{endpoint="invalid",status="422"} 1.0' in text
+    assert 'llmops_requests_total{endpoint="answer",status="422"} 1.0' in text
     assert 'llmops_tokens_total{kind="completion"} 3.0' in text
     assert "llmops_unparsed_answers_total 1.0" in text
 
@@ -372,3 +374,33 @@ def test_the_openapi_schema_names_the_task_fields(client):
     outputs = schema["components"]["schemas"]["TaskOutput"]["properties"]
     assert set(outputs) == {"topic", "sentiment", "summary"}
     assert "price" in outputs["topic"]["description"]
+
+
+class OverContextBackend:
+    """A backend whose model cannot take the prompt (the tests' tiny model has room for any
+    prompt its limits allow, so the refusal is made here)."""
+
+    async def stream(self, item):
+        yield serving.Result(error="the prompt takes 900 tokens; the context is 512")
+
+
+def test_a_streamed_prompt_over_the_context_is_a_413_before_any_event(packaged, tmp_path):
+    over = make_client(packaged, OverContextBackend(), tmp_path)
+    r = chat(over, stream=True)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "context_length_exceeded"
+    assert over.gate.in_flight == 0 and over.lines()[-1]["status"] == 413
+
+
+def test_a_client_leaving_a_stream_early_frees_its_place_and_is_logged(client, rows):
+    text = rows[3]["text"]
+    with client.http.stream("POST", "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                            json={"model": "reviews-model", "stream": True,
+                                  "messages": [{"role": "user", "content": text}]}) as r:  # fmt: skip
+        assert r.status_code == 200
+        next(r.iter_lines())  # the first event, then the client goes
+    deadline = time.monotonic() + 30
+    while client.gate.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.gate.in_flight == 0
+    logged = client.lines()[-1]
+    assert logged["status"] in (200, 499) and logged["endpoint"] == "chat"

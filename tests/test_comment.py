@@ -35,9 +35,22 @@ def test_markdown_is_defused_outside_code(text, expected):
     assert defuse(text) == expected
 
 
-def test_code_blocks_are_left_as_they_are():
-    text = "```mermaid\ngraph LR\n  a -->|@x| b<br/>\n```\n@y"
-    assert defuse(text) == "```mermaid\ngraph LR\n  a -->|@x| b<br/>\n```\n@\u2060y"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```x```\n@everyone ![t](https://e.x/p.png) <img src=x>",  # inline code, not a fence
+        "```\n  ```\n@everyone ![t](https://e.x/p.png) <img src=x>",  # indented closing fence
+        "~~~\n```\n~~~\n@everyone ![t](https://e.x/p.png) <img src=x>",  # mixed fences
+    ],
+)
+def test_a_faked_code_fence_shields_nothing(text):
+    out = defuse(text)
+    assert "@everyone" not in out and "![" not in out and "<img" not in out
+
+
+def test_charts_in_code_blocks_survive():
+    text = "```mermaid\nxychart-beta\n  bar [0.5, 0.7]\n```"
+    assert defuse(text) == text
 
 
 def test_a_report_over_the_limit_is_cut_and_says_so():

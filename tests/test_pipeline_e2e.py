@@ -5,7 +5,9 @@ file pinned whole. The copy holds what a clone would (git's tracked and unignore
 the task, prompt and data swapped for this one's, and model sizes shrunk so that base and
 train take seconds. It checks the outputs and the row accounting, the MLflow run, that a
 second run does nothing, the default remote, and then the pull-request loop: main with its
-pipeline state committed, a branch that changes a param, `make report` and `make gate`.
+pipeline state committed, a branch that changes a param, `make report` and `make gate`; and
+at the end a rehearsal of the GitHub Actions workflows (tests/rehearsal.py): a pull request's
+`model-report` steps, then its merge's `deploy` steps that need no container engine or cloud.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.rehearsal import free_port, replay
 from tests.synthetic import INTENT_PARAMS, INTENT_PROMPT, intent_rows, merged, write_csv
 
 pytestmark = pytest.mark.e2e
@@ -353,6 +356,62 @@ def test_a_baseline_name_is_never_run_as_shell(branch):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no metrics/eval.json at x;echo INJECTED: regression gates skipped" in done.stdout
     assert "\nINJECTED" not in done.stdout  # the echo never ran
+
+
+# --- the workflows, rehearsed: a pull request that tightens a gate, then its merge --------
+
+
+@pytest.fixture(scope="module")
+def pull_request(branch) -> dict:
+    """main as committed, a branch that tightens a gate (no stage re-runs), and the
+    pull-request workflow's steps replayed on it."""
+    sh(branch, "git", "checkout", "-q", "-f", "main")
+    dvc(branch, "checkout")  # main's outputs back from the cache
+    sh(branch, "git", "checkout", "-q", "-b", "tighter-gate")
+    params = yaml.safe_load((branch / "params.yaml").read_text())
+    gates = merged(params, {"gate": {"min": {"json_valid": 0.5}}})
+    (branch / "params.yaml").write_text(yaml.safe_dump(gates, sort_keys=False))
+    commit(branch, "gate: json_valid floor")
+    head = sh(branch, "git", "rev-parse", "HEAD").stdout.strip()
+    context = {"github.base_ref": "main", "github.event.pull_request.head.sha": head,
+               "github.event.pull_request.number": "7"}  # fmt: skip
+    summary = branch.parent / "step-summary.md"
+    summary.write_text("")
+    # Actions fetches the base branch as origin/main.
+    sh(branch, "git", "update-ref", "refs/remotes/origin/main", "main")
+    ran = replay(sh, branch, "model-report.yml", "pipeline", context,
+                 {"GITHUB_STEP_SUMMARY": str(summary)})  # fmt: skip
+    return {"ran": ran, "summary": summary, "head": head}
+
+
+def test_the_pull_request_workflow_runs_pipeline_report_and_gate(branch, pull_request):
+    assert pull_request["ran"] == ["make pull", "make repro", "make report", "make summary",
+                                   "make pr-meta", "make gate"]  # fmt: skip
+    report = (branch / "report.md").read_text()
+    assert "| `gate.min.json_valid` |" in report
+    assert pull_request["summary"].read_text() == report
+    assert json.loads((branch / "pr.json").read_text()) == {"number": 7}
+
+
+def test_the_merge_workflow_plans_builds_deploys_and_smoke_tests(branch, pull_request,
+                                                                 tmp_path_factory):  # fmt: skip
+    sh(branch, "git", "checkout", "-q", "main")
+    sh(branch, "git", "merge", "-q", "--ff-only", "tighter-gate")
+    home = tmp_path_factory.mktemp("bentoml")
+    extra = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
+             "DEPLOY_PORT": str(free_port()), "LLMOPS_LOG_DIR": str(branch.parent / "logs"),
+             "MAKEFLAGS": "--old-file=.venv/.installed"}  # fmt: skip
+    try:
+        ran = replay(sh, branch, "deploy.yml", "release", {"github.sha": pull_request["head"]},
+                     extra)  # fmt: skip
+    finally:
+        sh(branch, "make", "-s", "deploy-stop", check=False, **extra)
+    assert ran == ["make release-plan", "make pull", "make repro", "make bento", "make deploy",
+                   "make deploy-stop"], ran  # fmt: skip
+    plan = (branch.parent / "deploy.yml-0.out").read_text()
+    for feature in ("dvc_remote", "mlflow_server", "bentocloud", "registry"):
+        assert f"{feature}=false" in plan, plan
+    assert any(b.name != "latest" for b in (home / "bentos" / "llmops-service").iterdir())
 
 
 # --- the project's own committed pipeline state --------------------------------------------

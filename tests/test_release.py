@@ -170,7 +170,8 @@ def test_deploy_refuses_odd_tags_and_names_before_running_anything(cloud, bento,
 def test_plan_reports_features_as_booleans_only(tmp_path, monkeypatch, capsys):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "docker").write_text("#!/bin/sh\n")
+    # A fake docker whose engine answers `docker info` (no engine runs here).
+    (bin_dir / "docker").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "docker").chmod(0o755)
     out = tmp_path / "github_output"
     out.write_text("earlier=1\n")
@@ -192,6 +193,14 @@ def test_plan_reports_features_as_booleans_only(tmp_path, monkeypatch, capsys):
     assert printed == expected
     assert out.read_text() == "earlier=1\n" + expected  # appended, as GitHub expects
     assert not any(value in printed for value in secrets.values())
+
+
+def test_a_docker_cli_without_an_engine_is_no_container_engine(tmp_path):
+    (tmp_path / "docker").write_text(
+        "#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2; exit 1\n"
+    )
+    (tmp_path / "docker").chmod(0o755)
+    assert release.plan({"PATH": str(tmp_path)})["container"] is False
 
 
 def test_plan_of_a_bare_environment_is_all_false(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmops.server import running
+from tests.bentos import served
 
 pytestmark = pytest.mark.e2e
 KEY = "test-key-123"
@@ -23,8 +23,7 @@ def logs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def url(bento, logs):
-    env = {**bento.env, "LLMOPS_TEST_API_KEY": KEY, "LLMOPS_LOG_DIR": str(logs)}
-    with running(bento.tag, env=env, cwd=bento.project) as url:
+    with served(bento, KEY, logs) as url:
         yield url
 
 

@@ -22,8 +22,8 @@ from schemathesis.checks import (
 )
 
 from llmops.params import load_params
-from llmops.server import running
 from llmops.task import Task
+from tests import bentos
 
 pytestmark = pytest.mark.e2e
 KEY = "fuzz-key-456"
@@ -43,8 +43,7 @@ EXAMPLES = settings(max_examples=50, deadline=None, database=None, derandomize=T
 @pytest.fixture(scope="module")
 def served(bento, tmp_path_factory):
     logs = tmp_path_factory.mktemp("fuzzlog")
-    env = {**bento.env, "LLMOPS_TEST_API_KEY": KEY, "LLMOPS_LOG_DIR": str(logs)}
-    with running(bento.tag, env=env, cwd=bento.project) as url:
+    with bentos.served(bento, KEY, logs) as url:
         yield url
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from llmops.server import free_port, running
+from llmops.server import free_port
 from llmops.smoke import CHECKS, main
+from tests.bentos import served
 
 pytestmark = pytest.mark.e2e
 KEY = "smoke-key-456"
@@ -19,8 +20,7 @@ KEY = "smoke-key-456"
 @pytest.fixture(scope="module")
 def url(bento, tmp_path_factory):
     logs = tmp_path_factory.mktemp("smoke-requestlog")
-    env = {**bento.env, "LLMOPS_TEST_API_KEY": KEY, "LLMOPS_LOG_DIR": str(logs)}
-    with running(bento.tag, env=env, cwd=bento.project) as url:
+    with served(bento, KEY, logs) as url:
         yield url
 
 

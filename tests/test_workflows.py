@@ -109,7 +109,9 @@ def test_jobs_running_pull_request_code_hold_no_write_token_or_secret(path):
     if not runs_pull_request_code(data):
         return
     text = path.read_text()
-    assert not re.search(r"\bsecrets\.\w", text), "a secret in a workflow that runs pull-request code"
+    assert not re.search(r"\bsecrets\.\w", text), (
+        "a secret in a workflow that runs pull-request code"
+    )
     for name, job in data["jobs"].items():
         assert not WRITE.search(yaml.safe_dump(job.get("permissions", {}))), name
         for _, _, step in steps(path):

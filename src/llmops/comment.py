@@ -28,7 +28,6 @@ LIMIT = 65_000  # GitHub's comment limit is 65,536 characters
 WATERMARK = "model-report"
 # The only HTML left as HTML: layout tags the report uses; any other "<" is escaped.
 OTHER_HTML = re.compile(r"<(?!/?(details|summary|br|sub|sup|b|i|code|pre|p)\s*/?>)", re.I)
-FENCE = re.compile(r"^(```|~~~)", re.M)
 
 
 class CommentError(ValueError):
@@ -67,29 +66,20 @@ def verify(number: int, repo: str, head_sha: str, api: str, token: str) -> None:
 
 
 def defuse(markdown: str) -> str:
-    """The report with anything that could act on readers or GitHub neutralised."""
-    parts = FENCE.split(markdown)
-    out, fenced = [], False
-    # FENCE.split keeps the delimiters: text, delimiter, text, ...; inside fences GitHub
-    # renders no HTML, mentions or images, so only the text between fences is changed.
-    for part in parts:
-        if part in ("```", "~~~"):
-            fenced = not fenced
-            out.append(part)
-        else:
-            out.append(part if fenced else _defuse_text(part))
-    text = "".join(out)
-    if len(text) > LIMIT:
-        text = text[: LIMIT - 200] + "\n\n_(report cut to GitHub's comment limit)_\n"
-    return text
+    """The report with anything that could act on readers or GitHub neutralised.
 
-
-def _defuse_text(text: str) -> str:
-    text = text.replace("&", "&amp;")  # entities such as &#64; would decode to "@"
+    Code blocks get the same treatment as the text around them: whether a line opens or
+    closes a fence is easy to fake (inline code, indented or mixed fences), and inside a
+    real fence the changes are harmless (an invisible word joiner, an escaped `<`).
+    """
+    text = markdown.replace("&", "&amp;")  # entities such as &#64; would decode to "@"
     text = OTHER_HTML.sub("&lt;", text)
     text = text.replace("![", "!\\[")  # no images (they could track readers)
     text = re.sub(r"@(?=[\w-])", "@\u2060", text)  # no @mentions: word joiner after @
-    return re.sub(r"(?<!&amp;)(?<![\w])#(?=\d)", "#\u2060", text)  # no #123 cross-references
+    text = re.sub(r"(?<!&amp;)(?<![\w])#(?=\d)", "#\u2060", text)  # no #123 references
+    if len(text) > LIMIT:
+        text = text[: LIMIT - 200] + "\n\n_(report cut to GitHub's comment limit)_\n"
+    return text
 
 
 def post(number: int, report: Path, cml: str = "cml") -> None:

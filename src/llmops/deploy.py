@@ -10,8 +10,8 @@ Clients use 127.0.0.1:PORT, where `llmops.proxy` (started here if not running) f
 the active server. `local` serves the Bento (its tag resolved first, so what is recorded is
 what runs) with `bentoml serve` on a free loopback port beside the running one, waits for
 /readyz (giving up once a service has failed to start twice: BentoML retries for ever),
-checks that it serves the model version the Bento pins (service.py loads the newest in the
-store, so an older Bento would serve a newer model), and smoke-tests it directly
+checks that it serves the model version the Bento pins (its build argument; a Bento built
+without one would serve the newest in the store), and smoke-tests it directly
 (`llmops.smoke`; the API key from the variable params.yaml `serve.api_key_env` names).
 If all passes, the state file becomes active = new, previous = old; once the proxy reports
 the new backend, requests still in flight to the old one get up to --drain-s seconds, then
@@ -173,10 +173,10 @@ def candidate(tag: str, pinned: set[str], folder: Path, smoke_argv: list[str], k
     try:
         wait_up(url, process, timeout, logfile)
         version = served_version(url, key)
-        if pinned and version not in pinned:  # service.py loads `<serve.name>:latest`
+        if pinned and version not in pinned:  # e.g. a Bento built without the model argument
             raise DeployError(
                 f"{tag} pins model version {', '.join(sorted(pinned))} but its server loaded "
-                f"{version} (the service loads the newest version in the model store)"
+                f"{version}"
             )
         log.info("%s is ready (model %s); smoke test", tag, version)
         ok, summary = smoke.run_smoke([url, *smoke_argv])

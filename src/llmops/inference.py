@@ -127,11 +127,18 @@ class TaskModel:
         decoding: DecodingParams,
         limit: int | None = None,
         start: Callable[[Callable[[], None]], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[str | Generated]:
         """Generate for one prompt, yielding text pieces as tokens come, then the `Generated`
         record (its text is the whole answer, equal to what `complete` gives). Generation
-        runs apart from the caller: `start(fn)` runs `fn` (default: in a new thread)."""
-        from transformers import TextIteratorStreamer
+        runs apart from the caller: `start(fn)` runs `fn` (default: in a new thread); it
+        ends early, after the current token, once `stop` is set."""
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class Stopped(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
+                done = stop is not None and stop.is_set()
+                return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
 
         ids = prompt_ids(self.tokenizer, prompt)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -139,6 +146,7 @@ class TaskModel:
         options = self._decoding(decoding) | {
             "max_new_tokens": limit or decoding.max_new_tokens,
             "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([Stopped()]),
         }
         result: dict[str, torch.Tensor | BaseException] = {}
 

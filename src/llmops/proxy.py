@@ -149,6 +149,9 @@ class Proxy:
             self.inflight[url] -= 1
             log.warning("%s %s: %s: %s", request.method, url, type(err).__name__, err)
             return error(502, f"the backend did not answer ({type(err).__name__})", "bad_gateway")
+        except BaseException:  # e.g. the client went away mid-upload: not counted any more
+            self.inflight[url] -= 1
+            raise
         return Relayed(upstream, lambda: self.inflight.subtract([url]))
 
     @asynccontextmanager

@@ -51,8 +51,20 @@ def plan(env: Mapping[str, str]) -> dict[str, bool]:
         "bentocloud": bool(env.get("BENTOML_CLOUD_API_KEY") or env.get("BENTO_CLOUD_API_KEY")),
         # a registry path (ghcr.io/org/app), not make's local default name (llmops-service)
         "registry": "/" in env.get("IMAGE_REPOSITORY", ""),
-        "container": shutil.which("docker", path=env.get("PATH", "")) is not None,
+        "container": container_engine(env),
     }
+
+
+def container_engine(env: Mapping[str, str]) -> bool:
+    """A `docker` binary whose engine answers (`docker info`): a CLI alone builds nothing."""
+    docker = shutil.which("docker", path=env.get("PATH", ""))
+    if docker is None:
+        return False
+    try:
+        done = subprocess.run([docker, "info"], env=dict(env), capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def github_output(values: Mapping[str, str | bool], env: Mapping[str, str]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,14 +25,21 @@ REQUESTS, FEEDBACK = "requests", "feedback"
 class RequestLog:
     """Appends request and feedback lines; remembers the request ids it has logged."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, remember: int = 100_000):
         self.folder = folder
         self._lock = threading.Lock()
-        self._ids: set[str] = set()
+        self._ids: OrderedDict[str, None] = OrderedDict()  # the latest `remember` ids
+        self._remember = remember
 
     def request(self, line: dict) -> None:
         self._append(REQUESTS, line)
-        self._ids.add(line["request_id"])
+        self._note(line["request_id"])
+
+    def _note(self, request_id: str) -> None:
+        self._ids[request_id] = None
+        self._ids.move_to_end(request_id)
+        while len(self._ids) > self._remember:
+            self._ids.popitem(last=False)
 
     def feedback(self, line: dict) -> None:
         self._append(FEEDBACK, line)
@@ -42,10 +50,10 @@ class RequestLog:
             return True
         needle = json.dumps(request_id)
         for path in sorted(self.folder.glob(f"{REQUESTS}-*.jsonl"), reverse=True):
-            with path.open(encoding="utf-8") as fh:
+            with path.open(encoding="utf-8", errors="replace") as fh:
                 for text in fh:
-                    if needle in text and json.loads(text).get("request_id") == request_id:
-                        self._ids.add(request_id)
+                    if needle in text and _request_id(text) == request_id:
+                        self._note(request_id)
                         return True
         return False
 
@@ -59,3 +67,11 @@ class RequestLog:
             self.folder.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8") as fh:
                 fh.write(text)
+
+
+def _request_id(text: str) -> str | None:
+    """The request id of a log line, or None for a line cut short (a crash mid-write)."""
+    try:
+        return json.loads(text).get("request_id")
+    except ValueError:
+        return None

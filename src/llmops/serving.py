@@ -103,8 +103,8 @@ class Package:
                 got = "nothing" if value is None else type(value).__name__
                 raise RequestError(422, f"{param}: expected a string, got {got}", param)
             if f.is_label:
-                if value not in f.values:
-                    raise RequestError(422, f"{param}: {value!r} not in {list(f.values)}", param)
+                if value not in f.values:  # the value is not echoed: it may be anything
+                    raise RequestError(422, f"{param}: not one of {list(f.values)}", param)
                 out[f.name] = value
                 continue
             value = normalize(value, self.unicode_form)
@@ -202,15 +202,15 @@ class Served:
             results[i] = self._result(generated)
         return results
 
-    def stream(self, item: Item, start: Any = None) -> Iterator[str | Result]:
+    def stream(self, item: Item, start: Any = None, stop: Any = None) -> Iterator[str | Result]:
         """Text pieces as they are generated, then the whole `Result`; `start` runs the
-        generation (see `TaskModel.stream`)."""
+        generation and setting the event `stop` ends it early (see `TaskModel.stream`)."""
         prompts, errors = self._fits([item])
         if errors[0]:
             yield Result(error=errors[0])
             return
         decoding = self.package.decoding
-        for piece in self.model.stream(prompts[0], decoding, item.max_tokens, start):
+        for piece in self.model.stream(prompts[0], decoding, item.max_tokens, start, stop):
             yield piece if isinstance(piece, str) else self._result(piece)
 
     def _result(self, generated: Any) -> Result:
@@ -247,81 +247,20 @@ class ModelThread:
         return await asyncio.wrap_future(self._pool.submit(self.served.complete, items))
 
     async def stream(self, item: Item):
-        """Pieces, then the `Result`; the generation runs on the model's thread."""
+        """Pieces, then the `Result`; the generation runs on the model's thread, and stops
+        when this generator is closed before the end (the client went away)."""
+        import threading
+
         import anyio
 
-        pieces = self.served.stream(item, start=self._pool.submit)
+        stop = threading.Event()
+        pieces = self.served.stream(item, start=self._pool.submit, stop=stop)
         end = object()
-        while (piece := await anyio.to_thread.run_sync(next, pieces, end)) is not end:
-            yield piece
+        try:
+            while (piece := await anyio.to_thread.run_sync(next, pieces, end)) is not end:
+                yield piece
+        finally:
+            stop.set()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-# Between the API and the generator (two BentoML services): items and results as dicts,
-# a stream as JSON lines ({"text": piece} ... then {"result": {...}}).
-
-
-async def complete_wire(model: ModelThread, items: list[dict]) -> list[dict]:
-    return [r.to_dict() for r in await model.complete([Item(**i) for i in items])]
-
-
-async def stream_wire(model: ModelThread, item: dict):
-    async for piece in model.stream(Item(**item)):
-        body = {"text": piece} if isinstance(piece, str) else {"result": piece.to_dict()}
-        yield json.dumps(body, ensure_ascii=False) + "\n"
-
-
-class RemoteBackend:
-    """Answers through the generator service (a `bentoml.depends` client)."""
-
-    def __init__(self, client: Any):
-        self.client = client
-
-    async def complete(self, items: list[Item]) -> list[Result]:
-        wire = [asdict(i) for i in items]
-        for attempt in (1, 2):  # a dropped connection is retried once: generation is pure
-            try:
-                out = await self.client.to_async.complete(wire)
-                break
-            except Exception as err:
-                if attempt == 1 and _dropped(err):
-                    continue
-                raise _unavailable(err) from err
-        return [Result(**r) for r in out]
-
-    async def stream(self, item: Item):
-        buffer = ""
-        try:
-            async for chunk in self.client.to_async.stream(item=asdict(item)):
-                buffer += chunk
-                *lines, buffer = buffer.split("\n")
-                for line in filter(None, lines):
-                    body = json.loads(line)
-                    yield body["text"] if "text" in body else Result(**body["result"])
-        except Exception as err:
-            raise _unavailable(err) from err
-
-
-def _dropped(err: BaseException) -> bool:
-    """A connection to the generator that broke (aiohttp's connection errors, or BentoML's
-    wrapping of them), as opposed to an answer from it."""
-    import aiohttp
-
-    while err is not None:
-        if isinstance(err, aiohttp.ClientConnectionError | ConnectionError):
-            return True
-        err = err.__cause__ or err.__context__  # type: ignore[assignment]
-    return False
-
-
-def _unavailable(err: Exception) -> Exception:
-    """The generator's overload (BentoML's 503) or a broken connection to it as a 503 for
-    the client (retry later); other errors stay errors."""
-    status = getattr(getattr(err, "error_code", None), "value", None)
-    if status in (429, 503):
-        return RequestError(503, "overloaded: the generator is busy; retry")
-    if _dropped(err):
-        return RequestError(503, "the generator did not answer; retry", code="unavailable")
-    return err

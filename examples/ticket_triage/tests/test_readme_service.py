@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.bentos import build, served
 from tests.synthetic import PARAMS, merged
 
-from llmops.server import running
 from llmops.stages.base import base
 from llmops.stages.prep import PrepResult, prep, write_outputs
 from llmops.task import Task
@@ -68,20 +68,9 @@ def triage(tmp_path_factory, repo) -> Path:
 
 
 @pytest.fixture(scope="module")
-def url(triage, repo, tmp_path_factory):
-    home = tmp_path_factory.mktemp("bentoml")
-    for name in ("service.py", "bentofile.yaml"):
-        shutil.copy(repo / name, triage / name)
-    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{triage / 'mlflow.db'}"}  # fmt: skip
-    args = ["--params", "params.yaml", "--base", "models/base", "--adapter", "models/adapter",
-            "--eval", "metrics/eval.json", "--lock", "dvc.lock", "--bentofile",
-            "bentofile.yaml", "--source", str(repo), "--allow-stale"]  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "llmops.bento", *args], cwd=triage, env=env,
-                          capture_output=True, text=True)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    serve_env = {**env, "LLMOPS_API_KEY": KEY, "LLMOPS_LOG_DIR": str(triage / "logs")}
-    with running("llmops-service:latest", env=serve_env, cwd=triage) as url:
+def url(triage, tmp_path_factory):
+    bento = build(triage, tmp_path_factory.mktemp("bentoml"))
+    with served(bento, KEY, triage / "logs") as url:
         yield url
 
 
