@@ -61,9 +61,9 @@ def replay(
     outputs: dict[str, dict] = {}
     ran = []
     for step in spec["steps"]:
-        step_env = env | {k: render(v, context) for k, v in step.get("env", {}).items()}
-        if "run" not in step or not holds(step.get("if"), outputs, step_env):
+        if "run" not in step or not holds(step.get("if"), outputs, env):
             continue
+        step_env = env | {k: render(v, context) for k, v in step.get("env", {}).items()}
         output_file = repo.parent / f"{workflow}-{len(ran)}.out"
         output_file.write_text("")
         step_env |= {"GITHUB_OUTPUT": str(output_file)}

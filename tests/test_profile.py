@@ -3,20 +3,26 @@ an unknown key or an invalid result leaves params.yaml as it was."""
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
 
 import pytest
 
 from llmops.params import ParamsError, load_params
 from llmops.profile import apply
+from tests.synthetic import write_params
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def params(tmp_path) -> Path:
-    return Path(shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml"))
+    """The tests' own params file, with a comment on a key and a list on one line."""
+    path = write_params(tmp_path / "params.yaml")
+    text = path.read_text().replace("\n  learning_rate: 0.003\n",
+                                    "\n  learning_rate: 0.003  # peak rate\n", 1)  # fmt: skip
+    path.write_text(text)
+    return path
 
 
 def test_the_gpu_profile_applies_and_loads(params):
@@ -25,7 +31,7 @@ def test_the_gpu_profile_applies_and_loads(params):
     assert loaded.base.model.startswith("HuggingFaceTB/") and loaded.base.revision
     assert "lm_head" not in loaded.train.lora.target_modules and loaded.train.max_steps is None
     text = params.read_text()
-    assert "# peak AdamW learning rate" in text  # comments kept
+    assert re.search(r"^  learning_rate: 0.0002 +# peak rate$", text, re.M)  # comments kept
     assert "target_modules: [q_proj" in text  # lists stay on one line
 
 
