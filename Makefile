@@ -82,7 +82,7 @@ test-fast: $(STAMP) ## Run the unit tests only (no end-to-end)
 test-e2e: $(STAMP) ## Run the end-to-end tests only (real dvc, MLflow, bentoml serve)
 	python -m pytest -m e2e
 
-lint: $(STAMP) ## Lint: ruff, formatting, YAML, large files, workflows (pre-commit hooks)
+lint: $(STAMP) ## Lint: ruff, formatting, YAML, large files, workflows (actionlint, zizmor) (pre-commit hooks)
 	pre-commit run --all-files --show-diff-on-failure
 
 format: $(STAMP) ## Fix formatting and autofixable lint
