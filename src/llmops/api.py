@@ -34,7 +34,7 @@ from llmops import openai_api, streaming
 from llmops.api_errors import install_errors
 from llmops.api_models import ERRORS, AnswerRequest, FeedbackRequest, task_models
 from llmops.gateway import Gateway
-from llmops.serving import Item, RequestError, Result
+from llmops.serving import Item, RequestError, Result, label
 
 log = logging.getLogger(__name__)
 CHAT_RESPONSES = {
@@ -186,10 +186,11 @@ def _correction(gate: Gateway, correction: dict[str, str]) -> dict[str, str]:
         if name not in names:
             raise RequestError(422, f"{param}: not an output field; expected {names}", param)
         f = task.field(name)
-        if f.is_label and value not in f.values:
-            raise RequestError(422, f"{param}: not one of {list(f.values)}", param)
-        if not f.is_label and len(value) > f.max_chars:
+        if f.is_label:
+            out[name] = label(f, value, param)
+            continue
+        if len(value) > f.max_chars:
             raise RequestError(413, f"{param}: {len(value)} characters, at most {f.max_chars}",
                                param)  # fmt: skip
-        out[name] = value if f.is_label else gate.package.redact_text(value)
+        out[name] = gate.package.redact_text(value)
     return out

@@ -32,7 +32,6 @@ import fcntl
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,14 +42,12 @@ from pathlib import Path
 import httpx
 
 from llmops import proxy, smoke
-from llmops.detached import Spawned, running, spawn, spawned, tail, terminate, wait_until
+from llmops.detached import Spawned, running, spawn, spawned, terminate, wait_until
 from llmops.params import load_params
 from llmops.server import free_port, stop, wait_ready
 
 log = logging.getLogger(__name__)
 SWITCH_TIMEOUT = 15.0  # seconds for the proxy to report the new backend
-STARTUP_ERROR = "Initializing service error"  # BentoML's log line when a service's init fails
-FAILED_STARTS = 2
 
 
 class DeployError(Exception):
@@ -135,22 +132,6 @@ def resolve(tag: str) -> tuple[str, set[str]]:
     return str(bento.tag), {str(m.tag.version) for m in bento.info.all_models}
 
 
-def wait_up(url: str, process: subprocess.Popen, timeout: float, logfile: Path) -> None:
-    """Wait for /readyz; give up early once a service has failed to start FAILED_STARTS
-    times (BentoML restarts a failing worker every 10 s for ever: the server never exits)."""
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            return wait_ready(url, process, min(left, 2.0), logfile)
-        except RuntimeError:
-            if process.poll() is not None:
-                raise
-        text = logfile.read_text(errors="replace")
-        if text.count(STARTUP_ERROR) >= FAILED_STARTS:
-            raise RuntimeError(f"a service failed to start {FAILED_STARTS} times:\n{tail(logfile)}")
-    raise RuntimeError(f"{url} not ready after {timeout:.0f} s:\n{tail(logfile)}")
-
-
 def served_version(url: str, key: str) -> str:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     r = httpx.get(f"{url}/v1/models", headers=headers, timeout=30)
@@ -171,7 +152,7 @@ def candidate(tag: str, pinned: set[str], folder: Path, smoke_argv: list[str], k
     process = spawn(command, logfile)
     log.info("serving %s at %s (pid %d, log %s)", tag, url, process.pid, logfile)
     try:
-        wait_up(url, process, timeout, logfile)
+        wait_ready(url, process, timeout, logfile)
         version = served_version(url, key)
         if pinned and version not in pinned:  # e.g. a Bento built without the model argument
             raise DeployError(

@@ -32,11 +32,15 @@ class Spawned:
     log: str
 
 
-def spawn(command: list[str], logfile: Path) -> subprocess.Popen:
-    """Start `command` detached (own session, so Ctrl+C here does not reach it)."""
+def spawn(
+    command: list[str], logfile: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start `command` detached (own session, so Ctrl+C here does not reach it), its output
+    appended to `logfile`; `env` adds to this process's environment."""
     with open(logfile, "ab") as out:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd,
+                                env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def spawned(process: subprocess.Popen, logfile: Path) -> Spawned:

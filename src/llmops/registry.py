@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmops import tracking
-from llmops.release import ReleaseError, github_output
+from llmops.release import ReleaseError, github_output, is_server
 
 ARTIFACT_PATH = "adapter"  # where the train stage logs the adapter in its run (log_artifacts)
 PREVIOUS = "previous_champion"  # version tag: the version the alias pointed to before
@@ -57,10 +57,6 @@ def client() -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking.tracking_uri())
-
-
-def is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
 
 
 def training_run(adapter: Path) -> str:

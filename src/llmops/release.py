@@ -43,11 +43,16 @@ class ReleaseError(RuntimeError):
     """A release step that cannot go ahead; the message says why."""
 
 
+def is_server(uri: str) -> bool:
+    """Whether an MLflow tracking URI names a server (not a local file or database)."""
+    return uri.startswith(("http://", "https://"))
+
+
 def plan(env: Mapping[str, str]) -> dict[str, bool]:
     """Which release features `env` configures (booleans only: values may be secrets)."""
     return {
         "dvc_remote": bool(env.get("DVC_REMOTE")),
-        "mlflow_server": env.get("MLFLOW_TRACKING_URI", "").startswith(("http://", "https://")),
+        "mlflow_server": is_server(env.get("MLFLOW_TRACKING_URI", "")),
         "bentocloud": bool(env.get("BENTOML_CLOUD_API_KEY") or env.get("BENTO_CLOUD_API_KEY")),
         # a registry path (ghcr.io/org/app), not make's local default name (llmops-service)
         "registry": "/" in env.get("IMAGE_REPOSITORY", ""),

@@ -24,6 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
+from llmops.detached import spawn, spawned, tail, terminate
+
+STARTUP_ERROR = "Initializing service error"  # BentoML's log line when a service's init fails
+FAILED_STARTS = 2
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -43,57 +50,45 @@ def running(
     port = free_port()
     bentoml = Path(sys.executable).with_name("bentoml")
     command = [str(bentoml), "serve", target, "--host", "127.0.0.1", "--port", str(port), *args]
-    with tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False) as logfile:
-        process = subprocess.Popen(
-            command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=logfile,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as handle:
+        logfile = Path(handle.name)
+    process = spawn(command, logfile, env, cwd)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process, timeout, Path(logfile.name))
+        wait_ready(url, process, timeout, logfile)
         yield url
     finally:
         stop(process)
-        Path(logfile.name).unlink(missing_ok=True)
+        logfile.unlink(missing_ok=True)
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
+    """Wait for /readyz to answer 200; fail when the server exits, or once a service has
+    failed to start FAILED_STARTS times (BentoML restarts a failing worker every 10 s for
+    ever, so such a server never exits and never gets ready)."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{tail(log)}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
+        if log.read_text(errors="replace").count(STARTUP_ERROR) >= FAILED_STARTS:
+            raise RuntimeError(f"a service failed to start {FAILED_STARTS} times:\n{tail(log)}")
         time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f} s:\n{_tail(log)}")
+    raise RuntimeError(f"{url} not ready after {timeout:.0f} s:\n{tail(log)}")
 
 
 def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGINT to the server, then SIGTERM and SIGKILL to its process group (it has workers)."""
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
-        if process.poll() is not None:
-            break
-        try:
-            if sig == signal.SIGINT:
-                process.send_signal(sig)
-            else:
-                os.killpg(process.pid, sig)
-            process.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            break
-    with contextlib.suppress(ProcessLookupError):  # workers left by a server that died first
+    """Stop a server started here (`llmops.detached.terminate`: SIGINT, then SIGTERM and
+    SIGKILL to its process group) and reap it."""
+    if process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            terminate(spawned(process, Path()), grace)
+    process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # workers of a dead server
         os.killpg(process.pid, signal.SIGKILL)
-
-
-def _tail(log: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

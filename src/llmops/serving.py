@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from llmops.params import DecodingParams, Params, TaskParams, parse
 from llmops.records import normalize
 from llmops.redact import redact
-from llmops.task import Task
+from llmops.task import Field, Task
 
 SERVING_FILE = "serving.json"
 TEMPLATE_FILE = "prompt.jinja"
@@ -82,8 +83,9 @@ class Package:
         text = json.dumps(data, indent=2, ensure_ascii=False, default=list)
         (folder / SERVING_FILE).write_text(text + "\n", encoding="utf-8")
 
-    @property
+    @cached_property
     def task_form(self) -> Task:
+        """The task, built once (it is read on every request)."""
         return Task.from_params(self.task)
 
     def clean(self, inputs: Mapping[str, Any], where: str, whole: bool = False) -> dict[str, str]:
@@ -103,9 +105,7 @@ class Package:
                 got = "nothing" if value is None else type(value).__name__
                 raise RequestError(422, f"{param}: expected a string, got {got}", param)
             if f.is_label:
-                if value not in f.values:  # the value is not echoed: it may be anything
-                    raise RequestError(422, f"{param}: not one of {list(f.values)}", param)
-                out[f.name] = value
+                out[f.name] = label(f, value, param)
                 continue
             value = normalize(value, self.unicode_form)
             if not value:
@@ -119,6 +119,14 @@ class Package:
     def redact_text(self, text: str) -> str:
         """PII redacted from text bound for the request log (model output, feedback)."""
         return redact(text, self.redact)[0]
+
+
+def label(field: Field, value: str, param: str) -> str:
+    """`value` if it is one of the label field's values, else a 422 naming `param` (the
+    value is not echoed: it may be anything, PII included)."""
+    if value not in field.values:
+        raise RequestError(422, f"{param}: not one of {list(field.values)}", param)
+    return value
 
 
 def _join(where: str, name: str) -> str:
