@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -29,10 +31,40 @@ SHA = "a" * 40
         ('<a href="http://evil.example">x</a>', '&lt;a href="http://evil.example">x&lt;/a>'),
         ("<details><summary>more</summary>text</details>", "<details><summary>more</summary>text</details>"),
         ("| a | b |\n|---|---|", "| a | b |\n|---|---|"),
+        ("AT&T & co; &#", "AT&amp;T & co; &amp;#"),
     ],
 )  # fmt: skip
 def test_markdown_is_defused_outside_code(text, expected):
     assert defuse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a\\|b \\` \\* \\@\u2060x #\u20601", "a\\|b \\` \\* \\@\u2060x #\u20601"),  # as is
+        ("\\&#124;", "&amp;#124;"),  # "\\&" shows "&" in Markdown; "&amp;" also in HTML blocks
+        ("\\<img src=x> \\<details>", "&lt;img src=x> &lt;details>"),
+        ("\\\\&#64;x \\\\<b>", "\\\\&amp;#64;x \\\\<b>"),  # "\\\\" escapes a backslash, not "&"
+        ("\\\\\\&#64;x", "\\\\&amp;#64;x"),
+        ("<details>\n\\&#64;octocat \\<img src=x>\n</details>",
+         "<details>\n&amp;#64;octocat &lt;img src=x>\n</details>"),  # raw HTML: no escapes there
+    ],
+)  # fmt: skip
+def test_text_escaped_by_llmops_escape_is_not_escaped_twice(text, expected):
+    assert defuse(text) == expected
+
+
+def test_the_module_needs_only_the_standard_library():
+    # The commenting workflow runs it with a bare python3 and PYTHONPATH=src, no install:
+    # here with no site-packages at all (-S), so any other import fails.
+    src = Path(__file__).parents[1] / "src"
+    code = (
+        f"import sys; sys.path.insert(0, {str(src)!r}); import llmops.comment\n"
+        "print(sorted(m for m in sys.modules if m.startswith('llmops')))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["['llmops',", "'llmops.comment',", "'llmops.escape']"]
 
 
 @pytest.mark.parametrize(

@@ -24,10 +24,16 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from llmops.escape import JOINER  # standard library only, like this module
+
 LIMIT = 65_000  # GitHub's comment limit is 65,536 characters
 WATERMARK = "model-report"
-# The only HTML left as HTML: layout tags the report uses; any other "<" is escaped.
-OTHER_HTML = re.compile(r"<(?!/?(details|summary|br|sub|sup|b|i|code|pre|p)\s*/?>)", re.I)
+# The only HTML left as HTML: layout tags the report uses; any other "<" is escaped, and
+# so is any "&" that could start an entity (with or without its ";"). Both patterns take
+# the backslashes before the character along (see `_literal`).
+LAYOUT_TAG = re.compile(r"/?(details|summary|br|sub|sup|b|i|code|pre|p)\s*/?>", re.I)
+ANGLE = re.compile(r"(\\*)<")
+ENTITY = re.compile(r"(\\*)&(?=[#A-Za-z])")
 
 
 class CommentError(ValueError):
@@ -65,18 +71,34 @@ def verify(number: int, repo: str, head_sha: str, api: str, token: str) -> None:
         )
 
 
+def _literal(match: re.Match[str], entity: str) -> str:
+    """The matched `&` or `<` as `entity`. llmops.escape writes `\\&` and `\\<`, literal in
+    Markdown but not inside an HTML block, where a backslash is plain text: the entity reads
+    the same in both places, so the escaping backslash goes (an even run of backslashes
+    escapes only itself and stays)."""
+    return match[1][: len(match[1]) // 2 * 2] + entity
+
+
+def _angle(match: re.Match[str]) -> str:
+    """`<` as `&lt;`, unless it opens a layout tag and no backslash escapes it."""
+    layout = len(match[1]) % 2 == 0 and LAYOUT_TAG.match(match.string, match.end())
+    return match[0] if layout else _literal(match, "&lt;")
+
+
 def defuse(markdown: str) -> str:
     """The report with anything that could act on readers or GitHub neutralised.
 
     Code blocks get the same treatment as the text around them: whether a line opens or
     closes a fence is easy to fake (inline code, indented or mixed fences), and inside a
     real fence the changes are harmless (an invisible word joiner, an escaped `<`).
+    Text escaped by llmops.escape passes through unchanged or, for `\\&` and `\\<`, as
+    the entity that shows the same character, never escaped twice.
     """
-    text = markdown.replace("&", "&amp;")  # entities such as &#64; would decode to "@"
-    text = OTHER_HTML.sub("&lt;", text)
+    text = ENTITY.sub(lambda m: _literal(m, "&amp;"), markdown)  # &#64; would decode to "@"
+    text = ANGLE.sub(_angle, text)
     text = text.replace("![", "!\\[")  # no images (they could track readers)
-    text = re.sub(r"@(?=[\w-])", "@\u2060", text)  # no @mentions: word joiner after @
-    text = re.sub(r"(?<!&amp;)(?<![\w])#(?=\d)", "#\u2060", text)  # no #123 references
+    text = re.sub(r"@(?=[\w-])", "@" + JOINER, text)  # no @mentions: word joiner after @
+    text = re.sub(r"(?<!&amp;)(?<![\w])#(?=\d)", "#" + JOINER, text)  # no #123 references
     if len(text) > LIMIT:
         text = text[: LIMIT - 200] + "\n\n_(report cut to GitHub's comment limit)_\n"
     return text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from llmops.markdown import safe
+from llmops.escape import escape
 from llmops.predictions import Prediction
 from llmops.task import Task
 
@@ -73,10 +73,9 @@ class FlipSection:
         for old, new in pairs[:limit]:
             record = self.current[new["id"]]
             inputs = " · ".join(f"{k}: {v}" for k, v in record.inputs.items())
-            lines.append(
-                f"| {safe(record.id)} | {safe(inputs)} | {safe(json.dumps(record.reference))} "
-                f"| {safe(self.baseline_answer(old))} | {safe(record.tuned.output)} |"
-            )
+            cells = [record.id, inputs, json.dumps(record.reference), self.baseline_answer(old),
+                     record.tuned.output]  # fmt: skip
+            lines.append("| " + " | ".join(escape(c) for c in cells) + " |")
         if len(pairs) > limit:
             lines.append(f"\n_{len(pairs) - limit} more not shown._")
         return "\n".join(lines)
