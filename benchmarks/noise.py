@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from llmops.metrics import load_checked
+from llmops.paramsfile import read_text, read_yaml
 from llmops.predictions import parse_examples
 from llmops.stats import comparable, compare, pair
 from llmops.tracking import git_commit
@@ -41,7 +42,7 @@ def run(args, name: str, overrides: dict, env: dict, scratch: Path) -> dict:
     """Train and evaluate once with `overrides` applied to params; metrics and records."""
     folder = scratch / name.replace(" ", "-")
     folder.mkdir()
-    raw = yaml.safe_load(args.params.read_text(encoding="utf-8"))
+    raw = read_yaml(read_text(args.params), str(args.params))  # as load_params reads it
     for section, values in overrides.items():
         raw[section] |= values
     params = folder / "params.yaml"

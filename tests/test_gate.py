@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from llmops.gate import check, main
+from llmops.gate import EVAL_SHAPE, InputError, check, check_ref, main, resolve
 from llmops.params import GateParams
 from tests.synthetic import write_params
 
@@ -118,9 +118,120 @@ def test_without_a_baseline_record_the_threshold_alone_decides(tmp_path, monkeyp
     with pytest.raises(SystemExit, match="1 gate\\(s\\) failed: topic_accuracy drop"):
         main(ARGS)
     assert "threshold only (no per-example scores to test)" in capsys.readouterr().out
-    main([*ARGS, "--baseline", "no-such-ref"])
+
+
+def test_a_first_run_skips_regression_gates_and_an_unknown_ref_stops(tmp_path, monkeypatch, capsys):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    git(tmp_path, "rm", "-q", "--cached", "metrics/eval.json", "metrics/eval_examples.csv")
+    git(tmp_path, "commit", "-qm", "nothing evaluated yet")
+    main(ARGS)  # the ref is there, its metrics are not: a first run
     out = capsys.readouterr().out
-    assert "⏭️ skipped" in out and "regression gates skipped" in out
+    assert "⏭️ skipped" in out
+    assert "no metrics/eval.json committed at main: regression gates skipped" in out
+    with pytest.raises(SystemExit) as stopped:
+        main([*ARGS, "--baseline", "mian"])
+    assert str(stopped.value) == "gate: baseline ref 'mian' not found (fetch it or set BASELINE)"
+
+
+def test_the_base_branch_as_ci_fetches_it_is_found_as_origin(tmp_path, monkeypatch, capsys):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    git(tmp_path, "checkout", "-q", "-b", "change")
+    git(tmp_path, "update-ref", "refs/remotes/origin/base", "main")
+    git(tmp_path, "branch", "-qD", "main")
+    main([*ARGS, "--baseline", "base"])  # origin/base
+    assert "all 2 checked gates pass" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("committed", "problem"),
+    [
+        ("eval.json", '{"tuned": {"json_valid": 1.0, "topic_accuracy": '),
+        ("eval.json", "[]"),
+        ("eval.json", '{"tuned": {"json_valid": NaN}}'),
+        ("eval_examples.csv", "id,reference,topic_accuracy\nR0,ref0,yes\n"),
+        ("eval_examples.csv", "id,reference,topic_accuracy\nR0,ref0\n"),
+        ("eval_examples.csv", "no,header\n1,2\n"),
+    ],
+)
+def test_a_baseline_that_is_there_but_unreadable_stops_the_gate(
+    tmp_path, monkeypatch, committed, problem
+):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    good = (tmp_path / "metrics" / committed).read_text()
+    (tmp_path / "metrics" / committed).write_text(problem)
+    git(tmp_path, "commit", "-qam", "corrupt")
+    (tmp_path / "metrics" / committed).write_text(good)
+    with pytest.raises(SystemExit) as stopped:
+        main(ARGS)
+    message = str(stopped.value)
+    assert message.startswith(f"gate: metrics/{committed} at main: ") and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "metrics/eval.json not found (run the pipeline: make repro)"),
+        ("", "metrics/eval.json: not valid JSON (Expecting value at line 1); expected " + EVAL_SHAPE),
+        ("{", "metrics/eval.json: not valid JSON (Expecting property name enclosed in double quotes at line 1); expected " + EVAL_SHAPE),
+        ("[1, 2]", "metrics/eval.json: expected " + EVAL_SHAPE + ", got a list"),
+        ("null", "metrics/eval.json: expected " + EVAL_SHAPE + ", got null"),
+        ('{"base": {}}', "metrics/eval.json: expected " + EVAL_SHAPE + ", got no 'tuned' object"),
+        ('{"tuned": [0.9]}', "metrics/eval.json: expected " + EVAL_SHAPE + ", got no 'tuned' object"),
+        ('{"tuned": {}, "base": 3}', "metrics/eval.json: base: expected an object of metric names to numbers, got a number"),
+        ('{"tuned": {"json_valid": "high"}}', 'metrics/eval.json: tuned.json_valid: expected a number, got "high"'),
+        ('{"tuned": {"json_valid": NaN}}', "metrics/eval.json: tuned.json_valid: expected a number, got NaN"),
+        ('{"tuned": {"json_valid": true}}', "metrics/eval.json: tuned.json_valid: expected a number, got true"),
+        (b"\xff\xfe{", "metrics/eval.json: not UTF-8 (byte 0)"),
+    ],
+)  # fmt: skip
+def test_a_malformed_metrics_file_is_one_line_naming_it(tmp_path, monkeypatch, content, message):
+    metrics = project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    if content is None:
+        metrics.unlink()
+    elif isinstance(content, bytes):
+        metrics.write_bytes(content)
+    else:
+        metrics.write_text(content)
+    with pytest.raises(SystemExit) as stopped:
+        main(ARGS)
+    assert str(stopped.value) == f"gate: {message}"
+
+
+def test_a_malformed_record_in_this_change_is_named(tmp_path, monkeypatch):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    (tmp_path / "metrics" / "eval_examples.csv").write_text("id,reference,json_valid\nR0,r,\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(ARGS)
+    assert str(stopped.value) == (
+        "gate: metrics/eval_examples.csv: row 1: json_valid: expected a number, got ''"
+    )
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["x;echo INJECTED", "$(touch /tmp/pwned)", "--output=/tmp/pwned", "-p", "main~1", "a..b",
+     "", "a\nb", "a\x00b", "main:metrics/eval.json"],
+)  # fmt: skip
+def test_a_ref_that_is_no_git_name_is_refused_before_git_sees_it(tmp_path, monkeypatch, ref):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    with pytest.raises(InputError) as err:
+        check_ref(ref)
+    assert str(err.value) == (
+        f"baseline ref {ref!r} is not a valid git ref name or commit id (git "
+        "check-ref-format); set BASELINE to a branch, tag or commit, e.g. main"
+    )
+    with pytest.raises(SystemExit, match=r"^gate: baseline ref .* is not a valid git ref name"):
+        main([*ARGS, f"--baseline={ref}"])  # as the Makefile passes it
+
+
+@pytest.mark.parametrize("ref", ["main", "origin/main", "v1.2", "feature/x-1", "HEAD", "0a1b2c3"])
+def test_refs_git_accepts_pass(ref):
+    assert check_ref(ref) == ref
+
+
+def test_outside_a_git_repository_the_ref_cannot_be_found(tmp_path):
+    with pytest.raises(InputError, match=r"^baseline ref 'main': .* is not a git repository$"):
+        resolve("main", cwd=tmp_path)
 
 
 def test_a_gate_naming_a_metric_the_task_lacks_stops_the_command(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from llmops.metrics import (
     macro_f1,
     main,
     metric_names,
+    metrics,
     rates,
     rouge_l,
     score_example,
@@ -137,3 +138,39 @@ def test_cli_lists_the_metrics_and_checks_the_gates(tmp_path, capsys):
     bad = write_params(tmp_path / "bad.yaml", {"gate": {"min": {"reply_bleu": 1.0}}})
     with pytest.raises(SystemExit, match=r"bad.yaml: gate.min.reply_bleu: no such metric"):
         main([str(bad)])
+
+
+@pytest.mark.parametrize(
+    ("gates", "message"),
+    [
+        ({"min": {"topic_accuracy": 7.0}}, "gate.min.topic_accuracy: 7 is outside the metric's range [0, 1]"),
+        ({"min": {"topic_accuracy": -5.0}}, "gate.min.topic_accuracy: -5 is outside the metric's range [0, 1]"),
+        ({"min": {"summary_bleu": 101.0}}, "gate.min.summary_bleu: 101 is outside the metric's range [0, 100]"),
+        ({"min": {"sentiment_rank_error": 2.5}}, "gate.min.sentiment_rank_error: 2.5 is outside the metric's range [0, 2]"),
+        ({"min": {"perplexity": 0.5}}, "gate.min.perplexity: 0.5 is outside the metric's range [1, ∞)"),
+        ({"min": {"test_loss": -0.1}}, "gate.min.test_loss: -0.1 is outside the metric's range [0, ∞)"),
+        ({"max_drop": {"topic_accuracy": 1.5}}, "gate.max_drop.topic_accuracy: a drop of 1.5 is more than the metric's whole range [0, 1]"),
+        ({"max_drop": {"summary_bleu": 150.0}}, "gate.max_drop.summary_bleu: a drop of 150 is more than the metric's whole range [0, 100]"),
+    ],
+)  # fmt: skip
+def test_a_gate_outside_its_metrics_range_is_a_params_error(task, gates, message):
+    with pytest.raises(ParamsError) as err:
+        check_gates(task, GateParams(**{"min": {}, "max_drop": {}, "confidence": 0.95} | gates))
+    assert str(err.value) == f"params.yaml: {message}"
+
+
+def test_gates_at_the_ends_of_their_ranges_are_fine(task):
+    check_gates(task, GateParams(
+        {"topic_accuracy": 1.0, "json_valid": 0.0, "summary_bleu": 100.0, "perplexity": 1.0,
+         "latency_ms": 1e9, "sentiment_rank_error": 2.0},
+        {"topic_accuracy": 1.0, "summary_bleu": 100.0, "test_loss": 50.0}, 0.95,
+    ))  # fmt: skip
+
+
+def test_every_metric_has_a_range_and_rates_are_the_unit_ones(task):
+    known = metrics(task)
+    assert list(known) == list(metric_names(task))
+    assert rates(task) == tuple(
+        n for n, m in known.items() if (m.lo, m.hi, m.higher) == (0, 1, True)
+    )
+    assert known["sentiment_rank_error"].hi == len(task.field("sentiment").values) - 1

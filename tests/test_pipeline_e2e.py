@@ -352,10 +352,11 @@ def test_gate_passes_then_fails_when_tightened_beyond_the_achieved_value(branch)
 
 def test_a_baseline_name_is_never_run_as_shell(branch):
     set_gates(branch, {"json_valid": 0.0}, {})
-    done = make(branch, "gate", "BASELINE=x;echo INJECTED", check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "no metrics/eval.json at x;echo INJECTED: regression gates skipped" in done.stdout
-    assert "\nINJECTED" not in done.stdout  # the echo never ran
+    for payload in ("x;echo INJECTED", "$(shell echo INJECTED)", "`echo INJECTED`"):
+        done = make(branch, "gate", f"BASELINE={payload}", check=False)
+        assert done.returncode != 0, done.stdout + done.stderr
+        assert "is not a valid git ref name or commit id" in done.stderr, done.stderr
+        assert "INJECTED" not in done.stdout.replace(payload, "")  # no echo ever ran
 
 
 # --- the workflows, rehearsed: a pull request that tightens a gate, then its merge --------

@@ -6,6 +6,9 @@ first, and the report says so)."""
 from __future__ import annotations
 
 import json
+import subprocess
+
+import pytest
 
 from llmops import gate, report
 from llmops.flips import flipped, right
@@ -38,10 +41,12 @@ def record(i: int, ok: bool, text: str = "a review", sentiment_ok: bool = True) 
 
 
 def test_untrusted_text_cannot_ping_inject_html_or_break_the_table():
+    # llmops.escape: tests/test_escape.py renders hostile text with GitHub's renderer.
     text = safe("@team <img src=https://evil.example/x.png> a|b `code` ![x](https://t.co/p)\nn")
-    for bad in ("@", "<", "|", "`", "[", "]", "!"):
-        assert bad not in text, bad
-    assert "\n" not in text
+    assert text == (
+        "\\@\u2060team \\<img src=https:\u2060//evil.example/x.png> a\\|b \\`code\\` "
+        "!\\[x\\](https:\u2060//t.co/p) n"
+    )
     assert safe("x" * 1000, limit=10) == "x" * 10 + "…"
 
 
@@ -136,3 +141,130 @@ def test_a_huge_report_is_cut_to_the_comment_limit_and_says_so(tmp_path, monkeyp
     assert "| topic_accuracy | n/a | 0.5000 |" in text and "| 0.9000 | 0.5000 |" in text
     assert "| summary_rouge_l | n/a | 0.5000 | ±0 | — | 0.5000 |" in text
     assert "400 of 400 test examples paired with the baseline" in text
+
+
+# --- make report's inputs: each bad one stops it with one line naming the file -------------
+
+REPORT_ARGS = ["--out", "report.md", "--eval", "metrics/eval.json",
+               "--examples", "metrics/eval_examples.csv", "--train", "metrics/train.json",
+               "--prep", "metrics/prep.json", "--base", "metrics/base.json",
+               "--predictions", "data/eval/predictions.jsonl",
+               "--train-curve", "reports/train/t.csv",
+               "--adapter", "models/adapter/training.json", "--prompts", "prompts"]  # fmt: skip
+
+
+def committed_project(tmp_path, monkeypatch, task):
+    """A project whose main commits its metrics, record and training curve."""
+    monkeypatch.chdir(tmp_path)
+    # No DVC repository here: main's generated texts are in no cache (report says so).
+    monkeypatch.setattr(report, "baseline_outputs", lambda path, ref: None)
+    write_params(tmp_path / "params.yaml")
+    metrics = dict.fromkeys(metric_names(task), 0.5)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "eval.json").write_text(json.dumps({"tuned": metrics, "base": metrics}))
+    now = [record(i, i % 2 == 0) for i in range(20)]
+    write_predictions(tmp_path / "data" / "eval" / "predictions.jsonl", now)
+    write_examples(tmp_path / "metrics" / "eval_examples.csv", example_rows(task, now))
+    (tmp_path / "reports" / "train").mkdir(parents=True)
+    (tmp_path / "reports" / "train" / "t.csv").write_text("step,loss\n1,2.5\n2,2.0\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "main"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                       check=True, capture_output=True)  # fmt: skip
+
+
+def commit_all(message: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+                    "-qam", message], check=True, capture_output=True)  # fmt: skip
+
+
+def test_make_report_writes_the_report_from_good_inputs(tmp_path, monkeypatch, task):
+    committed_project(tmp_path, monkeypatch, task)
+    report.main(REPORT_ARGS)
+    assert "## Model report: this change vs `main`" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "message"),
+    [
+        ("data/eval/predictions.jsonl", None, "data/eval/predictions.jsonl not found (run the pipeline: make repro)"),
+        ("data/eval/predictions.jsonl", "{}\n", "data/eval/predictions.jsonl: line 1: not a prediction record"),
+        ("metrics/eval.json", None, "metrics/eval.json not found (run the pipeline: make repro)"),
+        ("metrics/eval.json", "[]", "metrics/eval.json: expected a JSON object of models"),
+        ("metrics/eval.json", '{"tuned": {"json_valid": null}}', "metrics/eval.json: tuned.json_valid: expected a number, got null"),
+        ("metrics/train.json", "[1]", "metrics/train.json: expected a JSON object"),
+        ("metrics/train.json", "{", "metrics/train.json: expected a JSON object"),
+        ("metrics/prep.json", b"\xe9", "metrics/prep.json: not UTF-8 (byte 0)"),
+        ("metrics/eval_examples.csv", "id,reference,json_valid\nR1,x\n", "metrics/eval_examples.csv: row 1: not as many cells"),
+        ("reports/train/t.csv", "step,loss\nx,1\n", "reports/train/t.csv: not a step,loss curve"),
+    ],
+)  # fmt: skip
+def test_a_missing_or_malformed_input_stops_the_report_naming_it(
+    tmp_path, monkeypatch, task, path, content, message
+):
+    committed_project(tmp_path, monkeypatch, task)
+    target = tmp_path / path
+    if content is None:
+        target.unlink()
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(SystemExit) as stopped:
+        report.main(REPORT_ARGS)
+    assert str(stopped.value).startswith(f"report: {message}")
+    assert "\n" not in str(stopped.value) and not (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "message"),
+    [
+        ("metrics/eval.json", "{", "metrics/eval.json at main: not valid JSON"),
+        ("metrics/eval_examples.csv", "no,header\n1,2\n", "metrics/eval_examples.csv at main: not a per-example record"),
+        ("reports/train/t.csv", "step,loss\n1\n", "reports/train/t.csv at main: not a step,loss curve"),
+    ],
+)  # fmt: skip
+def test_a_baseline_file_that_is_there_but_unreadable_stops_the_report(
+    tmp_path, monkeypatch, task, path, content, message
+):
+    committed_project(tmp_path, monkeypatch, task)
+    good = (tmp_path / path).read_text()
+    (tmp_path / path).write_text(content)
+    commit_all("corrupt")
+    (tmp_path / path).write_text(good)
+    with pytest.raises(SystemExit) as stopped:
+        report.main(REPORT_ARGS)
+    assert str(stopped.value).startswith(f"report: {message}")
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("mian", "baseline ref 'mian' not found (fetch it or set BASELINE)"),
+        ("-x", "baseline ref '-x' is not a valid git ref name or commit id"),
+        ("$(touch pwned)", "baseline ref '$(touch pwned)' is not a valid git ref name"),
+    ],
+)
+def test_the_baseline_ref_is_checked_as_the_gate_checks_it(
+    tmp_path, monkeypatch, task, ref, message
+):
+    committed_project(tmp_path, monkeypatch, task)
+    with pytest.raises(SystemExit) as stopped:
+        report.main([*REPORT_ARGS, f"--baseline={ref}"])
+    assert str(stopped.value).startswith(f"report: {message}")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_params_are_compared_as_load_params_reads_them(tmp_path, monkeypatch, task):
+    committed_project(tmp_path, monkeypatch, task)
+    params = tmp_path / "params.yaml"
+    params.write_text(params.read_text().replace("learning_rate: 0.003\n  schedule",
+                                                 "learning_rate: 3e-3\n  schedule"))  # fmt: skip
+    report.main(REPORT_ARGS)
+    assert "_No params changed._" in (tmp_path / "report.md").read_text()  # 3e-3 == 0.003
+    params.write_text(params.read_text() + "prep: {}\n")  # a duplicate key, committed at main
+    commit_all("broken params")
+    params.write_text(params.read_text().removesuffix("prep: {}\n"))
+    report.main(REPORT_ARGS)
+    assert (
+        "_Params not compared: params.yaml at the baseline: not valid YAML: duplicate key"
+        in (tmp_path / "report.md").read_text()
+    )

@@ -1,4 +1,5 @@
-"""The repository's own plumbing: Makefile help, CI entry point, workflows, hooks, imports."""
+"""The repository's own plumbing: Makefile help, CI entry point, workflows, hooks, imports,
+and values passed to make that are never run."""
 
 from __future__ import annotations
 
@@ -103,3 +104,35 @@ def test_no_generated_or_secret_files_are_tracked(repo):
         r"(^|/)(\.venv|mlruns|__pycache__)/|mlflow\.db$|\.(safetensors|bin|pt|pkl)$|^data/prepared/"
     )
     assert not [t for t in tracked if banned.search(t)]
+
+
+# --- values people and CI pass to make are never run: not by make, not by the shell --------
+
+
+def make_targets(repo: Path) -> list[str]:
+    return re.findall(r"^([a-z][a-z-]*):.*## ", (repo / "Makefile").read_text(), flags=re.M)
+
+
+@pytest.mark.parametrize("target", ["gate", "report"])
+def test_a_baseline_payload_is_refused_and_never_runs(repo, tmp_path, target):
+    marker = tmp_path / "pwned"
+    for value in ["x;echo INJECTED", f"$(touch {marker})", f"$(shell touch {marker})",
+                  f"`touch {marker}`", f"--output={marker}"]:  # fmt: skip
+        done = run("make", "-s", "-o", ".venv/.installed", target, f"BASELINE={value}", cwd=repo)
+        out = done.stdout + done.stderr
+        assert done.returncode != 0, out
+        assert f"{target}: baseline ref {value!r} is not a valid git ref name" in out, out
+        assert "INJECTED" not in out.splitlines() and not marker.exists(), value
+
+
+def test_make_never_expands_a_value_given_on_the_command_line(repo, tmp_path):
+    # make -n expands every recipe without running it: a `$(shell ...)` in any variable a
+    # person sets (BASELINE=, PYTHON=, REQUIRE_SERVER=, ...) must stay text.
+    marker = tmp_path / "pwned"
+    names = re.findall(r"^([A-Z_]+) \?=", (repo / "Makefile").read_text(), flags=re.M)
+    assert {"BASELINE", "DATA", "PYTHON", "TORCH_INDEX", "SEEDS", "PROFILE"} <= set(names)
+    payload = f"$(shell touch {marker})"
+    done = run("make", "-n", "-k", "-o", ".venv/.installed", *make_targets(repo),
+               *(f"{name}={payload}" for name in [*names, "CI"]), cwd=repo)  # fmt: skip
+    assert not marker.exists(), done.stdout + done.stderr
+    assert '--baseline="$BASELINE"' in done.stdout  # recipes quote it, from the environment

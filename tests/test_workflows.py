@@ -2,10 +2,12 @@
 make target or an llmops module that exists, and the security rules hold: least-privilege
 permissions, no pull_request_target, no job that runs pull-request code holds a write
 token or a secret, actions pinned to a commit with their version beside it, no event
-expression inside a script, concurrency on pull-request workflows."""
+expression inside a script (an expression goes through the environment, and make never
+expands one), concurrency on pull-request workflows."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -151,3 +153,28 @@ def test_pull_request_workflows_cancel_superseded_runs():
                 True,
                 "${{ github.event_name == 'pull_request' }}",
             ), path.name
+
+
+def expression_env() -> set[str]:
+    """The environment variables a workflow fills from an expression (a branch name, a
+    repository variable, an event field): values make receives from outside."""
+    names = set()
+    for path in WORKFLOWS:
+        data = load(path)
+        for job in data["jobs"].values():
+            blocks = [data.get("env", {}), job.get("env", {})]
+            blocks += [step.get("env", {}) for step in job.get("steps", [])]
+            names |= {k for block in blocks for k, v in block.items() if "${{" in str(v)}
+    return names
+
+
+def test_make_never_expands_a_value_a_workflow_passes_in_the_environment(tmp_path):
+    # make -n expands every recipe without running it; a variable from the environment that
+    # the Makefile read as $(NAME) would run a `$(shell ...)` inside it.
+    names = expression_env()
+    assert {"BASELINE", "DVC_REMOTE", "IMAGE_REPOSITORY", "DEPLOYMENT", "PR"} <= names
+    marker = tmp_path / "pwned"
+    env = {**os.environ, **dict.fromkeys(names, f"$(shell touch {marker})")}
+    done = subprocess.run(["make", "-n", "-k", "-o", ".venv/.installed", *sorted(targets())],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert not marker.exists(), done.stdout + done.stderr

@@ -12,16 +12,24 @@ with `git show <ref>:<path>`), on evidence: a regression gate fails only when th
 exceeds `max_drop` AND the paired test over the test examples (llmops.stats, on both runs'
 committed per-example records) says the baseline is better at `gate.confidence`. A metric
 with no per-example scores (BLEU, test_loss, ...) or a baseline without its record is
-judged by the threshold alone, and the table says so. With no baseline metrics (first run,
-or the ref is unknown) regression gates are reported as skipped, never as passed. Prints a
-table of every gate and exits 1 when any fails, naming the metric, the drop, its interval
-and the threshold.
+judged by the threshold alone, and the table says so. When the baseline ref has no
+committed metrics (a first run) regression gates are reported as skipped, never as passed.
+Prints a table of every gate and exits 1 when any fails, naming the metric, the drop, its
+interval and the threshold.
+
+Every input is checked before it is used, and a bad one stops the command with one line
+naming it: a metrics file or per-example record that is missing, not UTF-8, or not the
+shape eval writes (here or committed at the baseline); a baseline ref that is not a valid
+git ref name or commit id (`check_ref`, also used by the report), or that git does not know.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +41,14 @@ from llmops.stats import Change, compare, pair, training_noise
 from llmops.task import Task
 
 MODEL = "tuned"  # gates apply to the fine-tuned model's metrics
+COMMIT_ID = re.compile(r"[0-9a-fA-F]{7,64}")
+LABEL_COLUMNS = ("_answer", "_reference")  # a record's other columns are scores
+EVAL_SHAPE = 'a JSON object of models ("tuned", ...), each an object of metric names to numbers'
+
+
+class InputError(ValueError):
+    """An input of the gate or the report that cannot be used (a metrics file, a per-example
+    record, the baseline ref or a file committed there); the message names it."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +127,20 @@ def table(results: list[GateResult]) -> str:
     return "\n".join(lines)
 
 
-def paired_records(old_text: str | None, new_text: str | None):
-    """Both runs' per-example records joined by example, or None and why not."""
-    if old_text is None or new_text is None:
-        return None, "No per-example record (metrics/eval_examples.csv) at the baseline."
-    try:
-        return pair(parse_examples(old_text), parse_examples(new_text)), ""
-    except (ValueError, KeyError) as err:
-        return None, f"The baseline's per-example record is in another format ({err})."
+def paired_records(
+    old_text: str | None,
+    new_text: str | None,
+    path: str = "metrics/eval_examples.csv",
+    ref: str = "the baseline",
+):
+    """Both runs' per-example records joined by example, or None and why not; InputError
+    when a record is there but is not one."""
+    old, new = read_record(old_text, f"{path} at {ref}"), read_record(new_text, path)
+    if new is None:
+        return None, f"No per-example record ({path}) in this change."
+    if old is None:
+        return None, f"No per-example record ({path}) at the baseline."
+    return pair(old, new), ""
 
 
 def comparisons(
@@ -137,26 +159,142 @@ def comparisons(
     return found
 
 
-def at_ref(ref: str, path: str, cwd: Path | None = None) -> str | None:
-    """A committed file's text at `ref` (or `origin/<ref>`), or None."""
-    for candidate in (ref, f"origin/{ref}"):
-        done = subprocess.run(
-            ["git", "show", f"{candidate}:{path}"], cwd=cwd, capture_output=True, text=True
+def check_ref(ref: str) -> str:
+    """`ref` once it is a name git accepts for a branch or tag, or a commit id; InputError
+    otherwise. Checked before any git command sees it: `-...` would be read as an option."""
+    safe = ref.isprintable() and not ref.startswith("-")  # no control characters, no option
+    if not safe or not (
+        COMMIT_ID.fullmatch(ref)
+        or _git("check-ref-format", "--allow-onelevel", ref).returncode == 0
+    ):
+        raise InputError(
+            f"baseline ref {ref!r} is not a valid git ref name or commit id (git "
+            "check-ref-format); set BASELINE to a branch, tag or commit, e.g. main"
         )
+    return ref
+
+
+def resolve(ref: str, cwd: Path | None = None) -> str:
+    """The commit `ref` names, else `origin/<ref>`; InputError when `ref` is not valid or
+    git knows neither."""
+    check_ref(ref)
+    for candidate in (ref, f"origin/{ref}"):
+        done = _git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", cwd=cwd)
         if done.returncode == 0:
-            return done.stdout
-    return None
+            return done.stdout.decode().strip()
+        if b"not a git repository" in done.stderr:
+            raise InputError(f"baseline ref {ref!r}: {cwd or Path.cwd()} is not a git repository")
+    # An error, not a skip: a ref that is missing (a typo, a CI checkout without the base
+    # branch) would otherwise pass every regression gate unchecked. A first run has the ref
+    # but no metrics committed there, and that is a skip (baseline_metrics returns None).
+    raise InputError(f"baseline ref {ref!r} not found (fetch it or set BASELINE)")
+
+
+def at_ref(ref: str, path: str, cwd: Path | None = None) -> str | None:
+    """A committed file's text at `ref` (or `origin/<ref>`), or None when that commit has no
+    such file; InputError when the ref is invalid or unknown or the file is not UTF-8."""
+    commit = resolve(ref, cwd)
+    done = _git("cat-file", "blob", f"{commit}:{path}", cwd=cwd)
+    if done.returncode != 0:
+        return None
+    try:
+        return done.stdout.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path} at {ref}: not UTF-8 (byte {err.start})") from None
+
+
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True)
+
+
+def read_input(path: Path) -> str:
+    """The text of this change's input file; InputError naming it when it is missing or
+    unreadable."""
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path} not found (run the pipeline: make repro)") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a file") from None
+    except OSError as err:
+        raise InputError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not UTF-8 (byte {err.start})") from None
+
+
+def eval_metrics(text: str, where: str) -> dict[str, dict[str, float]]:
+    """The models and metrics of an eval metrics file (metrics/eval.json); InputError naming
+    `where` and the shape expected when it is not one."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        problem = (
+            f"{err.msg} at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else err
+        )
+        raise InputError(f"{where}: not valid JSON ({problem}); expected {EVAL_SHAPE}") from None
+    if not isinstance(data, dict) or not isinstance(data.get(MODEL), dict):
+        got = f"no {MODEL!r} object" if isinstance(data, dict) else _json_kind(data)
+        raise InputError(f"{where}: expected {EVAL_SHAPE}, got {got}")
+    for model, values in data.items():
+        if not isinstance(values, dict):
+            expected = "an object of metric names to numbers"
+            raise InputError(f"{where}: {model}: expected {expected}, got {_json_kind(values)}")
+        for name, value in values.items():
+            if not _number(value):
+                shown = json.dumps(value)[:40]
+                raise InputError(f"{where}: {model}.{name}: expected a number, got {shown}")
+    return data
+
+
+def _number(value) -> bool:
+    """A finite int or float (JSON's NaN and Infinity are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past float's range
+        return False
+
+
+def _json_kind(value) -> str:
+    kinds = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+             str: "a string", list: "a list", dict: "an object"}  # fmt: skip
+    return kinds.get(type(value), type(value).__name__)
 
 
 def baseline_metrics(ref: str, path: str, cwd: Path | None = None) -> dict | None:
-    """The fine-tuned model's metrics committed at `ref`, or None."""
+    """The fine-tuned model's metrics committed at `ref`, or None when none are committed
+    there; InputError when they are but cannot be read."""
     text = at_ref(ref, path, cwd)
+    return None if text is None else eval_metrics(text, f"{path} at {ref}")[MODEL]
+
+
+def read_record(text: str | None, where: str) -> list[dict[str, str]] | None:
+    """The rows of a per-example record (None: no record); InputError naming `where` when
+    the text is not one: not CSV, no id and reference columns, a short row, a score that is
+    not a number."""
     if text is None:
         return None
     try:
-        return json.loads(text).get(MODEL)
+        rows = parse_examples(text)
+    except (ValueError, csv.Error) as err:
+        raise InputError(f"{where}: {err}") from None
+    for n, row in enumerate(rows, start=1):
+        if None in row or None in row.values():
+            raise InputError(f"{where}: row {n}: not as many cells as the header has columns")
+        for column, cell in row.items():
+            score = column not in ("id", "reference") and not column.endswith(LABEL_COLUMNS)
+            if score and not _finite(cell):
+                shown = repr(cell[:40])
+                raise InputError(f"{where}: row {n}: {column}: expected a number, got {shown}")
+    return rows
+
+
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
     except ValueError:
-        return None
+        return False
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,23 +305,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=Path, help="training noise (make noise), if measured")
     parser.add_argument("--baseline", default="main", help="git ref of the baseline")
     args = parser.parse_args(argv)
+    examples = args.examples.as_posix()
     try:
+        check_ref(args.baseline)  # first: nothing else is read with a ref like `-x` or `a;b`
         params, task = load_checked(args.params)
         noise = training_noise(args.noise)
+        metrics = eval_metrics(read_input(args.metrics), args.metrics.as_posix())[MODEL]
+        baseline = baseline_metrics(args.baseline, args.metrics.as_posix())
+        current = read_input(args.examples) if args.examples.exists() else None
+        old = at_ref(args.baseline, examples)
+        pairs, _ = paired_records(old, current, examples, args.baseline)
     except (ParamsError, ValueError) as err:
         raise SystemExit(f"gate: {err}") from None
-    if not args.metrics.exists():
-        raise SystemExit(f"gate: {args.metrics} not found (run the pipeline: make repro)")
-    metrics = json.loads(args.metrics.read_text(encoding="utf-8"))[MODEL]
-    baseline = baseline_metrics(args.baseline, args.metrics.as_posix())
     gates = params.gate
-    current = args.examples.read_text(encoding="utf-8") if args.examples.exists() else None
-    pairs, _ = paired_records(at_ref(args.baseline, args.examples.as_posix()), current)
     changes = comparisons(task, pairs, list(gates.max_drop), gates.confidence, noise)
     results = check(task, gates, metrics, baseline, changes)
     print(table(results))
     if baseline is None:
-        print(f"\nno {args.metrics} at {args.baseline}: regression gates skipped")
+        print(f"\nno {args.metrics} committed at {args.baseline}: regression gates skipped")
     failed = [f"{r.gate} ({r.note})" if r.change else r.gate for r in results if r.status == "fail"]
     if failed:
         raise SystemExit(f"\n{len(failed)} gate(s) failed: {'; '.join(failed)}")

@@ -7,34 +7,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import yaml
-
+from llmops.escape import code_block, escape
 from llmops.metrics import metric_names, rates
+from llmops.paramsfile import ParamsError, read_text, read_yaml
 from llmops.stats import Change
 from llmops.task import Task
 from llmops.tracking import flatten, git_commit
 
-
-def safe(text: object, limit: int = 400) -> str:
-    """Untrusted text for a markdown table cell: no HTML, @mentions, links, images or
-    table breaks."""
-    text = str(text)
-    text = text if len(text) <= limit else text[:limit] + "…"
-    for a, b in (
-        ("&", "&amp;"),
-        ("<", "&lt;"),
-        (">", "&gt;"),
-        ("|", "&#124;"),
-        ("@", "&#64;"),
-        ("`", "&#96;"),
-        ("[", "&#91;"),
-        ("]", "&#93;"),
-        ("!", "&#33;"),
-        ("\n", " "),
-        ("\r", " "),
-    ):
-        text = text.replace(a, b)
-    return text
+safe = escape  # untrusted text for a table cell, the name the report's pieces use
 
 
 def fmt(value: float | None) -> str:
@@ -103,13 +83,20 @@ def noise_note(task: Task, changes: dict[str, Change], examples: int, confidence
 def params_diff(now: Path, main_text: str | None) -> str:
     if main_text is None:
         return "_No params.yaml at the baseline._"
-    new = flatten(yaml.safe_load(now.read_text(encoding="utf-8")))
-    old = flatten(yaml.safe_load(main_text))
+    try:  # read as load_params reads them, so 3e-4 is a number on both sides
+        new = read_yaml(read_text(now), now.as_posix())
+        old = read_yaml(main_text, f"{now.as_posix()} at the baseline")
+    except ParamsError as err:
+        return f"_Params not compared: {safe(str(err))}_"
+    if not isinstance(new, dict) or not isinstance(old, dict):
+        return "_Params not compared: a params file is not a mapping of sections._"
+    new, old = flatten(new), flatten(old)
     keys = sorted(k for k in set(new) | set(old) if new.get(k) != old.get(k))
     if not keys:
         return "_No params changed._"
     rows = [
-        f"| `{k}` | {safe(old.get(k, '(absent)'))} | {safe(new.get(k, '(absent)'))} |" for k in keys
+        f"| {safe(k)} | {safe(old.get(k, '(absent)'))} | {safe(new.get(k, '(absent)'))} |"
+        for k in keys
     ]
     return "\n".join(["| param | main | this change |", "|---|---|---|", *rows])
 
@@ -125,7 +112,7 @@ def prompt_diff(ref: str, paths: list[Path]) -> str:
         return f"_Cannot diff prompts against {ref}._"
     if not done.stdout.strip():
         return "_Prompt templates unchanged._"
-    return "```diff\n" + done.stdout.replace("```", "ʼʼʼ") + "```"
+    return code_block(done.stdout, "diff")
 
 
 def data_changes(now: dict | None, main: dict | None) -> str:

@@ -21,7 +21,11 @@ JSON object earns nothing. Names follow one pattern, `<field>_<metric>`:
       test_loss and perplexity (answer tokens of the references), latency_ms (generation
       wall time per example, batched), generated_tokens_per_s
 
-List a task's metrics and check the gates in params.yaml: python -m llmops.metrics
+Each metric has a range (`metrics`): a gate bound outside it, or a max_drop larger than
+all of it, is a params error.
+
+List a task's metrics and their ranges, and check the gates in params.yaml:
+python -m llmops.metrics
 """
 
 from __future__ import annotations
@@ -29,46 +33,79 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.params import GateParams, Params, ParamsError, load_params
 from llmops.task import Parsed, Task
 
 WORD = re.compile(r"[^\W_]+")
-# Added by the eval stage; name -> higher is better.
-EVAL_METRICS = {"test_loss": False, "perplexity": False, "latency_ms": False,
-                "generated_tokens_per_s": True}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Metric:
+    """Which way a metric is better and the values it can take."""
+
+    higher: bool  # higher is better
+    lo: float = 0.0
+    hi: float | None = 1.0  # None: unbounded
+
+    def contains(self, x: float) -> bool:
+        return self.lo <= x and (self.hi is None or x <= self.hi)
+
+    def describe(self) -> str:
+        return f"[{self.lo:g}, {'∞)' if self.hi is None else f'{self.hi:g}]'}"
+
+
+RATE = Metric(True)  # a share of examples, or a mean of per-example scores in [0, 1]
+# Added by the eval stage.
+EVAL_METRICS = {"test_loss": Metric(False, 0.0, None), "perplexity": Metric(False, 1.0, None),
+                "latency_ms": Metric(False, 0.0, None),
+                "generated_tokens_per_s": Metric(True, 0.0, None)}  # fmt: skip
+
+
+def metrics(task: Task) -> dict[str, Metric]:
+    """Every metric of the task, in report order."""
+    out = {"json_valid": RATE}
+    for f in task.labels:
+        out |= {f"{f.name}_accuracy": RATE, f"{f.name}_macro_f1": RATE,
+                f"{f.name}_valid_label": RATE}  # fmt: skip
+        if f.ordered:  # ranks 0 .. len(values) - 1 apart
+            out[f"{f.name}_rank_error"] = Metric(False, 0.0, float(len(f.values) - 1))
+    for f in task.texts:
+        out |= {f"{f.name}_rouge_l": RATE, f"{f.name}_bleu": Metric(True, 0.0, 100.0)}
+    return out | {"exact_match": RATE} | EVAL_METRICS
 
 
 def metric_names(task: Task) -> dict[str, bool]:
     """Every metric of the task, in report order, mapped to whether higher is better."""
-    out = {"json_valid": True}
-    for f in task.labels:
-        out |= {f"{f.name}_accuracy": True, f"{f.name}_macro_f1": True,
-                f"{f.name}_valid_label": True}  # fmt: skip
-        if f.ordered:
-            out[f"{f.name}_rank_error"] = False
-    for f in task.texts:
-        out |= {f"{f.name}_rouge_l": True, f"{f.name}_bleu": True}
-    return out | {"exact_match": True} | EVAL_METRICS
+    return {name: m.higher for name, m in metrics(task).items()}
 
 
 def rates(task: Task) -> tuple[str, ...]:
     """The metrics that are shares in [0, 1] where higher is better (drawn as bars)."""
-    names = metric_names(task)
-    return tuple(m for m in names if names[m] and not m.endswith(("_bleu", "_per_s")))
+    return tuple(name for name, m in metrics(task).items() if m == RATE)
 
 
 def check_gates(task: Task, gates: GateParams, where: str = "params.yaml") -> None:
-    """Raise ParamsError when a gate names a metric this task does not have."""
-    names = metric_names(task)
+    """Raise ParamsError when a gate names a metric this task does not have, or holds a
+    bound outside the metric's range or a drop larger than all of it."""
+    known = metrics(task)
     for kind, table in (("min", gates.min), ("max_drop", gates.max_drop)):
-        for metric in table:
-            if metric not in names:
+        for name, value in table.items():
+            key = f"{where}: gate.{kind}.{name}"
+            if name not in known:
                 raise ParamsError(
-                    f"{where}: gate.{kind}.{metric}: no such metric for this task; "
-                    f"expected one of: {', '.join(names)}"
+                    f"{key}: no such metric for this task; expected one of: {', '.join(known)}"
                 )
+            metric = known[name]
+            if kind == "min" and not metric.contains(value):
+                raise ParamsError(f"{key}: {value:g} is outside the metric's range "
+                                  f"{metric.describe()}")  # fmt: skip
+            span = None if metric.hi is None else metric.hi - metric.lo
+            if kind == "max_drop" and span is not None and value > span:
+                raise ParamsError(f"{key}: a drop of {value:g} is more than the metric's "
+                                  f"whole range {metric.describe()}")  # fmt: skip
 
 
 def load_checked(path: Path) -> tuple[Params, Task]:
@@ -171,10 +208,10 @@ def main(argv: list[str] | None = None) -> None:
         params, task = load_checked(args.params)
     except ParamsError as err:
         raise SystemExit(str(err)) from None
-    for name, higher in metric_names(task).items():
-        print(f"{name:32} {'higher' if higher else 'lower'} is better")
+    for name, m in metrics(task).items():
+        print(f"{name:32} {'higher' if m.higher else 'lower'} is better  {m.describe()}")
     gates = len(params.gate.min) + len(params.gate.max_drop)
-    print(f"{args.params}: {gates} gates name known metrics")
+    print(f"{args.params}: {gates} gates name known metrics, within their ranges")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,15 @@ value out of range, naming the file, the dotted key and what was expected, e.g.
 
     params.yaml: prep.val_fraction: expected a float in (0, 0.5), got "0.1x"
 
+Numbers are read as DVC reads them, as YAML 1.2 does (`3e-4` is a float); `<<` merges work,
+and a key written after a merge overrides the merged one. Two equal keys, a file that is not
+UTF-8, and `.nan` or `.inf` where a number goes are errors too (`llmops.paramsfile` reads
+the file; the report's params diff and profiles read with it as well).
+
 A key whose field has a default may be left out. This module imports no other module of
-the library (it is the leaf everything else builds on); checks that need another module,
-such as gate names against the metrics a task has, live in that module.
+the library but `llmops.paramsfile` (it is the leaf everything else builds on); checks that
+need another module, such as gate names against the metrics a task has, live in that
+module.
 
 Check a file by hand: python -m llmops.params params.yaml
 """
@@ -19,6 +25,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import math
 import re
 import types
 import typing
@@ -26,11 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
+from llmops.paramsfile import ParamsError, read_text, read_yaml
 
-
-class ParamsError(ValueError):
-    """A params file that does not match the typed config; the message names file and key."""
+__all__ = ["ParamsError", "load_params", "parse"]  # ParamsError lives with the file reading
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class NonEmpty:
 Fraction = Annotated[float, Range(0.0, 1.0)]
 Label = Annotated[str, NonEmpty()]
 # The PII kinds llmops.redact knows (it builds its placeholders from this list).
-PiiKind = Literal["EMAIL", "PHONE", "CARD"]
+PiiKind = Literal["EMAIL", "PHONE", "CARD", "IBAN", "SSN"]
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Keys every prepared row has besides the task's fields, so no field may take these names.
 RESERVED = ("id", "source", "split")
@@ -239,6 +244,12 @@ class GateParams:
     # confidence (and the drop exceeds max_drop); it is also the reports' interval level.
     confidence: Annotated[float, Range(0.5, 1.0, hi_open=True)]
 
+    def validate(self) -> None:
+        for kind, table in (("min", self.min), ("max_drop", self.max_drop)):
+            for name in table:
+                if not FIELD_NAME.fullmatch(name):
+                    raise ValueError(f"{kind} key {name!r}: expected a metric name")
+
 
 @dataclass(frozen=True)
 class ReportParams:
@@ -302,33 +313,9 @@ class Params:
             )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys; a params file with both is a mistake."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        self.flatten_mapping(node)  # resolve `<<: *anchor` merges first, as safe_load does
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            plain = isinstance(key, str | int | float | bool)
-            if not plain or key in seen:
-                problem = "duplicate key" if plain else "a key must be a plain value, got"
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{problem} {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate a params file; raise ParamsError naming file and key."""
-    path = Path(path)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found") from None
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    raw = read_yaml(read_text(path), str(path))
     return parse(Params, raw, where=str(path))
 
 
@@ -379,7 +366,9 @@ def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
             raise _error(where, key, _describe(hint), value)
         key_type, value_type = typing.get_args(base)
         out = {
-            _convert(key_type, k, where, f"{key} key"): _convert(value_type, v, where, f"{key}.{k}")
+            _convert(key_type, k, where, f"{key} key"): _convert(
+                value_type, v, where, _join(key, k)
+            )
             for k, v in value.items()
         }
         _check(checks, out, hint, where, key, value)
@@ -393,7 +382,9 @@ def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
         return out
     if not _is_type(base, value):
         raise _error(where, key, _describe(hint), value)
-    out = float(value) if base is float else value
+    out = _float(value) if base is float else value
+    if base is float and not math.isfinite(out):  # .nan, .inf: no knob or gate means that
+        raise _error(where, key, "a finite " + _describe(hint).removeprefix("a "), value)
     _check(checks, out, hint, where, key, value)
     return out
 
@@ -405,6 +396,13 @@ def _check(checks: list, value: Any, hint: Any, where: str, key: str, raw: Any) 
         duplicates = isinstance(value, tuple) and len(set(value)) != len(value)  # dict: never
         if isinstance(check, NonEmpty) and (len(value) == 0 or duplicates):
             raise _error(where, key, _describe(hint), raw)
+
+
+def _float(value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer past float's range
+        return math.inf
 
 
 def _is_type(base: type, value: Any) -> bool:
@@ -456,15 +454,19 @@ def _error(where: str, key: str, expected: str, got: Any) -> ParamsError:
     return ParamsError(f"{where}: {key or '(top level)'}: expected {expected}, got {_show(got)}")
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, limit: int = 200) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[str(value)]  # as YAML writes them
     try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except ValueError:
-        return repr(value)
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):  # a circular alias, a huge integer
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _join(prefix: str, name: Any) -> str:
-    return f"{prefix}.{name}" if prefix else str(name)
+    name = name if isinstance(name, str) and name.isprintable() else repr(name)
+    return f"{prefix}.{name}" if prefix else name
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,10 +16,9 @@ import io
 import sys
 from pathlib import Path
 
-import yaml
-
 from llmops.declaration import flow, yaml_tool
-from llmops.params import ParamsError, load_params
+from llmops.params import load_params
+from llmops.paramsfile import ParamsError, read_text, read_yaml
 
 
 def overlay(target, profile: dict, where: str = "") -> None:
@@ -36,12 +35,17 @@ def overlay(target, profile: dict, where: str = "") -> None:
 
 def apply(profile_path: Path, params_path: Path) -> None:
     """Write params.yaml with the profile applied, or raise leaving it unchanged."""
-    profile = yaml.safe_load(profile_path.read_text(encoding="utf-8"))
+    # Read as load_params reads params.yaml (YAML 1.2 numbers such as 3e-4, merges, no
+    # duplicate keys), so a value means here what it will mean there.
+    profile = read_yaml(read_text(profile_path), str(profile_path))
     if not isinstance(profile, dict):
         raise ParamsError(f"{profile_path}: expected a mapping of params sections")
-    tool = yaml_tool()
-    document = tool.load(params_path.read_text(encoding="utf-8"))
+    text = read_text(params_path)
+    if not isinstance(read_yaml(text, str(params_path)), dict):
+        raise ParamsError(f"{params_path}: expected a mapping of params sections")
+    document = round_trip(text, params_path)
     overlay(document, profile)
+    tool = yaml_tool()
     buffer = io.StringIO()
     tool.dump(document, buffer)
     candidate = params_path.with_suffix(".profile.tmp")
@@ -54,6 +58,17 @@ def apply(profile_path: Path, params_path: Path) -> None:
     candidate.replace(params_path)
 
 
+def round_trip(text: str, path: Path):
+    """params.yaml as ruamel's round-trip document (comments kept); ParamsError if ruamel
+    cannot read what PyYAML could."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return yaml_tool().load(text)
+    except (YAMLError, ValueError) as err:
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("profile", type=Path)
@@ -61,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         apply(args.profile, args.params)
-    except (ParamsError, OSError, yaml.YAMLError) as err:
+    except (ParamsError, OSError) as err:
         sys.exit(f"profile: {err}")
     print(f"{args.params}: {args.profile} applied")
 

@@ -12,7 +12,10 @@ host; PNG copies stay in reports/ for artefact upload), training cost, the MLflo
 the commit. Everything about main comes from what main committed (`git show main:...`,
 its per-example record included); main's generated texts come from the DVC cache or remote
 when they are there. Nothing of main's pipeline is re-run. What cannot be found is said,
-not guessed.
+not guessed; an input that is there but cannot be read (not UTF-8, not the shape its stage
+writes, here or committed at the baseline), or a baseline ref that is not a valid name or
+that git does not know (checked as `make gate` checks it), stops the report with one line
+naming it.
 The text stays under GitHub's 65,536-character comment limit: the example lists are cut
 first, and the report says so.
 """
@@ -35,6 +38,7 @@ from llmops.markdown import (
     noise_note,
     params_diff,
     prompt_diff,
+    safe,
     verdict,
 )
 from llmops.metrics import load_checked
@@ -65,10 +69,48 @@ class Inputs:
 
 
 def load_json(text: str | None) -> dict | None:
+    """A JSON object's data, or None (no text, or not a JSON object: check_inputs says so
+    before the report is built)."""
     try:
-        return json.loads(text) if text else None
-    except ValueError:
+        data = json.loads(text) if text else None
+    except (ValueError, RecursionError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def check_inputs(ref: str, inputs: Inputs) -> None:
+    """Stop, naming the file, on an input the report cannot use: this change's metrics and
+    predictions (required), its other files when present, and each file committed at `ref`
+    (a file the ref does not have is said in the report, not an error)."""
+    gate.eval_metrics(gate.read_input(inputs.eval), inputs.eval.as_posix())
+    predictions = gate.read_input(inputs.predictions)
+    try:
+        parse_predictions(predictions)
+    except ValueError as err:
+        raise gate.InputError(f"{inputs.predictions}: {err}") from None
+    for name, path in inputs.committed().items():
+        local = gate.read_input(path) if path.exists() else None
+        for text, where in (
+            (local, path.as_posix()),
+            (gate.at_ref(ref, path.as_posix()), f"{path.as_posix()} at {ref}"),
+        ):
+            if text is not None:
+                check_committed(name, text, where)
+
+
+def check_committed(name: str, text: str, where: str) -> None:
+    """One of the files main commits (Inputs.committed), read the way the report reads it."""
+    if name == "eval":
+        gate.eval_metrics(text, where)
+    elif name == "examples":
+        gate.read_record(text, where)
+    elif name == "train_curve":
+        try:
+            curve(text)
+        except ValueError as err:
+            raise gate.InputError(f"{where}: not a step,loss curve ({err})") from None
+    elif load_json(text) is None:
+        raise gate.InputError(f"{where}: expected a JSON object")
 
 
 def baseline_outputs(path: Path, ref: str) -> dict[str, str] | None:
@@ -104,7 +146,9 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
         f"record; `dvc push` on {ref} adds its text."
     )  # fmt: skip
     flips = flipped(task, pairs) if pairs else None
-    section = FlipSection(task, flips, missing or note, current, outputs, params.report.examples)
+    # `missing` may quote the record's own columns: untrusted, so escaped like any cell.
+    section = FlipSection(task, flips, safe(missing) if missing else note, current, outputs,
+                          params.report.examples)  # fmt: skip
     curves = (curve(local["train_curve"]), curve(old["train_curve"]))
 
     def head(prompt: str) -> list[str]:
@@ -158,13 +202,16 @@ def main(argv: list[str] | None = None) -> None:
     inputs = Inputs(args.eval, args.examples, args.train, args.prep, args.base,
                     args.predictions, args.train_curve, args.adapter, args.prompts,
                     args.noise)  # fmt: skip
-    if not inputs.eval.exists():
-        raise SystemExit(f"report: {inputs.eval} not found (run the pipeline: make repro)")
     try:
+        gate.resolve(args.baseline)  # as make gate checks it: a valid name git knows
+        check_inputs(args.baseline, inputs)
         text = build(args.params, args.baseline, inputs)
     except (ParamsError, FileNotFoundError, ValueError) as err:
         raise SystemExit(f"report: {err}") from None
-    args.out.write_text(text, encoding="utf-8")
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise SystemExit(f"report: cannot write {args.out} ({err.strerror or err})") from None
     print(f"wrote {args.out} ({len(text):,} characters)")
 
 

@@ -29,6 +29,7 @@ bootstrap's standard error squared plus twice the run variance (two independent 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +78,13 @@ def training_noise(path: Path | None) -> dict[str, float]:
         return {}
     try:
         spread = json.loads(path.read_text(encoding="utf-8"))["spread"]
-        return {m: float(s["std"]) for m, s in spread.items()}
-    except (ValueError, KeyError, TypeError) as err:
+        stds = {m: float(s["std"]) for m, s in spread.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not a noise measurement ({err}); rerun make noise") from None
+    bad = next((m for m, std in stds.items() if not math.isfinite(std) or std < 0), None)
+    if bad is not None:
+        raise ValueError(f"{path}: {bad}: std {stds[bad]} is not a finite number >= 0")
+    return stds
 
 
 def pair(old: list[dict], new: list[dict]) -> tuple[list[dict], list[dict]]:
