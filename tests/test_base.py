@@ -163,10 +163,15 @@ def test_local_directory_is_copied_and_pickle_weights_refused(project, tmp_path)
     assert (tmp_path / "o" / "model.safetensors").exists()
 
     (mine / "model.safetensors").rename(mine / "pytorch_model.bin")
-    with pytest.raises(
-        ModelError, match=r"no \*\.safetensors weights; found \['pytorch_model.bin'\]"
-    ):
-        stage.base(source(params, str(mine)), data, prompt, tmp_path / "o2")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()}
+    for out in (tmp_path / "o2", tmp_path / "o"):
+        with pytest.raises(
+            ModelError, match=r"no \*\.safetensors weights; found \['pytorch_model.bin'\]"
+        ):
+            stage.base(source(params, str(mine)), data, prompt, out)
+    # A failed build leaves no partial model, and an older one as it was.
+    assert not (tmp_path / "o2").exists() and not list(tmp_path.glob(".o*"))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
 
 
 def test_remote_code_is_off_by_default(params):

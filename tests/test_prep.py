@@ -90,7 +90,7 @@ def test_rows_in_equal_rows_kept_plus_rows_quarantined_reason_by_reason(planted)
     splits = {n: read_jsonl(out / "prepared" / f"{n}.jsonl") for n in ("train", "val", "test")}
     assert sum(map(len, splits.values())) == len(clean)
     assert len(read_jsonl(out / "q" / "rejected.jsonl")) == metrics["rows_rejected"]
-    assert metrics["redactions"] == {"EMAIL": 1, "PHONE": 1, "CARD": 1}
+    assert metrics["redactions"] == {"EMAIL": 1, "PHONE": 1, "CARD": 1, "IBAN": 0, "SSN": 0}
 
 
 def test_prepared_rows_carry_the_task_fields_under_their_names(planted):
@@ -202,7 +202,7 @@ def test_only_malformed_lines_fail_and_are_kept(tmp_path):
     ]
 
 
-def test_too_many_rejections_fail_after_writing_the_quarantine(tmp_path):
+def test_too_many_rejections_fail_after_writing_the_quarantine_and_no_splits(tmp_path):
     rows = review_rows(8)
     bad = [dict(rows[0], uid="X1", topic="misc"), {"uid": "X2", "review_text": "hi"}]
     root = project_files(tmp_path / "p", [*rows, *bad], {"prep": {"max_rejected_fraction": 0.1}})
@@ -212,10 +212,13 @@ def test_too_many_rejections_fail_after_writing_the_quarantine(tmp_path):
     assert "2 of 10 rows rejected (20.0%), more than prep.max_rejected_fraction=10.0%" in message
     assert "unknown_label=1" in message and "missing_field=1" in message
     assert len(read_jsonl(root / "out" / "q" / "rejected.jsonl")) == 2
-    kept = sum(
-        len(read_jsonl(root / "out" / "prepared" / f"{s}.jsonl")) for s in ("train", "val", "test")
+    metrics = json.loads((root / "out" / "metrics.json").read_text())
+    assert (
+        metrics["rows_kept"] == 8
+        and "missing_field" in (root / "out" / "report" / "data_report.md").read_text()
     )
-    assert kept == 8
+    assert not (root / "out" / "prepared").exists()  # a failed run makes no splits
+    assert sorted(p.name for p in (root / "out").iterdir()) == ["metrics.json", "q", "report"]
 
 
 def test_a_split_that_would_be_empty_stops_prep(tmp_path):

@@ -16,10 +16,10 @@ from llmops.records import (
     normalize,
     parse_json,
     parse_row,
-    raw_files,
     read_lines,
     read_rows,
 )  # fmt: skip
+from llmops.sources import raw_files
 from tests.synthetic import write_csv, write_jsonl
 
 
@@ -173,7 +173,7 @@ def test_tsv_and_parquet_are_read_too(tmp_path):
     assert [(w, obj) for w, obj, _ in got] == [("b.parquet:1", rows[0]), ("b.parquet:2", rows[1])]
 
 
-def test_raw_files_are_sorted_recursive_skip_hidden_and_list_what_is_not_data(tmp_path):
+def test_raw_files_are_sorted_recursive_and_list_hidden_paths_and_what_is_not_data(tmp_path):
     folder = tmp_path / "raw"
     write_jsonl(folder / "b.jsonl", [raw()])
     write_jsonl(folder / "sub" / "a.jsonl", [raw()])
@@ -186,9 +186,11 @@ def test_raw_files_are_sorted_recursive_skip_hidden_and_list_what_is_not_data(tm
     assert [p.relative_to(folder).as_posix() for p in files.read] == [
         "b.jsonl", "c.CSV", "sub/a.jsonl",
     ]  # fmt: skip
-    assert sorted(files.skipped) == [(folder / n).as_posix() for n in ("README.md", "export.xlsx")]
+    names = (".git-stuff", ".hidden.jsonl", "README.md", "export.xlsx")
+    assert sorted(files.skipped) == [(folder / n).as_posix() for n in names]
+    assert files.skipped[(folder / ".hidden.jsonl").as_posix()].startswith("hidden")
     assert (
-        "not a data file (.jsonl, .ndjson, .csv, .tsv, .parquet)"
+        "not a data file (.jsonl, .ndjson, .csv, .tsv, .parquet, optionally .gz)"
         in files.skipped[(folder / "export.xlsx").as_posix()]
     )
     with pytest.raises(FileNotFoundError, match="raw data folder not found"):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmops.charts import pyplot, save
+from llmops.escape import escape
 from llmops.params import SPLITS
 from llmops.records import REASONS, Record, Rejection
 from llmops.redact import KINDS
@@ -65,8 +66,10 @@ def summarize(result: PrepResult, task: Task) -> dict:
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    """A Markdown table; text cells (labels, names, paths, reasons) are escaped."""
+    cell = lambda c: escape(c) if isinstance(c, str) else str(c)  # noqa: E731
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
 
 
 def _label_rows(per_split: dict[str, dict[str, int]]) -> list[list]:
@@ -78,9 +81,15 @@ def _label_rows(per_split: dict[str, dict[str, int]]) -> list[list]:
 
 
 def render_markdown(
-    metrics: dict, rejected: list[Rejection], skipped: dict[str, str], examples: int
+    metrics: dict,
+    rejected: list[Rejection],
+    skipped: dict[str, str],
+    examples: int,
+    decoded: dict[str, str] | None = None,
 ) -> str:
-    """The report's text; `rejected` rows are shown redacted and shortened."""
+    """The report's text; `rejected` rows are shown redacted, shortened and escaped, like
+    every name that comes from the data (llmops.escape). `decoded`: file -> what was decoded
+    (gzip, UTF-16), `skipped`: path -> why it was not read."""
     m = metrics
     out = [
         "# Data report (prep)", "",
@@ -89,7 +98,7 @@ def render_markdown(
         "## Splits", "", *_table(["split", "rows"], [[s, m["split"][s]] for s in SPLITS]), "",
     ]  # fmt: skip
     for name, per_split in m["labels"].items():
-        out += [f"## `{name}` per split", ""]
+        out += [f"## `{name}` per split", ""]  # a field name: an identifier (llmops.params)
         out += [*_table([name, *SPLITS, "total"], _label_rows(per_split)), ""]
     out += [
         "## Rejected rows by reason", "",
@@ -103,17 +112,20 @@ def render_markdown(
         ), "",
         "![label balance](label_balance.png)", "", "![text length](text_length.png)", "",
     ]  # fmt: skip
+    if decoded:
+        out += ["## Files decoded before reading", ""]
+        out += [*_table(["file", "decoded"], [[p, how] for p, how in decoded.items()]), ""]
     if skipped:
         out += ["## Files not read", ""]
-        out += [*_table(["file", "why"], [[f"`{p}`", why] for p, why in skipped.items()]), ""]
+        out += [*_table(["file", "why"], [[p, why] for p, why in skipped.items()]), ""]
     if examples and rejected:
         out += ["## Examples of rejected rows", ""]
         shown: Counter[str] = Counter()
         for r in rejected:
             if shown[r.reason] < examples:
                 shown[r.reason] += 1
-                raw = (r.raw if len(r.raw) <= 120 else r.raw[:120] + "…").replace("`", "'")
-                out.append(f"- `{r.where}` **{r.reason}**: {r.detail} — `{raw}`")
+                where, reason, detail = escape(r.where), escape(r.reason), escape(r.detail)
+                out.append(f"- {where} **{reason}**: {detail} — {escape(r.raw, limit=120)}")
         out.append("")
     return "\n".join(out)
 
@@ -165,7 +177,7 @@ def plot_lengths(splits: dict[str, list[Record]], task: Task, path: Path) -> Non
 def write_report(result: PrepResult, task: Task, metrics: dict, out: Path, examples: int) -> None:
     """Write data_report.md and its two charts into `out`; rejected rows are already redacted."""
     out.mkdir(parents=True, exist_ok=True)
-    text = render_markdown(metrics, result.rejected, result.skipped, examples)
+    text = render_markdown(metrics, result.rejected, result.skipped, examples, result.notes)
     (out / "data_report.md").write_text(text, encoding="utf-8")
     plot_label_balance(metrics, out / "label_balance.png")
     plot_lengths(result.splits, task, out / "text_length.png")

@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 
 from llmops.params import RESERVED, TinyParams
-from llmops.records import FORMATS, Rejection, read_rows
+from llmops.records import Rejection, read_rows
+from llmops.sources import FORMATS, NotDataError, data_format
 
 INPUT_NAMES = ("text", "message", "input", "prompt", "question", "sentence", "utterance",
                "query", "content")  # fmt: skip
@@ -63,13 +64,16 @@ def read_table(path: Path) -> Table:
     out: they say nothing about the schema)."""
     if not path.is_file():
         raise InitError(f"{path}: file not found")
-    if path.suffix.lower() not in FORMATS:
-        raise InitError(f"{path}: expected one of {', '.join(FORMATS)}")
+    if data_format(path) is None:
+        raise InitError(f"{path}: expected one of {', '.join(FORMATS)} (optionally .gz)")
     rows, columns = [], {}
-    for _, obj, _ in read_rows(path, path.as_posix()):
-        if not isinstance(obj, Rejection):
-            rows.append(obj)
-            columns.update(dict.fromkeys(obj))
+    try:
+        for _, obj, _ in read_rows(path, path.as_posix()):
+            if not isinstance(obj, Rejection):
+                rows.append(obj)
+                columns.update(dict.fromkeys(obj))
+    except NotDataError as why:
+        raise InitError(f"{path}: {why}") from None
     if not rows:
         raise InitError(f"{path}: no readable rows")
     return Table(path, list(columns), rows)

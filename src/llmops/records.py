@@ -1,8 +1,9 @@
 """Raw records: read every data file under the raw folder and validate each row for the task.
 
-Formats, by extension: JSON Lines (`.jsonl`, `.ndjson`; one object per line, UTF-8), CSV
-(`.csv`, `.tsv`; a header row, UTF-8) and Parquet (`.parquet`). Any other file is not read
-and is listed with its reason (`skipped`), never dropped without a word.
+Formats: JSON Lines (one object per line), CSV/TSV (a header row) and Parquet; which files
+are read, and how their bytes decode (gzip, UTF-16 ...), is `llmops.sources`' part. A file
+that stops being readable partway (a truncated gzip stream, broken UTF-16, a damaged
+Parquet file) gives one `unreadable` rejection for the rest of it.
 
 The schema comes from the task declaration (params.yaml `task`) and the column mapping
 (params.yaml `prep`): each declared field is read from its column (`prep.columns`, else
@@ -21,6 +22,7 @@ import io
 import json
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +30,15 @@ from typing import Any
 
 from llmops.params import SPLITS, PrepParams
 from llmops.redact import INVISIBLE
+from llmops.sources import FORMATS, Encoding, NotDataError, data_format, lines, sniff, whole_text
 from llmops.task import Task
 
 # Every reason a row can be rejected for, in the order the checks run.
 REASONS = (
     "invalid_utf8", "malformed_json", "malformed_row", "not_an_object", "missing_field",
     "wrong_type", "unknown_label", "invalid_split", "empty_field", "too_long",
-    "duplicate", "near_duplicate",
+    "duplicate", "near_duplicate", "duplicate_id", "unreadable",
 )  # fmt: skip
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv",
-           ".parquet": "parquet"}  # fmt: skip
 CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # control characters that are not whitespace
 SPACE = re.compile(r"\s+")
 
@@ -66,51 +67,49 @@ class Rejection:
     raw: str
 
 
-@dataclass(frozen=True)
-class RawFiles:
-    """The files under the raw folder: those read, and those not read with the reason."""
-
-    read: list[Path]
-    skipped: dict[str, str]
-
-
-def raw_files(raw: Path) -> RawFiles:
-    """Every non-hidden file below `raw`, sorted, so row order is the same everywhere."""
-    if not raw.is_dir():
-        raise FileNotFoundError(f"{raw}: raw data folder not found")
-    read, skipped = [], {}
-    for path in sorted(raw.rglob("*")):
-        if not path.is_file() or any(p.startswith(".") for p in path.relative_to(raw).parts):
-            continue
-        if path.suffix.lower() in FORMATS:
-            read.append(path)
-        else:
-            known = ", ".join(FORMATS)
-            skipped[path.as_posix()] = f"not a data file ({known})"
-    return RawFiles(read, skipped)
-
-
 def read_rows(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, str]]:
-    """Yield ("name:row", parsed object or Rejection, raw text) for each row of a file."""
-    kind = FORMATS[path.suffix.lower()]
-    if kind == "jsonl":
-        for where, line in read_lines(path, name):
-            yield where, parse_json(where, line), line.decode("utf-8", "backslashreplace")
-    elif kind == "csv":
-        yield from _read_csv(path, name)
-    else:
-        yield from _read_parquet(path, name)
+    """Yield ("name:row", parsed object or Rejection, raw text) for each row of a file;
+    NotDataError (llmops.sources) when the file is not data at all."""
+    kind = data_format(path)
+    if kind is None:
+        raise NotDataError(f"not a data file ({', '.join(FORMATS)}, optionally .gz)")
+    encoding = sniff(path, kind)
+    rows = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[kind]
+    number = 0
+    try:
+        for where, obj, text in rows(path, name, encoding):
+            number = int(where.rsplit(":", 1)[1])
+            yield where, obj, text
+    except _unreadable() as err:
+        where = f"{name}:{number + 1}"
+        detail = f"the file cannot be read from here on ({type(err).__name__}: {err})"[:300]
+        yield where, Rejection(where, "unreadable", detail, ""), ""
 
 
-def read_lines(path: Path, name: str) -> Iterator[tuple[str, bytes]]:
-    """Yield ("name:line", bytes) for each non-blank line; blank lines are not rows."""
-    with path.open("rb") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip(b"\r\n")
-            if number == 1:
-                line = line.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
-            if line.strip():
-                yield f"{name}:{number}", line
+def _unreadable() -> tuple[type[BaseException], ...]:
+    """Errors of a file that stops being readable partway."""
+    import pyarrow
+
+    return (OSError, EOFError, zlib.error, UnicodeDecodeError, pyarrow.ArrowException)
+
+
+def _read_jsonl(
+    path: Path, name: str, encoding: Encoding
+) -> Iterator[tuple[str, dict | Rejection, str]]:
+    for where, line in read_lines(path, name, encoding):
+        yield where, parse_json(where, line), line.decode("utf-8", "backslashreplace")
+
+
+def read_lines(
+    path: Path, name: str, encoding: Encoding | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Yield ("name:line", UTF-8 bytes) for each non-blank line; blank lines are not rows."""
+    for number, line in enumerate(lines(path, encoding or Encoding()), start=1):
+        line = line.rstrip(b"\r\n")
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
+        if line.strip():
+            yield f"{name}:{number}", line
 
 
 def parse_json(where: str, line: bytes) -> dict | Rejection:
@@ -135,9 +134,10 @@ def parse_json(where: str, line: bytes) -> dict | Rejection:
     return obj
 
 
-def _read_csv(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, str]]:
-    # Undecodable bytes become lone surrogates, so one bad row does not hide the others.
-    text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+def _read_csv(
+    path: Path, name: str, encoding: Encoding
+) -> Iterator[tuple[str, dict | Rejection, str]]:
+    text = whole_text(path, encoding)  # bad UTF-8 bytes: lone surrogates, rejected per row
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows = iter(reader)
@@ -169,7 +169,9 @@ def _has_surrogate(text: str) -> bool:
     return any("\ud800" <= c <= "\udfff" for c in text)
 
 
-def _read_parquet(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, str]]:
+def _read_parquet(
+    path: Path, name: str, _: Encoding
+) -> Iterator[tuple[str, dict | Rejection, str]]:
     import pyarrow.parquet as pq
 
     number = 0

@@ -6,11 +6,13 @@ strings (so raw copies that differ only in spacing or Unicode form count here, a
 inputs that differ only in the PII they carried), `near_duplicate` when they differ only in
 letter case. A pinned row beats an unpinned one (test, then val, then train), whatever the
 file order, so a pinned test set stays whole; among equals the first (files in name order,
-then row order) is kept. The split is stratified by the first label output field (one group
-when there is none): within each label, unpinned rows are ordered by a seeded hash of their
-inputs and the first `test_fraction` go to test, the next `val_fraction` to val, the rest to
-train. Hashing (rather than shuffling) keeps a row in its split when other rows are added or
-removed, so a data pull request moves only the rows it touches.
+then row order) is kept. Of the rows left, a row whose id an earlier one already has is
+rejected as `duplicate_id` (reports match examples by id). The split is stratified by the
+first label output field (one group when there is none): within each label, unpinned rows
+are ordered by a seeded hash of their inputs and the first `test_fraction` go to test, the
+next `val_fraction` to val, the rest to train. Hashing (rather than shuffling) keeps a row
+in its split when other rows are added or removed, so a data pull request moves only the
+rows it touches.
 """
 
 from __future__ import annotations
@@ -55,6 +57,27 @@ def dedupe(records: Iterable[Record], task: Task) -> tuple[list[Record], list[Re
             continue
         raw = json.dumps(r.row(), ensure_ascii=False)
         rejected.append(Rejection(r.where, reason, detail, raw))
+    return [r for i, r in enumerate(records) if i in keep], rejected
+
+
+def unique_ids(records: list[Record]) -> tuple[list[Record], list[Rejection]]:
+    """Keep the first row of each id (pinned rows first, like dedupe); reject later rows
+    that reuse an id with other inputs as `duplicate_id`: reports and gates match examples
+    by id, so two examples may not share one."""
+    order = sorted(range(len(records)), key=lambda i: PIN_ORDER[records[i].pin])
+    first: dict[str, Record] = {}
+    keep: set[int] = set()
+    rejected: list[Rejection] = []
+    for i in order:
+        r = records[i]
+        if r.id in first:
+            detail = f"id {r.id!r} is already used by {first[r.id].where}"
+            rejected.append(
+                Rejection(r.where, "duplicate_id", detail, json.dumps(r.row(), ensure_ascii=False))
+            )
+        else:
+            first[r.id] = r
+            keep.add(i)
     return [r for i, r in enumerate(records) if i in keep], rejected
 
 

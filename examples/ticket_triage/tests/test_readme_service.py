@@ -20,7 +20,7 @@ from tests.bentos import build, served
 from tests.synthetic import PARAMS, merged
 
 from llmops.stages.base import base
-from llmops.stages.prep import PrepResult, prep, write_outputs
+from llmops.stages.prep import PrepResult, prep, write_splits
 from llmops.task import Task
 
 pytestmark = pytest.mark.e2e
@@ -52,8 +52,8 @@ def triage(tmp_path_factory, repo) -> Path:
     loaded = load_params(root / "params.yaml")
     result = prep(Task.from_params(loaded.task), loaded.prep, repo / "data" / "raw")
     splits = {name: rows[: SIZES[name]] for name, rows in result.splits.items()}
-    write_outputs(PrepResult(result.rows_in, splits, [], result.redactions),
-                  root / "data" / "prepared", root / "data" / "quarantine")  # fmt: skip
+    write_splits(PrepResult(result.rows_in, splits, [], result.redactions),
+                 root / "data" / "prepared")  # fmt: skip
     base(loaded, root / "data" / "prepared", root / loaded.task.prompt, root / "models" / "base")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     args = ["--params", "params.yaml", "--data", "data/prepared", "--base", "models/base",

@@ -25,6 +25,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmops import atomic
 from llmops.examples import DataError, build_prompt, check_length, encode_rows, longest, read_split
 from llmops.models import (
     ModelError,
@@ -90,9 +91,13 @@ def base(params: Params, data: Path, prompt: Path, out: Path) -> dict:
     if kind == "local" and Path(cfg.model).expanduser().resolve() == out.resolve():
         raise ParamsError(f"base.model: {cfg.model!r} is the output folder itself")
     splits = read_splits(params, data, prompt)  # before any download or pretraining
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    with atomic.folder(out) as tmp:  # whole or not at all: a failed check leaves no model
+        return materialise(params, kind, splits, tmp)
+
+
+def materialise(params: Params, kind: str, splits: Splits, out: Path) -> dict:
+    """Build, download or copy the base model into the empty folder `out`; the card."""
+    cfg = params.base
     if kind == "tiny":
         card = build_tiny(params, splits, out)
     else:
@@ -201,8 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics["longest_example_tokens"] = card["longest_example_tokens"]
     if "pretraining" in card:
         metrics |= {f"pretrain_{k}": v for k, v in card["pretraining"].items()}
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    atomic.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
     tokenizer = load_tokenizer(args.out, params.base.trust_remote_code)
     log.info(
         "base model %s: %s parameters, vocabulary %d -> %s",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from llmops import classical, tracking
+from llmops import atomic, classical, tracking
 from llmops.batching import collate
 from llmops.charts import pyplot, save
 from llmops.examples import DataError, check_rows, encode, read_split
@@ -217,11 +217,13 @@ def main(argv: list[str] | None = None) -> None:
     except (ParamsError, DataError, ModelError, PromptError, FileNotFoundError) as err:
         raise SystemExit(f"eval: {err}") from None
     task = Task.from_params(params.task)
-    write_predictions(args.predictions, records)
-    write_examples(args.examples, example_rows(task, records))
-    write_plots(task, results, records, args.plots)
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    with atomic.file(args.predictions) as tmp:  # each output whole or not at all
+        write_predictions(tmp, records)
+    with atomic.file(args.examples) as tmp:
+        write_examples(tmp, example_rows(task, records))
+    with atomic.folder(args.plots) as tmp:
+        write_plots(task, results, records, tmp)
+    atomic.write_text(args.metrics, json.dumps(results, indent=2) + "\n")
     run_id = log_to_training_run(results, args.adapter)
     shown = rates(task)
     summary = ", ".join(f"{m} {results['tuned'][m]:.3f} vs {results['base'][m]:.3f}" for m in shown)

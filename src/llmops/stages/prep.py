@@ -3,14 +3,17 @@
 Run: python -m llmops.stages.prep --params params.yaml --raw data/raw --out data/prepared \
         --quarantine data/quarantine --report reports/prep --metrics metrics/prep.json
 
-Reads every data file under --raw (JSON Lines, CSV, Parquet; never writes there), validates
+Reads every data file under --raw (JSON Lines, CSV, Parquet; gzip, UTF-16 with a BOM;
+never writes there; llmops.sources lists what it does not read and why), validates
 each row against the task declared in params.yaml (llmops.records), normalises text,
-redacts PII to <EMAIL>/<PHONE>/<CARD>, drops exact and near duplicates and splits by the
-first label output field (llmops.split). Every row that is not used goes to the quarantine with its
-file, row and reason: rows in = rows kept + rows quarantined. Files that are not data are
-listed in the data report. Fails when the rejected share exceeds
-prep.max_rejected_fraction, nothing is usable or a split would be empty, after writing the
-quarantine so the cause can be read.
+redacts PII (llmops.redact), drops exact and near duplicates and splits by the
+first label output field (llmops.split); a later row that reuses a kept row's id is
+rejected. Every row that is not used goes to the quarantine with its file, row and reason:
+rows in = rows kept + rows quarantined. Paths that are not read are listed in the data
+report and the log. Fails when the rejected share exceeds prep.max_rejected_fraction,
+nothing is usable or a split would be empty: then the quarantine, report and metrics are
+written so the cause can be read, and no splits. Every output is written whole or not at
+all (llmops.atomic).
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from llmops import atomic
 from llmops.data_report import summarize, write_report
 from llmops.params import ParamsError, PrepParams, load_params
-from llmops.records import Record, Rejection, parse_row, raw_files, read_rows
+from llmops.records import Record, Rejection, parse_row, read_rows
 from llmops.redact import redact, redact_raw
-from llmops.split import assign_splits, dedupe, input_text
+from llmops.sources import display, raw_files
+from llmops.split import assign_splits, dedupe, input_text, unique_ids
 from llmops.task import Task
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,8 @@ class PrepResult:
     splits: dict[str, list[Record]]
     rejected: list[Rejection]
     redactions: Counter[str]
-    skipped: dict[str, str] = field(default_factory=dict)  # file -> why it was not read
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> why it was not read
+    notes: dict[str, str] = field(default_factory=dict)  # file -> what was decoded (gzip ...)
 
     @property
     def rows_kept(self) -> int:
@@ -72,7 +78,7 @@ def prep(task: Task, params: PrepParams, raw: Path) -> PrepResult:
     rows_in = 0
     for path in files.read:
         pin = file_pin(path, raw, params)
-        for where, obj, text in read_rows(path, path.as_posix()):
+        for where, obj, text in read_rows(path, display(path.as_posix())):
             rows_in += 1
             item = (
                 obj
@@ -85,19 +91,21 @@ def prep(task: Task, params: PrepParams, raw: Path) -> PrepResult:
             record, found[where] = _redacted(item, task, params)
             records.append(record)
     if rows_in == 0:
-        names = ", ".join(p.name for p in files.read) or "no data files"
+        names = ", ".join(display(p.name) for p in files.read) or "no data files"
         raise PrepError(
-            f"{raw}: no rows to prepare ({names}); expected JSON Lines, CSV or Parquet files"
+            f"{display(raw)}: no rows to prepare ({names}); expected JSON Lines, CSV or "
+            "Parquet files"
         )
     kept, duplicates = dedupe(records, task)
+    kept, reused = unique_ids(kept)
     splits = assign_splits(kept, task, params.val_fraction, params.test_fraction, params.seed)
     redactions = sum((found[r.where] for r in kept), Counter())
     # Rejected rows are stored and shown too, so they are redacted like the kept ones.
     quarantined = [
         replace(r, detail=redact(r.detail, params.redact)[0], raw=redact_raw(r.raw, params.redact))
-        for r in sorted(rejected + duplicates, key=_position)
+        for r in sorted(rejected + duplicates + reused, key=_position)
     ]
-    return PrepResult(rows_in, splits, quarantined, redactions, files.skipped)
+    return PrepResult(rows_in, splits, quarantined, redactions, files.skipped, files.notes)
 
 
 def _redacted(record: Record, task: Task, params: PrepParams) -> tuple[Record, Counter[str]]:
@@ -108,9 +116,13 @@ def _redacted(record: Record, task: Task, params: PrepParams) -> tuple[Record, C
         if not f.is_label:
             fields[f.name], found = redact(fields[f.name], params.redact)
             counts += found
-    identifier, found = redact(record.id, params.redact)  # an export may use emails as ids
+    # An export may use e-mails as ids: such an id becomes a pseudonym (a hash of it), so two
+    # ids stay two ids; with no id column a stable id comes from the (redacted) inputs.
+    identifier, found = redact(record.id, params.redact)
+    if identifier != record.id:
+        identifier = f"p{hashlib.sha256(record.id.encode()).hexdigest()[:12]}"
     record = replace(record, id=identifier, fields=fields)
-    if not identifier:  # no id column: a stable id from the (redacted) inputs
+    if not identifier:
         digest = hashlib.sha256(input_text(record, task).encode()).hexdigest()
         record = replace(record, id=f"h{digest[:12]}")
     return record, counts + found
@@ -146,7 +158,6 @@ def check(result: PrepResult, params: PrepParams, quarantine: Path) -> None:
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -159,13 +170,18 @@ def quarantine_rows(rejected: list[Rejection]) -> Iterable[dict]:
         yield {"source": source, "line": line, "reason": r.reason, "detail": r.detail, "raw": r.raw}
 
 
-def write_outputs(result: PrepResult, out: Path, quarantine: Path) -> Path:
-    """Write the splits and the quarantine; return the quarantine file."""
-    for name, rows in result.splits.items():
-        write_jsonl(out / f"{name}.jsonl", (r.row() for r in rows))
-    rejected = quarantine / "rejected.jsonl"
-    write_jsonl(rejected, quarantine_rows(result.rejected))
-    return rejected
+def write_splits(result: PrepResult, out: Path) -> None:
+    """The train/val/test splits, written whole into `out`."""
+    with atomic.folder(out) as tmp:
+        for name, rows in result.splits.items():
+            write_jsonl(tmp / f"{name}.jsonl", (r.row() for r in rows))
+
+
+def write_quarantine(result: PrepResult, quarantine: Path) -> Path:
+    """The rejected rows, written whole; return the file."""
+    with atomic.folder(quarantine) as tmp:
+        write_jsonl(tmp / "rejected.jsonl", quarantine_rows(result.rejected))
+    return quarantine / "rejected.jsonl"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -188,22 +204,25 @@ def main(argv: list[str] | None = None) -> None:
         result = prep(task, params.prep, args.raw)
     except (ParamsError, PrepError, FileNotFoundError) as err:
         raise SystemExit(f"prep: {err}") from None
-    quarantine = write_outputs(result, args.out, args.quarantine)
+    quarantine = write_quarantine(result, args.quarantine)
     metrics = summarize(result, task)
-    write_report(result, task, metrics, args.report, params.prep.report_examples)
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    sizes = ", ".join(f"{name} {len(rows)}" for name, rows in result.splits.items())
-    log.info(
-        "read %d rows from %s: kept %d (%s)", result.rows_in, args.raw, result.rows_kept, sizes
-    )
-    log.info("quarantined %d rows -> %s", len(result.rejected), quarantine)
+    with atomic.folder(args.report) as tmp:
+        write_report(result, task, metrics, tmp, params.prep.report_examples)
+    atomic.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
+    for path, note in result.notes.items():
+        log.info("read %s: %s", path, note)
     for path, why in result.skipped.items():
         log.warning("not read: %s (%s)", path, why)
+    log.info("quarantined %d rows -> %s", len(result.rejected), display(quarantine))
     try:
         check(result, params.prep, quarantine)
     except PrepError as err:
+        atomic.remove(args.out)  # no splits from a failed run, nor stale ones from before
         raise SystemExit(f"prep: {err}") from None
+    write_splits(result, args.out)
+    sizes = ", ".join(f"{name} {len(rows)}" for name, rows in result.splits.items())
+    log.info("read %d rows from %s: kept %d (%s)", result.rows_in, display(args.raw),
+             result.rows_kept, sizes)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from llmops import checkpoint, lora, tracking
+from llmops import atomic, checkpoint, lora, tracking
 from llmops.examples import DataError, encode_split
 from llmops.models import (
     ModelError,
@@ -77,13 +77,13 @@ def train(
 
 
 def save_adapter(setup: Setup, out: Path, prompt: Path, info: dict) -> None:
-    """Adapter safetensors + config, the prompt template it was trained with, tokenizer, info."""
-    if out.exists():
-        shutil.rmtree(out)
-    setup.model.save_pretrained(out)
-    setup.tokenizer.save_pretrained(out)
-    shutil.copy2(prompt, out / "prompt.jinja")
-    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    """Adapter safetensors + config, the prompt template it was trained with, tokenizer, info;
+    written whole or not at all."""
+    with atomic.folder(out) as tmp:
+        setup.model.save_pretrained(tmp)
+        setup.tokenizer.save_pretrained(tmp)
+        shutil.copy2(prompt, tmp / "prompt.jinja")
+        (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
 def write_curves(result: Result, folder: Path) -> None:
@@ -157,8 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         save_adapter(setup, args.out, args.prompt, info)
         write_curves(result, args.plots)
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n", encoding="utf-8")
+        atomic.write_text(args.metrics, json.dumps(result.metrics, indent=2) + "\n")
         mlflow.log_metrics({f"final_{k}": float(v) for k, v in result.metrics.items()})
         mlflow.log_artifacts(str(args.out), artifact_path="adapter")
     checkpoint.clear(args.checkpoints)

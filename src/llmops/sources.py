@@ -1,0 +1,201 @@
+"""Raw data files: which paths under the raw folder are read, and how their bytes decode.
+
+`raw_files(raw)` walks the folder in sorted order (so rows come in the same order
+everywhere), without following links to directories, and sorts every path into the files
+to read and the paths not read, each with its reason, which the data report and the log
+show: hidden entries, files of another type, links to directories, dangling links, FIFOs,
+sockets and devices, files that cannot be opened, archives other than gzip, Parquet files
+that are not Parquet, and text in UTF-16 or UTF-32 without a byte-order mark.
+
+Formats by extension, after an optional `.gz`: JSON Lines (`.jsonl`, `.ndjson`), CSV
+(`.csv`, `.tsv`) and Parquet (`.parquet`). Text files may be gzip-compressed (known by
+their content, whatever the name says) and in UTF-8 (with or without a byte-order mark) or
+in UTF-16/UTF-32 with a byte-order mark: `lines` and `whole_text` hand the readers the same
+text either way, and `Encoding.note` says what was decoded. `display` shows a path safely
+in logs and reports, with `\\xNN` for bytes of a file name that are not UTF-8 and for
+control characters.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv",
+           ".parquet": "parquet"}  # fmt: skip
+GZIP = b"\x1f\x8b"
+# Compressed or archive formats that are recognised but not unpacked.
+ARCHIVES = {b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+            b"\x28\xb5\x2f\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7z"}  # fmt: skip
+# Byte-order marks, longest first (UTF-32-LE's starts with UTF-16-LE's).
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
+HEAD = 512  # bytes looked at to tell the encoding
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class NotDataError(ValueError):
+    """A file that is not read as data; the message is the reason shown for it."""
+
+
+def display(path: Path | str) -> str:
+    """The path as printable UTF-8 text: undecodable bytes and control characters as \\xNN."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def data_format(path: Path) -> str | None:
+    """jsonl, csv or parquet by the file's extension (after an optional .gz), else None."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes.pop()
+    return FORMATS.get(suffixes[-1]) if suffixes else None
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a data file's bytes become text."""
+
+    gzip: bool = False
+    codec: str = "utf-8"  # utf-8, utf-8-sig, utf-16 or utf-32 (the last two with their BOM)
+
+    @property
+    def note(self) -> str:
+        """What was decoded, for the data report; empty for plain UTF-8."""
+        parts = ["gzip-compressed"] if self.gzip else []
+        if self.codec in ("utf-16", "utf-32"):
+            parts.append(f"{self.codec.upper()} with a byte-order mark")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class RawFiles:
+    """The paths under the raw folder: files read (and what was decoded), paths not read."""
+
+    read: list[Path]
+    skipped: dict[str, str]  # display(path) -> why it was not read
+    notes: dict[str, str]  # display(path) -> what was decoded (gzip, UTF-16 ...)
+
+
+def raw_files(raw: Path) -> RawFiles:
+    """Every file below `raw` to read, in sorted order, and every other path with why not."""
+    if not raw.is_dir():
+        raise FileNotFoundError(f"{display(raw)}: raw data folder not found")
+    read, skipped, notes = [], {}, {}
+    for path in _walk(raw):
+        try:
+            encoding = _readable(path)
+        except NotDataError as why:
+            skipped[display(path.as_posix())] = str(why)
+            continue
+        read.append(path)
+        if encoding.note:
+            notes[display(path.as_posix())] = encoding.note
+    return RawFiles(read, skipped, notes)
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Every entry below `folder` but real directories, depth first in name order; hidden
+    directories and links to directories are yielded, not entered."""
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
+            yield from _walk(entry)
+        else:
+            yield entry
+
+
+def _readable(path: Path) -> Encoding:
+    """The encoding of a file prep reads; NotDataError with the reason for any other path."""
+    if path.name.startswith("."):
+        raise NotDataError("hidden (the name starts with a dot)")
+    if path.is_symlink() and not path.exists():
+        raise NotDataError("a dangling symbolic link (its target does not exist)")
+    if path.is_symlink() and path.is_dir():
+        raise NotDataError("a symbolic link to a directory (not followed; link or copy the files)")
+    try:
+        mode = path.stat().st_mode
+    except OSError as err:
+        raise NotDataError(f"cannot be read ({err.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise NotDataError(f"{_kind(mode)}, not a regular file")
+    fmt = data_format(path)
+    if fmt is None:
+        raise NotDataError(f"not a data file ({', '.join(FORMATS)}, optionally .gz)")
+    return sniff(path, fmt)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
+
+
+def sniff(path: Path, fmt: str) -> Encoding:
+    """Tell compression and text encoding from the first bytes; NotDataError if unusable."""
+    head = b""
+    try:
+        with path.open("rb") as f:
+            head = f.read(HEAD)
+        compressed = head.startswith(GZIP)
+        if compressed:
+            with gzip.open(path, "rb") as f:
+                head = f.read(HEAD)
+    except (OSError, EOFError) as err:
+        what = (
+            "a gzip file that cannot be decompressed" if head.startswith(GZIP) else "cannot be read"
+        )
+        raise NotDataError(f"{what} ({getattr(err, 'strerror', None) or err})") from None
+    for magic, kind in ARCHIVES.items():
+        if head.startswith(magic):
+            raise NotDataError(f"{kind}-compressed: unpack it (or compress it with gzip)")
+    if fmt == "parquet":
+        if compressed or not head.startswith(b"PAR1"):
+            raise NotDataError("not a Parquet file (no PAR1 header; Parquet compresses itself)")
+        return Encoding()
+    codec = next((name for bom, name in BOMS if head.startswith(bom)), "utf-8")
+    if codec == "utf-8" and _looks_utf16(head):
+        raise NotDataError("UTF-16 or UTF-32 text without a byte-order mark: save it as UTF-8")
+    return Encoding(compressed, codec)
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """Many NUL bytes, nearly all at even or all at odd offsets: wide text without a BOM."""
+    odd = [i % 2 for i, b in enumerate(head) if b == 0]
+    lopsided = abs(2 * sum(odd) - len(odd)) > 0.8 * len(odd)  # nearly all odd, or all even
+    return len(head) >= 8 and len(odd) >= len(head) // 4 and lopsided
+
+
+def _open(path: Path, encoding: Encoding) -> BinaryIO:
+    return gzip.open(path, "rb") if encoding.gzip else path.open("rb")  # type: ignore[return-value]
+
+
+def lines(path: Path, encoding: Encoding) -> Iterator[bytes]:
+    """The file's lines as UTF-8 bytes, line endings kept, a UTF-8 BOM kept (readers drop
+    it); raises OSError, EOFError or UnicodeDecodeError where the file stops being readable."""
+    with _open(path, encoding) as f:
+        if encoding.codec in ("utf-8", "utf-8-sig"):
+            yield from f
+            return
+        for line in io.TextIOWrapper(f, encoding=encoding.codec, newline=""):
+            yield line.encode("utf-8", "surrogatepass")
+
+
+def whole_text(path: Path, encoding: Encoding) -> str:
+    """The whole file as text; bytes that are not UTF-8 become lone surrogates, so one bad
+    row does not hide the others (UTF-16/32 must decode whole: UnicodeDecodeError)."""
+    with _open(path, encoding) as f:
+        data = f.read()
+    if encoding.codec in ("utf-8", "utf-8-sig"):
+        return data.decode("utf-8-sig", "surrogateescape")
+    return data.decode(encoding.codec)
