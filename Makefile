@@ -2,6 +2,14 @@
 # The first target that needs Python creates .venv and installs the locked dependency set.
 
 SHELL := /bin/bash
+# A value given on the command line (make gate BASELINE=...) is taken as literal text, and
+# so is one from the environment that the Makefile reads with $(...): make never expands a
+# `$(shell ...)` inside it. Recipes hand every such value to the shell from the environment,
+# quoted ("$$VAR"), so the shell never parses one either.
+literal = $(eval override $1 := $$(value $1))
+$(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $v)),$(call literal,$v)))
+$(foreach v,PYTHON TORCH_INDEX CI REQUIRE_SERVER DEPLOYMENT IMAGE_REPOSITORY,\
+  $(if $(findstring environment,$(origin $v)),$(call literal,$v)))
 # Python 3.11 (the version requirements.lock was resolved for): python3.11, else python3.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
 VENV := .venv
@@ -12,6 +20,7 @@ STAMP := $(VENV)/.installed
 #   rm -rf .venv && make install TORCH_INDEX=https://download.pytorch.org/whl/cu128
 # (or TORCH_INDEX= for PyPI's default build). `make lock` resolves against the same index.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+export PYTHON TORCH_INDEX
 # dvc runs stage commands through the shell: put the venv first so `python` is ours.
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -19,18 +28,18 @@ export DVC_NO_ANALYTICS := 1
 .DEFAULT_GOAL := help
 .PHONY: help install repro dag gate report init test test-fast lint format params sample-data ui \
   test-e2e pull push summary pr-meta comment notice profile image container-smoke \
-  push-image bento serve smoke bench-train bench-eval bench-serve noise lock hooks clean
+  push-image bento serve smoke bench-train bench-prep bench-eval bench-serve noise lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
-	  echo "error: need Python 3.11 (found '$(PYTHON)'); install it or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	@"$$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  echo "error: need Python 3.11 (found '$$PYTHON'); install it or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	"$$PYTHON" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --retries 0 -c requirements.lock \
-	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$$(grep -E '^torch==' requirements.lock)"
+	  $${TORCH_INDEX:+--extra-index-url "$$TORCH_INDEX"} "$$(grep -E '^torch==' requirements.lock)"
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
@@ -44,17 +53,18 @@ dag: $(STAMP) ## Show the pipeline's stages (dvc dag)
 	dvc dag
 
 # The baseline the gates and the report compare against (a git ref). Recipes read it (and
-# init's arguments) from the environment as "$$VAR", so no value is ever parsed as shell.
+# init's arguments) from the environment as "$$VAR", so no value is ever parsed as shell;
+# `--baseline=` keeps a value starting with - a value, which the gate then refuses.
 BASELINE ?= main
 export BASELINE
 
 gate: $(STAMP) ## Check the quality gates (params.yaml gate) against BASELINE=main; fails if any fails
 	python -m llmops.gate --params params.yaml --metrics metrics/eval.json \
 	  --examples metrics/eval_examples.csv --noise benchmarks/results/noise.json \
-	  --baseline "$$BASELINE"
+	  --baseline="$$BASELINE"
 
 report: $(STAMP) ## Write report.md: this change vs BASELINE=main (what CI posts on the pull request)
-	python -m llmops.report --params params.yaml --baseline "$$BASELINE" --out report.md \
+	python -m llmops.report --params params.yaml --baseline="$$BASELINE" --out report.md \
 	  --eval metrics/eval.json --examples metrics/eval_examples.csv \
 	  --train metrics/train.json --prep metrics/prep.json \
 	  --base metrics/base.json --predictions data/eval/predictions.jsonl \
@@ -253,6 +263,10 @@ bench-train: $(STAMP) ## Benchmark training throughput vs the transformers Train
 	python -m benchmarks.bench_train --params params.yaml --data data/prepared --base models/base \
 	  --out benchmarks/results/train.json
 
+bench-prep: $(STAMP) ## Benchmark the prep stage with PII redaction vs without (data/raw)
+	python -m benchmarks.bench_prep --params params.yaml --raw data/raw \
+	  --out benchmarks/results/prep.json
+
 bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate (needs make repro)
 	python -m benchmarks.bench_eval --params params.yaml --data data/prepared --base models/base \
 	  --adapter models/adapter --out benchmarks/results/eval.json
@@ -270,10 +284,10 @@ noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, 
 	  --seeds $$SEEDS --out benchmarks/results/noise.json
 
 lock: ## Re-resolve the dependency set from pyproject.toml into requirements.lock
-	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	rm -rf .venv-lock && "$$PYTHON" -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip>=24"
 	.venv-lock/bin/python -m pip install --quiet --retries 0 \
-	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) ".[dev]"
+	  $${TORCH_INDEX:+--extra-index-url "$$TORCH_INDEX"} ".[dev]"
 	{ echo "# Generated by 'make lock' from pyproject.toml; install with pip install -r requirements.lock"; \
 	  .venv-lock/bin/python -m pip freeze --exclude llmops-template | sed -E 's/^(torch==[0-9.]+)\+cpu$$/\1/'; } > requirements.lock
 	rm -rf .venv-lock
