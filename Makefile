@@ -5,8 +5,9 @@ SHELL := /bin/bash
 # A value given on the command line (make gate BASELINE=...) is taken as literal text, and
 # so is one from the environment that the Makefile reads with $(...): make never expands a
 # `$(shell ...)` inside it. Recipes hand every such value to the shell from the environment,
-# quoted ("$$VAR"), so the shell never parses one either.
-literal = $(eval override $1 := $$(value $1))
+# quoted ("$$VAR"), so the shell never parses one either. `override` would stop make from
+# exporting a command-line value (make test PYTEST_ADDOPTS=-x), so it is exported again.
+literal = $(eval override $1 := $$(value $1))$(eval export $1)
 $(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $v)),$(call literal,$v)))
 $(foreach v,PYTHON TORCH_INDEX CI REQUIRE_SERVER DEPLOYMENT IMAGE_REPOSITORY,\
   $(if $(findstring environment,$(origin $v)),$(call literal,$v)))

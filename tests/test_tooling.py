@@ -136,3 +136,14 @@ def test_make_never_expands_a_value_given_on_the_command_line(repo, tmp_path):
                *(f"{name}={payload}" for name in [*names, "CI"]), cwd=repo)  # fmt: skip
     assert not marker.exists(), done.stdout + done.stderr
     assert '--baseline="$BASELINE"' in done.stdout  # recipes quote it, from the environment
+
+
+def test_a_command_line_value_still_reaches_recipes_as_text(repo, tmp_path):
+    # make exports what the command line sets (PYTEST_ADDOPTS=-x for make test): taking
+    # values literally must not stop that.
+    probe = tmp_path / "probe.mk"
+    probe.write_text('probe:\n\t@printf \'%s|%s\\n\' "$$PYTEST_ADDOPTS" "$$BASELINE"\n')
+    done = run("make", "-s", "-f", "Makefile", "-f", str(probe), "probe",
+               "PYTEST_ADDOPTS=-x -q", "BASELINE=$(shell echo no)", cwd=repo)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "-x -q|$(shell echo no)\n"
