@@ -8,9 +8,11 @@ A pattern finds candidates; where a maintained library can judge one, it does:
   that must parse as an IP address.
 - IBAN (`stdnum.iban`): country code, check digits and account part, compact or in groups
   of four; valid by mod 97 and the country's format, so a mistyped one is not an IBAN.
-- SSN (`stdnum.us.ssn`): a US social security number written 3-2-4 with dashes or spaces
-  (536-22-1234). One the library rejects (area 000, 666 or 9xx, group 00, serial 0000)
-  is kept: 3-2-4 is no phone shape either.
+- SSN (pattern): any number written 3-2-4 with dashes or spaces (536-22-1234). Every one
+  is hidden, those no SSN can be too (area 000, 666 or 9xx, group 00, serial 0000): ITINs
+  are 9xx and a mistyped SSN is still private, so no library's validity check decides.
+  With SSN not among the kinds, a 3-2-4 number is judged like any other run of digits,
+  and PHONE takes it (9 digits in groups of 2+).
 - CARD: 13-19 digits in groups of 4-6 digits (4111 1111 1111 1111, 3782 822463 10005; a
   mistyped card written this way is still hidden), or one run that starts like a card
   (2-6) and passes the Luhn check (`stdnum.luhn`).
@@ -44,7 +46,6 @@ from typing import Any
 
 import phonenumbers
 from stdnum import iban, luhn
-from stdnum.us import ssn
 
 from llmops.params import PiiKind
 
@@ -149,8 +150,9 @@ def _is_phone(text: str, groups: list[str], digits: str) -> bool:
     return not international or _is_possible_international(text)
 
 
-def _number_kind(text: str, reference: bool) -> str | None:
-    """CARD, SSN, PHONE or None for one candidate run of digit groups."""
+def _number_kind(text: str, reference: bool, kinds: Collection[str]) -> str | None:
+    """CARD, SSN, PHONE or None for one candidate run of digit groups (SSN only when it is
+    one of `kinds`)."""
     text = _EXTENSION.sub("", text)
     groups = re.findall(r"\(\d+\)|\d+", text)
     if not groups:
@@ -160,8 +162,8 @@ def _number_kind(text: str, reference: bool) -> str | None:
         return "CARD"
     if reference:
         return None
-    if _SSN_SHAPE.fullmatch(text):
-        return "SSN" if ssn.is_valid(digits) else None
+    if "SSN" in kinds and _SSN_SHAPE.fullmatch(text):
+        return "SSN"
     return "PHONE" if _is_phone(text, groups, digits) else None
 
 
@@ -192,7 +194,7 @@ def _best_cuts(
             digits += sum(c.isdigit() for c in tokens[j - 1])
             if digits > _MAX_DIGITS:
                 break
-            kind = _number_kind(joined(i, j), reference)
+            kind = _number_kind(joined(i, j), reference, kinds)
             if kind in kinds:
                 covered, pieces, cuts = after[j]
                 options.append((covered + digits, pieces - 1, [(i, j, kind), *cuts]))
