@@ -22,10 +22,9 @@ from cmarkgfm.cmark import Options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmops import data_report, gate, report
+from llmops import baseline, data_report, report
 from llmops.comment import defuse
 from llmops.escape import JOINER, code_block, escape
-from llmops.markdown import safe
 from llmops.metrics import metric_names
 from llmops.predictions import Prediction, example_rows, write_examples, write_predictions
 from llmops.records import Rejection
@@ -156,7 +155,6 @@ def test_escape_is_readable_where_nothing_needs_escaping():
         "unknown_label in data/raw/a-b.jsonl: 0.5, (ok) 'x' \"y\""
     )
     assert escape("x" * 1000, limit=10) == "x" * 10 + "…"
-    assert safe is escape  # the report's pieces use the one function
 
 
 @pytest.mark.parametrize(
@@ -244,7 +242,9 @@ def test_the_pull_request_report_shows_hostile_outputs_inputs_ids_and_params_as_
     # No git repository or DVC cache here: main's committed files come from this stand-in
     # for `git show`, its generated texts from one for `dvc.api.read`.
     files = {"eval_examples.csv": main_rows.read_text(), "params.yaml": main_params}
-    monkeypatch.setattr(gate, "at_ref", lambda ref, path, cwd=None: files.get(path.split("/")[-1]))
+    monkeypatch.setattr(
+        baseline, "at_ref", lambda ref, path, cwd=None: files.get(path.split("/")[-1])
+    )
     monkeypatch.setattr(report, "baseline_outputs", lambda path, ref: {
         r.id: f"main {r.tuned.output}" for r in main})  # fmt: skip
     text = report.build(tmp_path / "params.yaml", "main", inputs(tmp_path))

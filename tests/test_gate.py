@@ -4,11 +4,14 @@ and the command's exit status."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 
-from llmops.gate import EVAL_SHAPE, InputError, check, check_ref, main, resolve
+from llmops.baseline import _git, check_ref, resolve
+from llmops.gate import check, main
+from llmops.metrics import EVAL_SHAPE, InputError
 from llmops.params import GateParams
 from tests.synthetic import write_params
 
@@ -209,29 +212,60 @@ def test_a_malformed_record_in_this_change_is_named(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "ref",
-    ["x;echo INJECTED", "$(touch /tmp/pwned)", "--output=/tmp/pwned", "-p", "main~1", "a..b",
-     "", "a\nb", "a\x00b", "main:metrics/eval.json"],
+    ["x;echo INJECTED", "$(touch /tmp/pwned)", "--output=/tmp/pwned", "-p", "-main~1", "a..b",
+     "", "a\nb", "a\x00b", "main~1\n", "main:metrics/eval.json", "main~1:metrics/eval.json",
+     "HEAD@{1}", "main@{upstream}", "@{-1}", "main^{commit}", "main^!", "main~-1", "a~1b",
+     "~1", "^", "main~1..main", "main~\u0663"],
 )  # fmt: skip
 def test_a_ref_that_is_no_git_name_is_refused_before_git_sees_it(tmp_path, monkeypatch, ref):
     project_at_main(tmp_path, monkeypatch, 0.9, 180)
     with pytest.raises(InputError) as err:
         check_ref(ref)
     assert str(err.value) == (
-        f"baseline ref {ref!r} is not a valid git ref name or commit id (git "
-        "check-ref-format); set BASELINE to a branch, tag or commit, e.g. main"
+        f"baseline ref {ref!r} is not a valid git ref name or commit id, optionally followed "
+        "by ~N or ^N (git check-ref-format); set BASELINE to a branch, tag or commit, e.g. main"
     )
     with pytest.raises(SystemExit, match=r"^gate: baseline ref .* is not a valid git ref name"):
         main([*ARGS, f"--baseline={ref}"])  # as the Makefile passes it
 
 
-@pytest.mark.parametrize("ref", ["main", "origin/main", "v1.2", "feature/x-1", "HEAD", "0a1b2c3"])
+@pytest.mark.parametrize(
+    "ref",
+    ["main", "origin/main", "v1.2", "feature/x-1", "HEAD", "0a1b2c3", "HEAD~1", "main^",
+     "main~2^2", "main~", "main^^", "origin/main~10", "0a1b2c3^2", "v1.2~1"],
+)  # fmt: skip
 def test_refs_git_accepts_pass(ref):
     assert check_ref(ref) == ref
 
 
-def test_outside_a_git_repository_the_ref_cannot_be_found(tmp_path):
+def test_an_ancestor_of_a_branch_is_a_baseline(tmp_path, monkeypatch, capsys):
+    project_at_main(tmp_path, monkeypatch, 0.9, 180)
+    now(tmp_path, 0.6, 120)
+    git(tmp_path, "commit", "-qam", "worse")
+    main(ARGS)  # main is this worse commit itself
+    assert "all 2 checked gates pass" in capsys.readouterr().out
+    for ref in ("HEAD~1", "main^", "main~1^0"):
+        with pytest.raises(SystemExit, match="1 gate\\(s\\) failed: topic_accuracy drop"):
+            main([*ARGS, "--baseline", ref])
+
+
+def test_outside_a_git_repository_the_ref_cannot_be_found(tmp_path, monkeypatch):
+    # Whatever holds the temporary folder (a checkout, say), git must not search up into it.
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     with pytest.raises(InputError, match=r"^baseline ref 'main': .* is not a git repository$"):
         resolve("main", cwd=tmp_path)
+
+
+def test_git_runs_in_the_c_locale(tmp_path, monkeypatch):
+    # A stand-in git that prints its locale: a real git speaks another language only where
+    # its translations are installed, and a test machine may have none.
+    fake = tmp_path / "git"
+    fake.write_text('#!/bin/sh\necho "$LC_ALL $LANG"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
+    monkeypatch.setenv("LANG", "de_DE.UTF-8")
+    assert _git("version").stdout == b"C C\n"
 
 
 def test_a_gate_naming_a_metric_the_task_lacks_stops_the_command(tmp_path, monkeypatch):

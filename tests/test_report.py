@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 
-from llmops import gate, report
+from llmops import baseline, report
+from llmops.escape import escape as safe
 from llmops.flips import flipped, right
-from llmops.markdown import change_cell, safe
+from llmops.markdown import change_cell
 from llmops.metrics import metric_names
 from llmops.predictions import (
     ModelAnswer,
@@ -127,7 +128,7 @@ def test_a_huge_report_is_cut_to_the_comment_limit_and_says_so(tmp_path, monkeyp
     write_examples(main_rows, example_rows(task, main))
     # No git repository here: main's committed record comes from this stand-in for
     # `git show`, and its predictions are not in any DVC cache.
-    monkeypatch.setattr(gate, "at_ref", lambda ref, path, cwd=None: (
+    monkeypatch.setattr(baseline, "at_ref", lambda ref, path, cwd=None: (
         main_rows.read_text() if path.endswith("eval_examples.csv") else None))  # fmt: skip
     monkeypatch.setattr(report, "baseline_outputs", lambda path, ref: None)
     text = report.build(tmp_path / "params.yaml", "main", inputs(tmp_path))

@@ -8,7 +8,7 @@ naming a metric the task does not have is a params error.
 
 `min` gates are absolute bounds: floors, or ceilings for metrics where lower is better.
 `max_drop` gates bound the regression against the baseline ref's committed metrics (read
-with `git show <ref>:<path>`), on evidence: a regression gate fails only when the drop
+from git by `llmops.baseline`), on evidence: a regression gate fails only when the drop
 exceeds `max_drop` AND the paired test over the test examples (llmops.stats, on both runs'
 committed per-example records) says the baseline is better at `gate.confidence`. A metric
 with no per-example scores (BLEU, test_loss, ...) or a baseline without its record is
@@ -19,36 +19,24 @@ interval and the threshold.
 
 Every input is checked before it is used, and a bad one stops the command with one line
 naming it: a metrics file or per-example record that is missing, not UTF-8, or not the
-shape eval writes (here or committed at the baseline); a baseline ref that is not a valid
-git ref name or commit id (`check_ref`, also used by the report), or that git does not know.
+shape eval writes (here or committed at the baseline: `llmops.metrics.eval_metrics`,
+`llmops.predictions.read_record`); a baseline ref that is not a valid git ref name or commit
+id with optional `~N`/`^N` suffixes (`llmops.baseline.check_ref`, also used by the report),
+or that git does not know.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
-import math
-import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.metrics import load_checked, metric_names
+from llmops.baseline import at_ref, check_ref
+from llmops.metrics import MODEL, InputError, eval_metrics, load_checked, metric_names
 from llmops.params import GateParams, ParamsError
-from llmops.predictions import parse_examples
+from llmops.predictions import read_record
 from llmops.stats import Change, compare, pair, training_noise
 from llmops.task import Task
-
-MODEL = "tuned"  # gates apply to the fine-tuned model's metrics
-COMMIT_ID = re.compile(r"[0-9a-fA-F]{7,64}")
-LABEL_COLUMNS = ("_answer", "_reference")  # a record's other columns are scores
-EVAL_SHAPE = 'a JSON object of models ("tuned", ...), each an object of metric names to numbers'
-
-
-class InputError(ValueError):
-    """An input of the gate or the report that cannot be used (a metrics file, a per-example
-    record, the baseline ref or a file committed there); the message names it."""
 
 
 @dataclass(frozen=True)
@@ -159,54 +147,6 @@ def comparisons(
     return found
 
 
-def check_ref(ref: str) -> str:
-    """`ref` once it is a name git accepts for a branch or tag, or a commit id; InputError
-    otherwise. Checked before any git command sees it: `-...` would be read as an option."""
-    safe = ref.isprintable() and not ref.startswith("-")  # no control characters, no option
-    if not safe or not (
-        COMMIT_ID.fullmatch(ref)
-        or _git("check-ref-format", "--allow-onelevel", ref).returncode == 0
-    ):
-        raise InputError(
-            f"baseline ref {ref!r} is not a valid git ref name or commit id (git "
-            "check-ref-format); set BASELINE to a branch, tag or commit, e.g. main"
-        )
-    return ref
-
-
-def resolve(ref: str, cwd: Path | None = None) -> str:
-    """The commit `ref` names, else `origin/<ref>`; InputError when `ref` is not valid or
-    git knows neither."""
-    check_ref(ref)
-    for candidate in (ref, f"origin/{ref}"):
-        done = _git("rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}", cwd=cwd)
-        if done.returncode == 0:
-            return done.stdout.decode().strip()
-        if b"not a git repository" in done.stderr:
-            raise InputError(f"baseline ref {ref!r}: {cwd or Path.cwd()} is not a git repository")
-    # An error, not a skip: a ref that is missing (a typo, a CI checkout without the base
-    # branch) would otherwise pass every regression gate unchecked. A first run has the ref
-    # but no metrics committed there, and that is a skip (baseline_metrics returns None).
-    raise InputError(f"baseline ref {ref!r} not found (fetch it or set BASELINE)")
-
-
-def at_ref(ref: str, path: str, cwd: Path | None = None) -> str | None:
-    """A committed file's text at `ref` (or `origin/<ref>`), or None when that commit has no
-    such file; InputError when the ref is invalid or unknown or the file is not UTF-8."""
-    commit = resolve(ref, cwd)
-    done = _git("cat-file", "blob", f"{commit}:{path}", cwd=cwd)
-    if done.returncode != 0:
-        return None
-    try:
-        return done.stdout.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path} at {ref}: not UTF-8 (byte {err.start})") from None
-
-
-def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True)
-
-
 def read_input(path: Path) -> str:
     """The text of this change's input file; InputError naming it when it is missing or
     unreadable."""
@@ -222,79 +162,11 @@ def read_input(path: Path) -> str:
         raise InputError(f"{path}: not UTF-8 (byte {err.start})") from None
 
 
-def eval_metrics(text: str, where: str) -> dict[str, dict[str, float]]:
-    """The models and metrics of an eval metrics file (metrics/eval.json); InputError naming
-    `where` and the shape expected when it is not one."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        problem = (
-            f"{err.msg} at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else err
-        )
-        raise InputError(f"{where}: not valid JSON ({problem}); expected {EVAL_SHAPE}") from None
-    if not isinstance(data, dict) or not isinstance(data.get(MODEL), dict):
-        got = f"no {MODEL!r} object" if isinstance(data, dict) else _json_kind(data)
-        raise InputError(f"{where}: expected {EVAL_SHAPE}, got {got}")
-    for model, values in data.items():
-        if not isinstance(values, dict):
-            expected = "an object of metric names to numbers"
-            raise InputError(f"{where}: {model}: expected {expected}, got {_json_kind(values)}")
-        for name, value in values.items():
-            if not _number(value):
-                shown = json.dumps(value)[:40]
-                raise InputError(f"{where}: {model}.{name}: expected a number, got {shown}")
-    return data
-
-
-def _number(value) -> bool:
-    """A finite int or float (JSON's NaN and Infinity are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer past float's range
-        return False
-
-
-def _json_kind(value) -> str:
-    kinds = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
-             str: "a string", list: "a list", dict: "an object"}  # fmt: skip
-    return kinds.get(type(value), type(value).__name__)
-
-
 def baseline_metrics(ref: str, path: str, cwd: Path | None = None) -> dict | None:
     """The fine-tuned model's metrics committed at `ref`, or None when none are committed
     there; InputError when they are but cannot be read."""
     text = at_ref(ref, path, cwd)
     return None if text is None else eval_metrics(text, f"{path} at {ref}")[MODEL]
-
-
-def read_record(text: str | None, where: str) -> list[dict[str, str]] | None:
-    """The rows of a per-example record (None: no record); InputError naming `where` when
-    the text is not one: not CSV, no id and reference columns, a short row, a score that is
-    not a number."""
-    if text is None:
-        return None
-    try:
-        rows = parse_examples(text)
-    except (ValueError, csv.Error) as err:
-        raise InputError(f"{where}: {err}") from None
-    for n, row in enumerate(rows, start=1):
-        if None in row or None in row.values():
-            raise InputError(f"{where}: row {n}: not as many cells as the header has columns")
-        for column, cell in row.items():
-            score = column not in ("id", "reference") and not column.endswith(LABEL_COLUMNS)
-            if score and not _finite(cell):
-                shown = repr(cell[:40])
-                raise InputError(f"{where}: row {n}: {column}: expected a number, got {shown}")
-    return rows
-
-
-def _finite(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,8 +14,6 @@ from llmops.stats import Change
 from llmops.task import Task
 from llmops.tracking import flatten, git_commit
 
-safe = escape  # untrusted text for a table cell, the name the report's pieces use
-
 
 def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}" if abs(value) < 100 else f"{value:,.1f}"
@@ -87,7 +85,7 @@ def params_diff(now: Path, main_text: str | None) -> str:
         new = read_yaml(read_text(now), now.as_posix())
         old = read_yaml(main_text, f"{now.as_posix()} at the baseline")
     except ParamsError as err:
-        return f"_Params not compared: {safe(str(err))}_"
+        return f"_Params not compared: {escape(str(err))}_"
     if not isinstance(new, dict) or not isinstance(old, dict):
         return "_Params not compared: a params file is not a mapping of sections._"
     new, old = flatten(new), flatten(old)
@@ -95,7 +93,7 @@ def params_diff(now: Path, main_text: str | None) -> str:
     if not keys:
         return "_No params changed._"
     rows = [
-        f"| {safe(k)} | {safe(old.get(k, '(absent)'))} | {safe(new.get(k, '(absent)'))} |"
+        f"| {escape(k)} | {escape(old.get(k, '(absent)'))} | {escape(new.get(k, '(absent)'))} |"
         for k in keys
     ]
     return "\n".join(["| param | main | this change |", "|---|---|---|", *rows])
@@ -227,7 +225,7 @@ def cost(train: dict | None, base: dict | None, now: dict, adapter: dict | None)
         ),
         (
             "MLflow run",
-            f"`{adapter.get('run_id', 'n/a')}` ({safe(adapter.get('tracking_uri', 'n/a'))})",
+            f"`{adapter.get('run_id', 'n/a')}` ({escape(adapter.get('tracking_uri', 'n/a'))})",
         ),
         ("commit", f"`{git_commit()}`"),
     ]

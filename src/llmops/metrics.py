@@ -24,6 +24,9 @@ JSON object earns nothing. Names follow one pattern, `<field>_<metric>`:
 Each metric has a range (`metrics`): a gate bound outside it, or a max_drop larger than
 all of it, is a params error.
 
+The eval metrics file (metrics/eval.json, here or committed at a baseline) is read back by
+`eval_metrics`, which names the file and what is wrong with it (InputError).
+
 List a task's metrics and their ranges, and check the gates in params.yaml:
 python -m llmops.metrics
 """
@@ -31,6 +34,8 @@ python -m llmops.metrics
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +45,13 @@ from llmops.params import GateParams, Params, ParamsError, load_params
 from llmops.task import Parsed, Task
 
 WORD = re.compile(r"[^\W_]+")
+MODEL = "tuned"  # the fine-tuned model's metrics in metrics/eval.json: what gates judge
+EVAL_SHAPE = 'a JSON object of models ("tuned", ...), each an object of metric names to numbers'
+
+
+class InputError(ValueError):
+    """An input of the gate or the report that cannot be used (a metrics file, a per-example
+    record, the baseline ref or a file committed there); the message names it."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,46 @@ def load_checked(path: Path) -> tuple[Params, Task]:
     task = Task.from_params(params.task)
     check_gates(task, params.gate, str(path))
     return params, task
+
+
+def eval_metrics(text: str, where: str) -> dict[str, dict[str, float]]:
+    """The models and metrics of an eval metrics file (metrics/eval.json); InputError naming
+    `where` and the shape expected when it is not one."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        problem = (
+            f"{err.msg} at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else err
+        )
+        raise InputError(f"{where}: not valid JSON ({problem}); expected {EVAL_SHAPE}") from None
+    if not isinstance(data, dict) or not isinstance(data.get(MODEL), dict):
+        got = f"no {MODEL!r} object" if isinstance(data, dict) else _json_kind(data)
+        raise InputError(f"{where}: expected {EVAL_SHAPE}, got {got}")
+    for model, values in data.items():
+        if not isinstance(values, dict):
+            expected = "an object of metric names to numbers"
+            raise InputError(f"{where}: {model}: expected {expected}, got {_json_kind(values)}")
+        for name, value in values.items():
+            if not _number(value):
+                shown = json.dumps(value)[:40]
+                raise InputError(f"{where}: {model}.{name}: expected a number, got {shown}")
+    return data
+
+
+def _number(value) -> bool:
+    """A finite int or float (JSON's NaN and Infinity are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past float's range
+        return False
+
+
+def _json_kind(value) -> str:
+    kinds = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+             str: "a string", list: "a list", dict: "an object"}  # fmt: skip
+    return kinds.get(type(value), type(value).__name__)
 
 
 def words(text: str) -> list[str]:

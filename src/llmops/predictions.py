@@ -8,7 +8,8 @@ The eval stage writes two files:
 - `metrics/eval_examples.csv` (git; small): per test example, the fine-tuned model's
   scores and, per label field, its answer and the reference, plus a digest of the reference
   answer. It is what paired comparisons need (`llmops.stats`), so the gates and the report
-  compare with a baseline commit from git alone, without the DVC remote.
+  compare with a baseline commit from git alone, without the DVC remote; `read_record`
+  reads one back, here or committed at the baseline, and names what is wrong with it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ import dataclasses
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmops.metrics import InputError
 from llmops.task import Task
+
+LABEL_COLUMNS = ("_answer", "_reference")  # a record's other columns are scores
 
 
 @dataclass(frozen=True)
@@ -107,3 +112,31 @@ def parse_examples(text: str) -> list[dict[str, str]]:
     if rows and not {"id", "reference"} <= set(rows[0]):
         raise ValueError("not a per-example record (no id and reference columns)")
     return rows
+
+
+def read_record(text: str | None, where: str) -> list[dict[str, str]] | None:
+    """The rows of a per-example record (None: no record); InputError naming `where` when
+    the text is not one: not CSV, no id and reference columns, a short row, a score that is
+    not a number."""
+    if text is None:
+        return None
+    try:
+        rows = parse_examples(text)
+    except (ValueError, csv.Error) as err:
+        raise InputError(f"{where}: {err}") from None
+    for n, row in enumerate(rows, start=1):
+        if None in row or None in row.values():
+            raise InputError(f"{where}: row {n}: not as many cells as the header has columns")
+        for column, cell in row.items():
+            score = column not in ("id", "reference") and not column.endswith(LABEL_COLUMNS)
+            if score and not _finite(cell):
+                shown = repr(cell[:40])
+                raise InputError(f"{where}: row {n}: {column}: expected a number, got {shown}")
+    return rows
+
+
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False

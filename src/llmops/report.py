@@ -27,7 +27,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops import gate
+from llmops import baseline, gate
+from llmops.escape import escape
 from llmops.flips import LIMIT, FlipSection, flipped
 from llmops.markdown import (
     cost,
@@ -38,12 +39,11 @@ from llmops.markdown import (
     noise_note,
     params_diff,
     prompt_diff,
-    safe,
     verdict,
 )
-from llmops.metrics import load_checked
+from llmops.metrics import InputError, eval_metrics, load_checked
 from llmops.params import ParamsError
-from llmops.predictions import parse_predictions, read_predictions
+from llmops.predictions import parse_predictions, read_predictions, read_record
 from llmops.stats import comparable, training_noise
 
 
@@ -82,17 +82,17 @@ def check_inputs(ref: str, inputs: Inputs) -> None:
     """Stop, naming the file, on an input the report cannot use: this change's metrics and
     predictions (required), its other files when present, and each file committed at `ref`
     (a file the ref does not have is said in the report, not an error)."""
-    gate.eval_metrics(gate.read_input(inputs.eval), inputs.eval.as_posix())
+    eval_metrics(gate.read_input(inputs.eval), inputs.eval.as_posix())
     predictions = gate.read_input(inputs.predictions)
     try:
         parse_predictions(predictions)
     except ValueError as err:
-        raise gate.InputError(f"{inputs.predictions}: {err}") from None
+        raise InputError(f"{inputs.predictions}: {err}") from None
     for name, path in inputs.committed().items():
         local = gate.read_input(path) if path.exists() else None
         for text, where in (
             (local, path.as_posix()),
-            (gate.at_ref(ref, path.as_posix()), f"{path.as_posix()} at {ref}"),
+            (baseline.at_ref(ref, path.as_posix()), f"{path.as_posix()} at {ref}"),
         ):
             if text is not None:
                 check_committed(name, text, where)
@@ -101,16 +101,16 @@ def check_inputs(ref: str, inputs: Inputs) -> None:
 def check_committed(name: str, text: str, where: str) -> None:
     """One of the files main commits (Inputs.committed), read the way the report reads it."""
     if name == "eval":
-        gate.eval_metrics(text, where)
+        eval_metrics(text, where)
     elif name == "examples":
-        gate.read_record(text, where)
+        read_record(text, where)
     elif name == "train_curve":
         try:
             curve(text)
         except ValueError as err:
-            raise gate.InputError(f"{where}: not a step,loss curve ({err})") from None
+            raise InputError(f"{where}: not a step,loss curve ({err})") from None
     elif load_json(text) is None:
-        raise gate.InputError(f"{where}: expected a JSON object")
+        raise InputError(f"{where}: expected a JSON object")
 
 
 def baseline_outputs(path: Path, ref: str) -> dict[str, str] | None:
@@ -129,8 +129,8 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     params, task = load_checked(params_path)
     now = json.loads(inputs.eval.read_text(encoding="utf-8"))
     paths = inputs.committed()
-    old = {k: gate.at_ref(ref, p.as_posix()) for k, p in paths.items()}
-    old["params"] = gate.at_ref(ref, params_path.as_posix())
+    old = {k: baseline.at_ref(ref, p.as_posix()) for k, p in paths.items()}
+    old["params"] = baseline.at_ref(ref, params_path.as_posix())
     local = {k: p.read_text(encoding="utf-8") if p.exists() else None for k, p in paths.items()}
     if not inputs.predictions.exists():
         raise FileNotFoundError(f"{inputs.predictions} not found (run the pipeline: make repro)")
@@ -147,7 +147,7 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     )  # fmt: skip
     flips = flipped(task, pairs) if pairs else None
     # `missing` may quote the record's own columns: untrusted, so escaped like any cell.
-    section = FlipSection(task, flips, safe(missing) if missing else note, current, outputs,
+    section = FlipSection(task, flips, escape(missing) if missing else note, current, outputs,
                           params.report.examples)  # fmt: skip
     curves = (curve(local["train_curve"]), curve(old["train_curve"]))
 
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                     args.predictions, args.train_curve, args.adapter, args.prompts,
                     args.noise)  # fmt: skip
     try:
-        gate.resolve(args.baseline)  # as make gate checks it: a valid name git knows
+        baseline.resolve(args.baseline)  # as make gate checks it: a valid name git knows
         check_inputs(args.baseline, inputs)
         text = build(args.params, args.baseline, inputs)
     except (ParamsError, FileNotFoundError, ValueError) as err:
