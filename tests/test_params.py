@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import copy
 import dataclasses
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -172,12 +173,54 @@ def test_merge_mistakes_are_named(text, problem):
 @pytest.mark.parametrize(
     ("text", "value"),
     [("3e-4", 3e-4), ("1e5", 1e5), ("-2E+3", -2000.0), (".5", 0.5), ("-.5", -0.5),
-     ("+1.5e3", 1500.0), ("1.0e-5", 1e-5), ("2", 2), ("1_000", 1000)],
+     ("+1.5e3", 1500.0), ("1.0e-5", 1e-5), ("2", 2), ("1_000", 1000),
+     # YAML 1.2 ints and booleans, where YAML 1.1 (PyYAML) reads 8, a string, True or 90
+     ("010", 10), ("0o10", 8), ("-0o10", -8), ("0x1f", 31), ("0b101", 5), ("08", 8),
+     ("on", "on"), ("yes", "yes"), ("No", "No"), ("OFF", "OFF"), ("true", True),
+     ("False", False), ("1:30", "1:30"), ("1:30.5", "1:30.5"), ("0o8", "0o8")],
 )  # fmt: skip
-def test_yaml_1_2_numbers_are_numbers_as_dvc_reads_them(text, value):
-    assert read_yaml(f"x: {text}", "t")["x"] == value
-    assert type(read_yaml(f"x: {text}", "t")["x"]) is type(value)
-    assert yaml.safe_load("x: 3e-4")["x"] == "3e-4"  # PyYAML's own loader is left as it was
+def test_yaml_1_2_booleans_and_numbers_as_dvc_reads_them(text, value):
+    found = read_yaml(f"x: {text}", "t")["x"]
+    assert found == value and type(found) is type(value)
+    assert found == dvc_reads(f"x: {text}")["x"]
+
+
+def dvc_reads(text: str):
+    """The data DVC reads from params YAML text (dvc.utils.serialize.parse_yaml)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(text)
+
+
+def test_other_yaml_readers_keep_yaml_1_1():
+    assert yaml.safe_load("{a: 3e-4, b: 010, c: 0o10, d: on, e: 1:30}") == {
+        "a": "3e-4", "b": 8, "c": "0o10", "d": True, "e": 90,
+    }  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789_+-.eExXoObB:nNaifFtTrRuUsSlLyY~")),
+               min_size=1, max_size=8))  # fmt: skip
+def test_any_plain_scalar_is_read_as_dvc_reads_it(text):
+    try:
+        dvc = dvc_reads(f"x: {text}")["x"]
+    except Exception:  # ruamel raises many kinds; it is enough that both refuse
+        with pytest.raises(ParamsError):
+            read_yaml(f"x: {text}", "t")
+        return
+    ours = read_yaml(f"x: {text}", "t")["x"]
+    assert type(ours) is type(dvc) and (ours == dvc or (ours != ours and dvc != dvc))  # NaN
+
+
+@pytest.mark.parametrize("label", ["on", "yes", "No", "08", "0o10", "010", "3e-4", "1:30",
+                                   "0b101", "1_000", "true", "null", "~", "2024-01-01"])  # fmt: skip
+def test_labels_make_init_writes_are_read_back_as_strings_by_every_reader(label):
+    from llmops.declaration import flow, scalar, yaml_tool
+
+    out = io.StringIO()
+    yaml_tool().dump({"values": flow([scalar(label)]), scalar(label): [scalar(label)]}, out)
+    for data in (read_yaml(out.getvalue(), "t"), yaml.safe_load(out.getvalue())):
+        assert data == {"values": [label], label: [label]}
 
 
 def test_a_learning_rate_written_3e_4_loads(tmp_path):
@@ -285,7 +328,7 @@ def test_params_module_is_a_leaf():
     code = (
         "import sys, llmops.params\n"
         "mods = sorted(m for m in sys.modules if m.startswith('llmops.'))\n"
-        "assert mods == ['llmops.params', 'llmops.paramsfile'], mods\n"
+        "assert mods == ['llmops.params', 'llmops.paramsfile', 'llmops.textcodec'], mods\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

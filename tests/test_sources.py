@@ -87,7 +87,7 @@ def test_compressed_and_utf16_files_are_read_like_plain_ones(tmp_path, name, enc
     raw.mkdir()
     (raw / name).write_bytes(encode(lines(rows)))
     files = raw_files(raw)
-    assert files.read == [raw / name] and files.skipped == {}
+    assert list(files.read) == [raw / name] and files.skipped == {}
     assert files.notes == ({(raw / name).as_posix(): note} if note else {})
     got = [obj for _, obj, _ in read_rows(raw / name, name)]
     assert got == rows
@@ -104,7 +104,9 @@ def test_csv_in_utf16_is_read(tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [
-        ("a.jsonl", '{"uid": "R1"}\n{"uid": "R2"}\n'.encode("utf-16-le"), "UTF-16 or UTF-32 text without a byte-order mark"),
+        ("a.jsonl", '{"uid": "R1"}\n{"uid": "R2"}\n'.encode("utf-16-le"), "UTF-16 text without a byte-order mark"),
+        ("a.csv", "uid,text\nR1,hello\n".encode("utf-16-be"), "UTF-16 text without a byte-order mark"),
+        ("a.jsonl", '{"uid": "R1"}\n{"uid": "R2"}\n'.encode("utf-32-le"), "UTF-32 text without a byte-order mark"),
         ("a.jsonl", b"PK\x03\x04" + b"\x00" * 40, "zip-compressed: unpack it"),
         ("a.csv", b"BZh91AY&SY" + b"\x01" * 40, "bzip2-compressed"),
         ("a.jsonl", b"\xfd7zXZ\x00" + b"\x01" * 40, "xz-compressed"),
@@ -118,7 +120,7 @@ def test_files_that_cannot_be_read_are_listed_with_the_reason(tmp_path, name, co
     raw.mkdir()
     (raw / name).write_bytes(content)
     files = raw_files(raw)
-    assert files.read == []
+    assert files.read == {}
     assert reason in files.skipped[(raw / name).as_posix()]
 
 
@@ -158,26 +160,69 @@ def test_the_data_report_says_which_files_were_decoded_how(tmp_path):
     assert "c.jsonl | UTF-16 with a byte-order mark |" in section
 
 
-def test_a_truncated_gzip_file_keeps_its_rows_and_counts_the_rest_as_unreadable(tmp_path):
+def test_a_file_that_breaks_partway_stops_prep_naming_it(tmp_path):
     rows = review_rows(60)
     root = project_files(tmp_path / "p", rows[:30])
     whole = gzip.compress(lines(rows[30:]))
     (root / "data" / "raw" / "more.jsonl.gz").write_bytes(whole[: len(whole) * 2 // 3])
-    out = run(root)
+    with pytest.raises(SystemExit) as exit_:
+        run(root)
+    message = str(exit_.value)
+    assert "1 file(s) cannot be read to the end" in message and "more.jsonl.gz:" in message
+    out = root / "out"
     m = metrics(out)
-    assert m["rejected"]["unreadable"] == 1
+    assert m["rejected"]["unreadable"] == 1 and 30 < m["rows_kept"] < 60  # rows before it
     assert m["rows_in"] == m["rows_kept"] + m["rows_rejected"]
-    assert 30 < m["rows_kept"] < 60  # the rows before the cut are kept
     [bad] = [q for q in quarantined(out) if q["reason"] == "unreadable"]
-    assert bad["source"].endswith("more.jsonl.gz") and "from here on" in bad["detail"]
-    assert "EOFError" in bad["detail"] or "Error" in bad["detail"]
+    assert bad["source"].endswith("more.jsonl.gz") and "EOFError" in bad["detail"]
+    assert not (out / "prepared").exists()
 
 
-def test_a_damaged_parquet_file_is_one_unreadable_row(tmp_path):
+@pytest.mark.parametrize("name", ["b.csv.gz", "b.tsv.gz"])
+def test_a_truncated_csv_keeps_the_rows_before_the_damage(tmp_path, name):
+    sep = "\t" if name.startswith("b.tsv") else ","
+    text = f"uid{sep}review_text\n" + "".join(f"R{i}{sep}text {i}\n" for i in range(2000))
+    whole = gzip.compress(text.encode())
+    (tmp_path / name).write_bytes(whole[: len(whole) // 2])
+    got = list(read_rows(tmp_path / name, name))
+    kept = [obj for _, obj, _ in got if isinstance(obj, dict)]
+    assert len(kept) > 100 and kept[0] == {"uid": "R0", "review_text": "text 0"}
+    assert [obj.reason for _, obj, _ in got if isinstance(obj, Rejection)] == ["unreadable"]
+    assert len(got) == len(kept) + 1
+
+
+def test_a_gzipped_tsv_is_split_on_tabs(tmp_path):
+    (tmp_path / "a.tsv.gz").write_bytes(gzip.compress(b"uid\ttext\nR1\thello, there\n"))
+    assert [obj for _, obj, _ in read_rows(tmp_path / "a.tsv.gz", "a.tsv.gz")] == [
+        {"uid": "R1", "text": "hello, there"}
+    ]
+
+
+def test_a_damaged_parquet_file_stops_prep(tmp_path):
     root = project_files(tmp_path / "p", review_rows(30))
     (root / "data" / "raw" / "b.parquet").write_bytes(b"PAR1" + b"\x00" * 100 + b"PAR1")
+    with pytest.raises(SystemExit, match=r"cannot be read to the end.*b.parquet:1"):
+        run(root)
+    assert metrics(root / "out")["rejected"]["unreadable"] == 1
+
+
+def test_a_folder_that_cannot_be_listed_is_listed_as_not_read(tmp_path, monkeypatch):
+    # Tests may run as root, who can list any folder: the refusal is simulated.
+    root = project_files(tmp_path / "p", review_rows(30))
+    locked = root / "data" / "raw" / "locked"
+    write_jsonl(locked / "x.jsonl", review_rows(5, seed=4))
+    real = Path.iterdir
+
+    def iterdir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
     out = run(root)
-    assert metrics(out)["rejected"]["unreadable"] == 1 and metrics(out)["rows_kept"] == 30
+    assert metrics(out)["rows_in"] == 30 and metrics(out)["files_skipped"] == 1
+    report = (out / "report" / "data_report.md").read_text(encoding="utf-8")
+    assert "a folder that cannot be listed (Permission denied)" in report
 
 
 def test_duplicate_ids_are_quarantined_with_the_row_that_kept_the_id(tmp_path):
@@ -193,7 +238,17 @@ def test_duplicate_ids_are_quarantined_with_the_row_that_kept_the_id(tmp_path):
     assert set(REASONS) == set(m["rejected"])
 
 
-def test_ids_that_hold_pii_become_distinct_pseudonyms(tmp_path):
+def test_a_pinned_row_keeps_its_id_whatever_the_file_order(tmp_path):
+    rows = review_rows(40)
+    root = project_files(tmp_path / "p", rows[:39], {"prep": {"pin_files": {"test": ["z-*"]}}})
+    write_jsonl(root / "data" / "raw" / "z-test.jsonl", [dict(rows[39], uid=rows[3]["uid"])])
+    out = run(root)
+    [q] = quarantined(out)
+    assert q["reason"] == "duplicate_id" and q["source"].endswith("reviews.jsonl")
+    assert q["detail"].endswith("z-test.jsonl:1")
+
+
+def test_ids_that_hold_pii_are_replaced_by_ids_from_the_inputs(tmp_path):
     rows = review_rows(40)
     rows[0]["uid"], rows[1]["uid"] = "ann@example.com", "bob@example.com"
     root = project_files(tmp_path / "p", rows)
@@ -202,18 +257,18 @@ def test_ids_that_hold_pii_become_distinct_pseudonyms(tmp_path):
            for line in (out / "prepared" / f"{s}.jsonl").read_text().splitlines()]  # fmt: skip
     assert len(ids) == len(set(ids)) == 40
     assert not any("@" in i or "EMAIL" in i for i in ids)
-    assert sum(i.startswith("p") and len(i) == 13 for i in ids) == 2
+    assert sum(i.startswith("h") and len(i) == 13 for i in ids) == 2
 
 
 def test_a_run_that_crashes_midway_leaves_the_old_outputs_and_no_temporaries(tmp_path, monkeypatch):
-    root = project_files(tmp_path / "p", review_rows(40))
+    root = project_files(tmp_path / "p", [*review_rows(40), {"uid": "bad"}])
     out = run(root)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    write_jsonl(root / "data" / "raw" / "more.jsonl", review_rows(50, seed=9)[40:])
+    write_jsonl(root / "data" / "raw" / "more.jsonl", [*review_rows(50, seed=9)[40:], "{"])
     monkeypatch.setattr(prep_stage, "write_report", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         run(root)

@@ -6,15 +6,16 @@ value out of range, naming the file, the dotted key and what was expected, e.g.
 
     params.yaml: prep.val_fraction: expected a float in (0, 0.5), got "0.1x"
 
-Numbers are read as DVC reads them, as YAML 1.2 does (`3e-4` is a float); `<<` merges work,
-and a key written after a merge overrides the merged one. Two equal keys, a file that is not
-UTF-8, and `.nan` or `.inf` where a number goes are errors too (`llmops.paramsfile` reads
-the file; the report's params diff and profiles read with it as well).
+Booleans and numbers are read as DVC reads them, as YAML 1.2 does (`3e-4` is a float, `on`
+a string); `<<` merges work, and a key written after a merge overrides the merged one. Two
+equal keys, a file that is not UTF-8, and `.nan` or `.inf` where a number goes are errors
+too (`llmops.paramsfile` reads the file; the report's params diff and profiles read with
+it as well).
 
 A key whose field has a default may be left out. This module imports no other module of
-the library but `llmops.paramsfile` (it is the leaf everything else builds on); checks that
-need another module, such as gate names against the metrics a task has, live in that
-module.
+the library but `llmops.paramsfile` and its `llmops.textcodec` (it is the leaf everything
+else builds on); checks that need another module, such as gate names against the metrics
+a task has, live in that module.
 
 Check a file by hand: python -m llmops.params params.yaml
 """

@@ -3,11 +3,13 @@
 `read_text` decodes a file as UTF-8 (a UTF-8 byte-order mark is dropped; UTF-16, UTF-32 or
 bytes that are not UTF-8 are a one-line ParamsError naming the file, the line and the
 column), `read_yaml` parses it with PyYAML's safe loader adjusted to what people write and
-what DVC (a YAML 1.2 reader) sees in the same file: numbers such as `3e-4` and `1e5` are
-floats, a `<<: *anchor` merge may be overridden by the mapping's own keys, and two equal
-keys are an error instead of the last one silently winning. `llmops.params` builds the
-typed config on top; `llmops.markdown` (the params diff) and `llmops.profile` read with it
-too. Standard library and PyYAML only.
+what DVC (ruamel.yaml, a YAML 1.2 reader) sees in the same file: booleans and numbers are
+YAML 1.2's (`3e-4` and `1e5` are floats, `010` is ten and `0o10` eight, `on`, `yes`, `no`
+and `off` are strings, only true and false booleans, `1:30` a string), a `<<: *anchor`
+merge may be overridden by the mapping's own keys, and two equal keys are an error instead
+of the last one silently winning (`yaml.safe_load` elsewhere stays YAML 1.1).
+`llmops.params` builds the typed config on top; `llmops.markdown` (the params diff) and
+`llmops.profile` read with it too. Standard library and PyYAML only.
 """
 
 from __future__ import annotations
@@ -19,23 +21,35 @@ from typing import Any
 
 import yaml
 
+from llmops.textcodec import bom_codec, wide_codec
+
 
 class ParamsError(ValueError):
     """A params file that does not match the typed config; the message names file and key."""
 
 
 MERGE = "tag:yaml.org,2002:merge"
-# YAML 1.2 floats that YAML 1.1 (PyYAML) reads as strings because they have no dot or no
-# exponent sign: 3e-4, 1e5, -2E+3, -.5. DVC reads params.yaml as YAML 1.2, so it agrees.
+BOOL, INT, FLOAT = (f"tag:yaml.org,2002:{kind}" for kind in ("bool", "int", "float"))
+# YAML 1.2 booleans, floats and ints as DVC's reader (ruamel.yaml) resolves them; a little
+# laxer than the 1.2 core schema, as ruamel is: `_` between digits and 0b101 are numbers.
+# YAML 1.1 (PyYAML) differs: yes/no/on/off are booleans there, 010 is octal 8, 0o10 a
+# string, 1:30 the sexagesimal 90, and 3e-4 or 1e5 (no dot, or no exponent sign) strings.
+BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 FLOAT_12 = re.compile(
-    r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"
+    r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
 )
+INT_12 = re.compile(r"^(?:[-+]?0b[01_]+|[-+]?0o?[0-7_]+|[-+]?[0-9_]+|[-+]?0x[0-9a-fA-F_]+)$")
 
 
 class _ParamsLoader(yaml.SafeLoader):
-    """PyYAML's safe loader reading floats as YAML 1.2 does, refusing two equal keys
-    (PyYAML keeps the last) and applying `<<` merges as the merge-key spec says (the
-    mapping's own keys win, then earlier merged mappings over later ones)."""
+    """PyYAML's safe loader reading booleans and numbers as YAML 1.2 does, refusing two
+    equal keys (PyYAML keeps the last) and applying `<<` merges as the merge-key spec says
+    (the mapping's own keys win, then earlier merged mappings over later ones)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -84,9 +98,33 @@ class _ParamsLoader(yaml.SafeLoader):
         return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
 
 
-# PyYAML copies the resolver table into the subclass on its first change, so yaml.safe_load
-# elsewhere keeps YAML 1.1.
-_ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_12, list("-+.0123456789"))
+def _resolvers_12() -> dict[str, list]:
+    """SafeLoader's implicit resolvers with YAML 1.2 booleans, floats and ints in place of
+    YAML 1.1's (in ruamel's order: they are tried in turn); a new table, so SafeLoader and
+    yaml.safe_load elsewhere keep YAML 1.1."""
+    table: dict[str, list] = {}
+    for tag, regexp, first in ((BOOL, BOOL_12, "tTfF"), (FLOAT, FLOAT_12, "-+.0123456789"),
+                               (INT, INT_12, "-+0123456789")):  # fmt: skip
+        for char in first:
+            table.setdefault(char, []).append((tag, regexp))
+    for char, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items():
+        for tag, regexp in resolvers:
+            if tag not in (BOOL, INT, FLOAT):  # null, timestamps, `<<`, `=`: as in YAML 1.2
+                table.setdefault(char, []).append((tag, regexp))
+    return table
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """An int as YAML 1.2 (and ruamel) reads it: 010 is ten, 0o10 eight, 0x1f 31, 0b101 5."""
+    text = loader.construct_scalar(node).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    text = text[1:] if text.startswith(("-", "+")) else text
+    base = {"0b": 2, "0o": 8, "0x": 16}.get(text[:2], 10)
+    return sign * int(text[2:] if base != 10 else text, base)
+
+
+_ParamsLoader.yaml_implicit_resolvers = _resolvers_12()
+_ParamsLoader.add_constructor(INT, _construct_int)  # PyYAML copies the table on a change
 
 
 def read_text(path: Path | str) -> str:
@@ -107,12 +145,9 @@ def decode(data: bytes, where: str) -> str:
     """UTF-8 text (a UTF-8 BOM is dropped); ParamsError naming `where` and the encoding
     it has instead."""
     data = data.removeprefix(codecs.BOM_UTF8)
-    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        raise ParamsError(f"{where}: is UTF-32; save it as UTF-8")
-    head = data[:200]  # UTF-16 without a BOM: ASCII text has a NUL in every other byte
-    half_nul = max(head[::2].count(0), head[1::2].count(0)) * 4 > len(head)
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or half_nul:
-        raise ParamsError(f"{where}: is UTF-16; save it as UTF-8")
+    wide = bom_codec(data[:4]) or wide_codec(data[:512])  # utf-16/32, with a BOM or without
+    if wide:
+        raise ParamsError(f"{where}: is {wide.upper()}; save it as UTF-8")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -126,8 +161,9 @@ def decode(data: bytes, where: str) -> str:
 
 
 def read_yaml(text: str, where: str) -> Any:
-    """Plain data from params YAML text, read as `load_params` reads it (YAML 1.2 numbers,
-    merges, no duplicate keys); ParamsError naming `where` when it is not valid YAML."""
+    """Plain data from params YAML text, read as `load_params` reads it (YAML 1.2 booleans
+    and numbers, merges, no duplicate keys); ParamsError naming `where` when it is not
+    valid YAML."""
     try:
         return yaml.load(text, Loader=_ParamsLoader)
     except yaml.YAMLError as err:

@@ -18,7 +18,6 @@ Each row becomes a `Record` or a `Rejection` with its file, row and reason (`REA
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import unicodedata
@@ -30,7 +29,7 @@ from typing import Any
 
 from llmops.params import SPLITS, PrepParams
 from llmops.redact import INVISIBLE
-from llmops.sources import FORMATS, Encoding, NotDataError, data_format, lines, sniff, whole_text
+from llmops.sources import Encoding, data_format, encoding_of, lines, text_stream
 from llmops.task import Task
 
 # Every reason a row can be rejected for, in the order the checks run.
@@ -67,14 +66,15 @@ class Rejection:
     raw: str
 
 
-def read_rows(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, str]]:
-    """Yield ("name:row", parsed object or Rejection, raw text) for each row of a file;
-    NotDataError (llmops.sources) when the file is not data at all."""
-    kind = data_format(path)
-    if kind is None:
-        raise NotDataError(f"not a data file ({', '.join(FORMATS)}, optionally .gz)")
-    encoding = sniff(path, kind)
-    rows = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[kind]
+def read_rows(
+    path: Path, name: str, encoding: Encoding | None = None
+) -> Iterator[tuple[str, dict | Rejection, str]]:
+    """Yield ("name:row", parsed object or Rejection, raw text) for each row of a file.
+    `encoding`: as `llmops.sources.raw_files` found it; else the file is looked at here
+    (NotDataError when it is not data at all)."""
+    encoding = encoding or encoding_of(path)
+    rows = {"jsonl": _read_jsonl, "csv": _read_csv, "tsv": _read_csv,
+            "parquet": _read_parquet}[data_format(path)]  # fmt: skip
     number = 0
     try:
         for where, obj, text in rows(path, name, encoding):
@@ -82,7 +82,7 @@ def read_rows(path: Path, name: str) -> Iterator[tuple[str, dict | Rejection, st
             yield where, obj, text
     except _unreadable() as err:
         where = f"{name}:{number + 1}"
-        detail = f"the file cannot be read from here on ({type(err).__name__}: {err})"[:300]
+        detail = f"cannot be read past row {number}: {type(err).__name__}: {err}"[:300]
         yield where, Rejection(where, "unreadable", detail, ""), ""
 
 
@@ -137,22 +137,22 @@ def parse_json(where: str, line: bytes) -> dict | Rejection:
 def _read_csv(
     path: Path, name: str, encoding: Encoding
 ) -> Iterator[tuple[str, dict | Rejection, str]]:
-    text = whole_text(path, encoding)  # bad UTF-8 bytes: lone surrogates, rejected per row
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows = iter(reader)
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error as err:
+    delimiter = "\t" if data_format(path) == "tsv" else ","
+    with text_stream(path, encoding) as text:  # bad UTF-8: lone surrogates, rejected per row
+        reader = csv.DictReader(text, delimiter=delimiter, strict=True)
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                where = f"{name}:{reader.line_num}"
+                yield where, Rejection(where, "malformed_row", f"CSV: {err}", ""), ""
+                continue
             where = f"{name}:{reader.line_num}"
-            yield where, Rejection(where, "malformed_row", f"CSV: {err}", ""), ""
-            continue
-        where = f"{name}:{reader.line_num}"
-        raw = json.dumps(row, ensure_ascii=False, default=str)
-        yield where, _csv_row(where, row, raw), raw
+            raw = json.dumps(row, ensure_ascii=False, default=str)
+            yield where, _csv_row(where, row, raw), raw
 
 
 def _csv_row(where: str, row: dict, raw: str) -> dict | Rejection:

@@ -4,13 +4,13 @@
 everywhere), without following links to directories, and sorts every path into the files
 to read and the paths not read, each with its reason, which the data report and the log
 show: hidden entries, files of another type, links to directories, dangling links, FIFOs,
-sockets and devices, files that cannot be opened, archives other than gzip, Parquet files
-that are not Parquet, and text in UTF-16 or UTF-32 without a byte-order mark.
+sockets and devices, files and folders that cannot be opened, archives other than gzip,
+Parquet files that are not Parquet, and text in UTF-16 or UTF-32 without a byte-order mark.
 
 Formats by extension, after an optional `.gz`: JSON Lines (`.jsonl`, `.ndjson`), CSV
 (`.csv`, `.tsv`) and Parquet (`.parquet`). Text files may be gzip-compressed (known by
 their content, whatever the name says) and in UTF-8 (with or without a byte-order mark) or
-in UTF-16/UTF-32 with a byte-order mark: `lines` and `whole_text` hand the readers the same
+in UTF-16/UTF-32 with a byte-order mark: `lines` and `text_stream` hand the readers the same
 text either way, and `Encoding.note` says what was decoded. `display` shows a path safely
 in logs and reports, with `\\xNN` for bytes of a file name that are not UTF-8 and for
 control characters.
@@ -18,7 +18,6 @@ control characters.
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import io
 import os
@@ -29,16 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv",
+from llmops.textcodec import bom_codec, wide_codec
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",
            ".parquet": "parquet"}  # fmt: skip
 GZIP = b"\x1f\x8b"
 # Compressed or archive formats that are recognised but not unpacked.
 ARCHIVES = {b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
             b"\x28\xb5\x2f\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7z"}  # fmt: skip
-# Byte-order marks, longest first (UTF-32-LE's starts with UTF-16-LE's).
-BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
 HEAD = 512  # bytes looked at to tell the encoding
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -54,7 +51,7 @@ def display(path: Path | str) -> str:
 
 
 def data_format(path: Path) -> str | None:
-    """jsonl, csv or parquet by the file's extension (after an optional .gz), else None."""
+    """jsonl, csv, tsv or parquet by the file's extension (after an optional .gz), else None."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] == [".gz"]:
         suffixes.pop()
@@ -79,38 +76,55 @@ class Encoding:
 
 @dataclass(frozen=True)
 class RawFiles:
-    """The paths under the raw folder: files read (and what was decoded), paths not read."""
+    """The paths under the raw folder: files read, each with how it decodes, in order, and
+    paths not read with the reason."""
 
-    read: list[Path]
+    read: dict[Path, Encoding]
     skipped: dict[str, str]  # display(path) -> why it was not read
-    notes: dict[str, str]  # display(path) -> what was decoded (gzip, UTF-16 ...)
+
+    @property
+    def notes(self) -> dict[str, str]:
+        """display(path) -> what was decoded (gzip, UTF-16 ...), for files that needed it."""
+        return {display(p.as_posix()): e.note for p, e in self.read.items() if e.note}
 
 
 def raw_files(raw: Path) -> RawFiles:
     """Every file below `raw` to read, in sorted order, and every other path with why not."""
     if not raw.is_dir():
         raise FileNotFoundError(f"{display(raw)}: raw data folder not found")
-    read, skipped, notes = [], {}, {}
-    for path in _walk(raw):
+    read, skipped = {}, {}
+    for path, problem in _walk(raw):
         try:
-            encoding = _readable(path)
+            if problem:
+                raise NotDataError(problem)
+            read[path] = _readable(path)
         except NotDataError as why:
             skipped[display(path.as_posix())] = str(why)
-            continue
-        read.append(path)
-        if encoding.note:
-            notes[display(path.as_posix())] = encoding.note
-    return RawFiles(read, skipped, notes)
+    return RawFiles(read, skipped)
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    """Every entry below `folder` but real directories, depth first in name order; hidden
-    directories and links to directories are yielded, not entered."""
-    for entry in sorted(folder.iterdir()):
+def _walk(folder: Path) -> Iterator[tuple[Path, str]]:
+    """(path, "") for every entry below `folder` but real directories, depth first in name
+    order; hidden directories and links to directories are yielded, not entered; a folder
+    that cannot be listed comes with the reason."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        yield folder, f"a folder that cannot be listed ({err.strerror or err})"
+        return
+    for entry in entries:
         if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
             yield from _walk(entry)
         else:
-            yield entry
+            yield entry, ""
+
+
+def encoding_of(path: Path) -> Encoding:
+    """How a data file decodes; NotDataError with the reason when it is not one."""
+    fmt = data_format(path)
+    if fmt is None:
+        raise NotDataError(f"not a data file ({', '.join(FORMATS)}, optionally .gz)")
+    return sniff(path, fmt)
 
 
 def _readable(path: Path) -> Encoding:
@@ -127,10 +141,7 @@ def _readable(path: Path) -> Encoding:
         raise NotDataError(f"cannot be read ({err.strerror})") from None
     if not stat.S_ISREG(mode):
         raise NotDataError(f"{_kind(mode)}, not a regular file")
-    fmt = data_format(path)
-    if fmt is None:
-        raise NotDataError(f"not a data file ({', '.join(FORMATS)}, optionally .gz)")
-    return sniff(path, fmt)
+    return encoding_of(path)
 
 
 def _kind(mode: int) -> str:
@@ -163,17 +174,11 @@ def sniff(path: Path, fmt: str) -> Encoding:
         if compressed or not head.startswith(b"PAR1"):
             raise NotDataError("not a Parquet file (no PAR1 header; Parquet compresses itself)")
         return Encoding()
-    codec = next((name for bom, name in BOMS if head.startswith(bom)), "utf-8")
-    if codec == "utf-8" and _looks_utf16(head):
-        raise NotDataError("UTF-16 or UTF-32 text without a byte-order mark: save it as UTF-8")
-    return Encoding(compressed, codec)
-
-
-def _looks_utf16(head: bytes) -> bool:
-    """Many NUL bytes, nearly all at even or all at odd offsets: wide text without a BOM."""
-    odd = [i % 2 for i, b in enumerate(head) if b == 0]
-    lopsided = abs(2 * sum(odd) - len(odd)) > 0.8 * len(odd)  # nearly all odd, or all even
-    return len(head) >= 8 and len(odd) >= len(head) // 4 and lopsided
+    codec = bom_codec(head)
+    wide = None if codec else wide_codec(head)
+    if wide:
+        raise NotDataError(f"{wide} text without a byte-order mark: save it as UTF-8")
+    return Encoding(compressed, codec or "utf-8")
 
 
 def _open(path: Path, encoding: Encoding) -> BinaryIO:
@@ -191,11 +196,10 @@ def lines(path: Path, encoding: Encoding) -> Iterator[bytes]:
             yield line.encode("utf-8", "surrogatepass")
 
 
-def whole_text(path: Path, encoding: Encoding) -> str:
-    """The whole file as text; bytes that are not UTF-8 become lone surrogates, so one bad
-    row does not hide the others (UTF-16/32 must decode whole: UnicodeDecodeError)."""
-    with _open(path, encoding) as f:
-        data = f.read()
-    if encoding.codec in ("utf-8", "utf-8-sig"):
-        return data.decode("utf-8-sig", "surrogateescape")
-    return data.decode(encoding.codec)
+def text_stream(path: Path, encoding: Encoding) -> io.TextIOWrapper:
+    """The file as a text stream read as it goes (rows before damage are read first); bytes
+    that are not UTF-8 become lone surrogates, so one bad row does not hide the others
+    (UTF-16/32 raise UnicodeDecodeError where they break)."""
+    codec = encoding.codec if encoding.codec in ("utf-16", "utf-32") else "utf-8-sig"
+    errors = "strict" if codec != "utf-8-sig" else "surrogateescape"
+    return io.TextIOWrapper(_open(path, encoding), encoding=codec, errors=errors, newline="")

@@ -6,13 +6,13 @@ strings (so raw copies that differ only in spacing or Unicode form count here, a
 inputs that differ only in the PII they carried), `near_duplicate` when they differ only in
 letter case. A pinned row beats an unpinned one (test, then val, then train), whatever the
 file order, so a pinned test set stays whole; among equals the first (files in name order,
-then row order) is kept. Of the rows left, a row whose id an earlier one already has is
-rejected as `duplicate_id` (reports match examples by id). The split is stratified by the
-first label output field (one group when there is none): within each label, unpinned rows
-are ordered by a seeded hash of their inputs and the first `test_fraction` go to test, the
-next `val_fraction` to val, the rest to train. Hashing (rather than shuffling) keeps a row
-in its split when other rows are added or removed, so a data pull request moves only the
-rows it touches.
+then row order) is kept. Of the rows left, rows that share an id are settled the same way:
+one is kept, the others are rejected as `duplicate_id` (reports match examples by id).
+The split is stratified by the first label output field (one group when there is none):
+within each label, unpinned rows are ordered by a seeded hash of their inputs and the first
+`test_fraction` go to test, the next `val_fraction` to val, the rest to train. Hashing
+(rather than shuffling) keeps a row in its split when other rows are added or removed, so
+a data pull request moves only the rows it touches.
 """
 
 from __future__ import annotations
@@ -34,10 +34,15 @@ def input_text(record: Record, task: Task) -> str:
     return "\n".join(record.fields[f.name] for f in task.inputs)
 
 
+def pinned_first(records: list[Record]) -> list[int]:
+    """Indices of `records`, pinned ones first (test, val, train), else in file order."""
+    return sorted(range(len(records)), key=lambda i: PIN_ORDER[records[i].pin])
+
+
 def dedupe(records: Iterable[Record], task: Task) -> tuple[list[Record], list[Rejection]]:
     """Keep one row per input (pinned rows first); reject the other exact and near copies."""
     records = list(records)
-    order = sorted(range(len(records)), key=lambda i: PIN_ORDER[records[i].pin])
+    order = pinned_first(records)
     exact: dict[str, Record] = {}
     near: dict[str, Record] = {}
     keep: set[int] = set()
@@ -61,10 +66,9 @@ def dedupe(records: Iterable[Record], task: Task) -> tuple[list[Record], list[Re
 
 
 def unique_ids(records: list[Record]) -> tuple[list[Record], list[Rejection]]:
-    """Keep the first row of each id (pinned rows first, like dedupe); reject later rows
-    that reuse an id with other inputs as `duplicate_id`: reports and gates match examples
-    by id, so two examples may not share one."""
-    order = sorted(range(len(records)), key=lambda i: PIN_ORDER[records[i].pin])
+    """Keep one row of each id (pinned rows first, like dedupe); reject the others as
+    `duplicate_id`: reports and gates match examples by id, so two may not share one."""
+    order = pinned_first(records)
     first: dict[str, Record] = {}
     keep: set[int] = set()
     rejected: list[Rejection] = []

@@ -217,13 +217,11 @@ def main(argv: list[str] | None = None) -> None:
     except (ParamsError, DataError, ModelError, PromptError, FileNotFoundError) as err:
         raise SystemExit(f"eval: {err}") from None
     task = Task.from_params(params.task)
-    with atomic.file(args.predictions) as tmp:  # each output whole or not at all
-        write_predictions(tmp, records)
-    with atomic.file(args.examples) as tmp:
-        write_examples(tmp, example_rows(task, records))
-    with atomic.folder(args.plots) as tmp:
-        write_plots(task, results, records, tmp)
-    atomic.write_text(args.metrics, json.dumps(results, indent=2) + "\n")
+    with atomic.Outputs() as out:  # renamed into place together once all are written
+        write_predictions(out.file(args.predictions), records)
+        write_examples(out.file(args.examples), example_rows(task, records))
+        write_plots(task, results, records, out.folder(args.plots))
+        out.file(args.metrics).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     run_id = log_to_training_run(results, args.adapter)
     shown = rates(task)
     summary = ", ".join(f"{m} {results['tuned'][m]:.3f} vs {results['base'][m]:.3f}" for m in shown)

@@ -76,9 +76,9 @@ def prep(task: Task, params: PrepParams, raw: Path) -> PrepResult:
     rejected: list[Rejection] = []
     found: dict[str, Counter[str]] = {}  # PII found per row, summed over the rows kept
     rows_in = 0
-    for path in files.read:
+    for path, encoding in files.read.items():
         pin = file_pin(path, raw, params)
-        for where, obj, text in read_rows(path, display(path.as_posix())):
+        for where, obj, text in read_rows(path, display(path.as_posix()), encoding):
             rows_in += 1
             item = (
                 obj
@@ -116,16 +116,15 @@ def _redacted(record: Record, task: Task, params: PrepParams) -> tuple[Record, C
         if not f.is_label:
             fields[f.name], found = redact(fields[f.name], params.redact)
             counts += found
-    # An export may use e-mails as ids: such an id becomes a pseudonym (a hash of it), so two
-    # ids stay two ids; with no id column a stable id comes from the (redacted) inputs.
+    # An export may use e-mails (or numbers that look like phones) as ids. Such an id, like a
+    # missing one, is replaced by a stable id derived from the (redacted) inputs: no hash of
+    # the PII itself, which could be reversed by trying candidates.
     identifier, found = redact(record.id, params.redact)
-    if identifier != record.id:
-        identifier = f"p{hashlib.sha256(record.id.encode()).hexdigest()[:12]}"
-    record = replace(record, id=identifier, fields=fields)
-    if not identifier:
+    record = replace(record, fields=fields)
+    if not identifier or identifier != record.id:
         digest = hashlib.sha256(input_text(record, task).encode()).hexdigest()
-        record = replace(record, id=f"h{digest[:12]}")
-    return record, counts + found
+        identifier = f"h{digest[:12]}"
+    return replace(record, id=identifier), counts + found
 
 
 def _position(r: Rejection) -> tuple[str, int]:
@@ -137,6 +136,13 @@ def check(result: PrepResult, params: PrepParams, quarantine: Path) -> None:
     """Raise PrepError when the result is not fit to train on."""
     reasons = Counter(r.reason for r in result.rejected).most_common()
     top = ", ".join(f"{reason}={n}" for reason, n in reasons[:5])
+    broken = [r for r in result.rejected if r.reason == "unreadable"]
+    if broken:
+        names = "; ".join(f"{r.where} ({r.detail})" for r in broken[:3])
+        raise PrepError(
+            f"{len(broken)} file(s) cannot be read to the end, so the rows after the damage "
+            f"are lost: {names}; repair or remove them (see {quarantine})"
+        )
     if result.rows_kept == 0:
         raise PrepError(
             f"no usable rows: all {result.rows_in} rows were rejected ({top}); see {quarantine}"
@@ -170,18 +176,11 @@ def quarantine_rows(rejected: list[Rejection]) -> Iterable[dict]:
         yield {"source": source, "line": line, "reason": r.reason, "detail": r.detail, "raw": r.raw}
 
 
-def write_splits(result: PrepResult, out: Path) -> None:
-    """The train/val/test splits, written whole into `out`."""
-    with atomic.folder(out) as tmp:
-        for name, rows in result.splits.items():
-            write_jsonl(tmp / f"{name}.jsonl", (r.row() for r in rows))
-
-
-def write_quarantine(result: PrepResult, quarantine: Path) -> Path:
-    """The rejected rows, written whole; return the file."""
-    with atomic.folder(quarantine) as tmp:
-        write_jsonl(tmp / "rejected.jsonl", quarantine_rows(result.rejected))
-    return quarantine / "rejected.jsonl"
+def write_splits(result: PrepResult, folder: Path) -> None:
+    """The train/val/test splits as JSON Lines files in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in result.splits.items():
+        write_jsonl(folder / f"{name}.jsonl", (r.row() for r in rows))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -202,24 +201,33 @@ def main(argv: list[str] | None = None) -> None:
         params = load_params(args.params)
         task = Task.from_params(params.task)
         result = prep(task, params.prep, args.raw)
-    except (ParamsError, PrepError, FileNotFoundError) as err:
+    except (ParamsError, PrepError, OSError) as err:
         raise SystemExit(f"prep: {err}") from None
-    quarantine = write_quarantine(result, args.quarantine)
+    quarantine = args.quarantine / "rejected.jsonl"
+    try:
+        check(result, params.prep, quarantine)
+        failure = None
+    except PrepError as err:
+        failure = err
     metrics = summarize(result, task)
-    with atomic.folder(args.report) as tmp:
-        write_report(result, task, metrics, tmp, params.prep.report_examples)
-    atomic.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
+    # All outputs are renamed into place together once written. A run that fails its check
+    # still writes the quarantine, data report and metrics (to read the cause) and removes
+    # the splits, stale ones included.
+    with atomic.Outputs() as out:
+        write_jsonl(out.folder(args.quarantine) / quarantine.name, quarantine_rows(result.rejected))
+        write_report(result, task, metrics, out.folder(args.report), params.prep.report_examples)
+        out.file(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        if failure is None:
+            write_splits(result, out.folder(args.out))
+        else:
+            out.remove(args.out)
     for path, note in result.notes.items():
         log.info("read %s: %s", path, note)
     for path, why in result.skipped.items():
         log.warning("not read: %s (%s)", path, why)
     log.info("quarantined %d rows -> %s", len(result.rejected), display(quarantine))
-    try:
-        check(result, params.prep, quarantine)
-    except PrepError as err:
-        atomic.remove(args.out)  # no splits from a failed run, nor stale ones from before
-        raise SystemExit(f"prep: {err}") from None
-    write_splits(result, args.out)
+    if failure is not None:
+        raise SystemExit(f"prep: {failure}")
     sizes = ", ".join(f"{name} {len(rows)}" for name, rows in result.splits.items())
     log.info("read %d rows from %s: kept %d (%s)", result.rows_in, display(args.raw),
              result.rows_kept, sizes)  # fmt: skip

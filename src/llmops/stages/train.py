@@ -77,13 +77,11 @@ def train(
 
 
 def save_adapter(setup: Setup, out: Path, prompt: Path, info: dict) -> None:
-    """Adapter safetensors + config, the prompt template it was trained with, tokenizer, info;
-    written whole or not at all."""
-    with atomic.folder(out) as tmp:
-        setup.model.save_pretrained(tmp)
-        setup.tokenizer.save_pretrained(tmp)
-        shutil.copy2(prompt, tmp / "prompt.jinja")
-        (tmp / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    """Adapter safetensors + config, the prompt template it was trained with, tokenizer, info."""
+    setup.model.save_pretrained(out)
+    setup.tokenizer.save_pretrained(out)
+    shutil.copy2(prompt, out / "prompt.jinja")
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
 def write_curves(result: Result, folder: Path) -> None:
@@ -155,9 +153,11 @@ def main(argv: list[str] | None = None) -> None:
             "prompt": args.prompt.as_posix(),
             **tags,
         }
-        save_adapter(setup, args.out, args.prompt, info)
-        write_curves(result, args.plots)
-        atomic.write_text(args.metrics, json.dumps(result.metrics, indent=2) + "\n")
+        with atomic.Outputs() as out:  # renamed into place together once all are written
+            save_adapter(setup, out.folder(args.out), args.prompt, info)
+            write_curves(result, out.folder(args.plots))
+            metrics = json.dumps(result.metrics, indent=2) + "\n"
+            out.file(args.metrics).write_text(metrics, encoding="utf-8")
         mlflow.log_metrics({f"final_{k}": float(v) for k, v in result.metrics.items()})
         mlflow.log_artifacts(str(args.out), artifact_path="adapter")
     checkpoint.clear(args.checkpoints)
