@@ -110,3 +110,15 @@ def test_generated_requests_get_no_server_error_and_schema_conformant_answers(
             continue
         with subtests.test(operation.label):
             fuzz(operation, mode, known)
+
+
+def test_a_streamed_chat_answer_conforms_to_the_schema_event_by_event(api_schema, known):
+    # Server-sent events are checked one by one against the schema's `itemSchema`.
+    operation = api_schema["/chat/completions"]["POST"]
+    body = {"model": known["model"], "stream": True, "max_tokens": 8,
+            "messages": [{"role": "user", "content": "fine"}]}  # fmt: skip
+    case = operation.Case(body=body, media_type="application/json")
+    response = case.call_and_validate(headers=AUTH, checks=CHECKS, timeout=120)
+    assert response.status_code == 200
+    assert response.headers["content-type"][0].startswith("text/event-stream")
+    assert response.text.rstrip().endswith("data: [DONE]")
