@@ -39,9 +39,16 @@ from llmops.serving import Item, RequestError, Result, label
 log = logging.getLogger(__name__)
 # One server-sent event (`itemSchema`, as OpenAPI 3.2 writes it): its data is a
 # chat.completion.chunk as JSON, the last one `[DONE]`.
-SSE_EVENT = {"type": "object", "required": ["data"],
-             "properties": {"data": {"type": "string"}, "event": {"type": "string"},
-                            "id": {"type": "string"}, "retry": {"type": "integer"}}}
+SSE_EVENT = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {"type": "string"},
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
 CHAT_RESPONSES = {
     200: {"description": "A chat completion, or with `stream: true` server-sent events",
           "content": {"application/json": {"schema": {"type": "object"}},
