@@ -29,7 +29,7 @@ export DVC_NO_ANALYTICS := 1
 .DEFAULT_GOAL := help
 .PHONY: help install repro dag gate report init test test-fast lint format params sample-data ui \
   test-e2e pull push summary pr-meta comment notice profile image container-smoke \
-  push-image bento serve smoke bench-train bench-prep bench-eval bench-serve noise lock hooks clean
+  push-image bento serve smoke bench-train bench-prep exp-table bench-eval bench-serve noise lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -267,6 +267,9 @@ bench-train: $(STAMP) ## Benchmark training throughput vs the transformers Train
 bench-prep: $(STAMP) ## Benchmark the prep stage with PII redaction vs without (data/raw)
 	python -m benchmarks.bench_prep --params params.yaml --raw data/raw \
 	  --out benchmarks/results/prep.json
+
+exp-table: $(STAMP) ## Tabulate the DVC experiments (dvc exp run --queue ...): params changed, test metrics, minutes
+	dvc exp show --json --no-pager | python -m benchmarks.experiments
 
 bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate (needs make repro)
 	python -m benchmarks.bench_eval --params params.yaml --data data/prepared --base models/base \
