@@ -87,10 +87,11 @@ PARAMS: dict = {
     },
     "train": {
         "seed": 0,
-        # Dropout, gradient accumulation and lm_head are on so resume and multi-process tests
-        # cover them.
+        # Dropout, gradient accumulation and embeddings trained in full are on so resume and
+        # multi-process tests cover them.
         "lora": {"r": 4, "alpha": 8, "dropout": 0.1,
-                 "target_modules": ["q_proj", "v_proj", "down_proj", "lm_head"]},
+                 "target_modules": ["q_proj", "v_proj", "down_proj"],
+                 "modules_to_save": ["embed_tokens"]},
         "learning_rate": 0.003, "schedule": "cosine", "warmup_steps": 2, "weight_decay": 0.0,
         "epochs": 100, "max_steps": 24, "batch_size": 4, "grad_accum": 2, "max_length": 1024,
         "max_grad_norm": 1.0, "precision": "auto", "eval_every": 6, "checkpoint_every": 4,
@@ -298,3 +299,22 @@ def many_label_rows(n: int, seed: int = 0) -> list[dict]:
         return text, {"text": text, "label": label}
 
     return distinct(n, draw)
+
+
+MANY_LABEL_PROMPT = """{#- variables: text
+    text  (str)  the request, cleaned by prep -#}
+Answer with JSON: {"label": the label}.
+Text: {{ text }}
+Answer:
+"""
+# The many-label task: JSONL rows {text, label}, split by prep (10% val, 10% test); the
+# prompt does not list the labels (as `make init` writes it for so many).
+MANY_LABEL_PARAMS: dict = {
+    **INTENT_PARAMS,
+    "task": {
+        "prompt": "prompts/many.jinja",
+        "inputs": {"text": {"kind": "text", "max_chars": 300}},
+        "outputs": {"label": {"kind": "label", "values": list(MANY_LABELS)}},
+    },
+    "prep": {**INTENT_PARAMS["prep"], "columns": {}, "pin_files": {}, "test_fraction": 0.1},
+}

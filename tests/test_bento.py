@@ -16,7 +16,7 @@ import yaml
 
 from llmops import bento, serving
 from llmops.examples import read_split
-from llmops.params import load_params
+from llmops.params import LoraParams, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,8 +40,8 @@ def merged_and_not(project, adapter, tmp_path_factory):
 
 
 def test_merged_model_gives_the_same_greedy_answers(merged_and_not, project):
-    # The tiny model ties lm_head to the input embeddings and the adapter trains lm_head:
-    # merging gives the head its own matrix, so the answers stay those of base + adapter.
+    # The tiny model ties lm_head to the input embeddings and the adapter trains them in
+    # full (modules_to_save): the merged model keeps them tied, and answers as base + adapter.
     rows = read_split(project / "data" / "prepared" / "test.jsonl")
     items = [serving.Item({"text": r["text"]}, 24) for r in rows[:8]]
     plain = serving.Served.load(merged_and_not[False]).complete(items)
@@ -50,7 +50,7 @@ def test_merged_model_gives_the_same_greedy_answers(merged_and_not, project):
     assert (merged_and_not[True] / "merged" / "model.safetensors").exists()
     assert not (merged_and_not[True] / "adapter").exists()
     config = json.loads((merged_and_not[True] / "merged" / "config.json").read_text())
-    assert config["tie_word_embeddings"] is False
+    assert config["tie_word_embeddings"] is True
 
 
 def test_the_package_records_task_decoding_cleaning_and_lineage(merged_and_not, project):
@@ -127,3 +127,39 @@ def test_the_model_store_entry_carries_the_lineage(bento):
     assert lineage["prompt_sha256"] == hashlib.sha256(prompt).hexdigest()
     assert lineage["up_to_date"] is False  # the test project is not a DVC repository
     assert info["labels"]["mlflow_run_id"] == training["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("targets", "save"), [(("q_proj", "lm_head"), ()), (("q_proj",), ("embed_tokens",))]
+)
+def test_merging_keeps_the_tied_output_matrix_as_the_adapter_trained_it(
+    project, tmp_path, targets, save
+):
+    # LoRA on lm_head (tied to the input embeddings in `tiny`) or the embeddings trained in
+    # full: the merged model must compute what base + adapter computes. The adapter's
+    # weights are randomised rather than trained, so that every part of it counts.
+    import torch
+    from peft import PeftModel
+
+    from llmops.lora import attach
+    from llmops.models import load_base, load_tokenizer
+
+    base = project / "models" / "base"
+    lora = LoraParams(r=4, alpha=8.0, dropout=0.0, target_modules=targets, modules_to_save=save)
+    model = attach(load_base(base), lora, seed=0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.requires_grad:
+                weight.add_(torch.randn_like(weight) * 0.2)
+    model.save_pretrained(tmp_path / "adapter")
+    load_tokenizer(base).save_pretrained(tmp_path / "adapter")
+    bento.merge(base, tmp_path / "adapter", tmp_path / "merged")
+
+    ids = load_tokenizer(base)("a quiet evening review", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        plain = PeftModel.from_pretrained(load_base(base), tmp_path / "adapter").eval()
+        merged = load_base(tmp_path / "merged")
+        torch.testing.assert_close(merged(ids).logits, plain(ids).logits, rtol=1e-4, atol=1e-4)
+        unmerged = load_base(base)(ids).logits
+        assert (unmerged - plain(ids).logits).abs().max() > 0.1  # the adapter changes answers

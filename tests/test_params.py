@@ -84,6 +84,7 @@ def outputs(d) -> dict:
         (lambda d: outputs(d).update({"two words": {"kind": "text"}}), "task: field name 'two words': expected letters, digits and _"),
         (lambda d: outputs(d).update(text={"kind": "text"}), "task: ['text'] declared as both input and output"),
         (lambda d: d["task"]["inputs"].update(topic_values={"kind": "text"}), "task: field name 'topic_values' clashes with a label field's values"),
+        (lambda d: d["train"]["lora"].update(modules_to_save=["v_proj"]), "train.lora: ['v_proj'] is in both target_modules and modules_to_save"),
         (lambda d: d.update(prep=[1]), "prep: expected a mapping of keys, got [1]"),
         (lambda d: d["prep"].pop("seed"), "prep.seed: missing; expected an integer >= 0"),
         (lambda d: d["prep"].update(val_fractoin=0.1), "prep.val_fractoin: unknown key; expected one of the known keys: columns, id_column"),

@@ -10,12 +10,19 @@ from llmops.params import LoraParams
 
 
 def test_params_flatten_to_dotted_keys():
-    lora = LoraParams(r=8, alpha=16.0, dropout=0.0, target_modules=("q_proj", "v_proj"))
+    lora = LoraParams(
+        r=8,
+        alpha=16.0,
+        dropout=0.0,
+        target_modules=("q_proj", "v_proj"),
+        modules_to_save=("embed_tokens",),
+    )
     assert tracking.flatten({"train": {"lora": lora, "seed": 3}}) == {
         "train.lora.r": "8",
         "train.lora.alpha": "16.0",
         "train.lora.dropout": "0.0",
         "train.lora.target_modules": "q_proj,v_proj",
+        "train.lora.modules_to_save": "embed_tokens",
         "train.seed": "3",
     }
 

@@ -172,6 +172,15 @@ def test_unknown_target_module_fails_listing_the_real_ones(project, tmp_path, mo
     )  # fmt: skip
 
 
+def test_unknown_module_to_save_fails_naming_the_embeddings(project, tmp_path, monkeypatch):
+    dest = broken_project(project, tmp_path)
+    write_params(dest / "params.yaml", {"train": {"lora": {"modules_to_save": ["wte"]}}})
+    fails_with(
+        dest, monkeypatch, "train.lora.modules_to_save: ['wte'] not in the model",
+        "['embed_tokens', 'lm_head']",
+    )  # fmt: skip
+
+
 def test_max_length_shorter_than_an_example_fails_naming_the_longest(
     project, tmp_path, monkeypatch
 ):
@@ -194,7 +203,8 @@ def test_max_length_shorter_than_an_example_fails_naming_the_longest(
 def test_run_writes_adapter_template_tokenizer_metrics_and_curves(project, reference):
     adapter = reference / "adapter"
     config = json.loads((adapter / "adapter_config.json").read_text())
-    assert set(config["target_modules"]) == {"q_proj", "v_proj", "down_proj", "lm_head"}
+    assert set(config["target_modules"]) == {"q_proj", "v_proj", "down_proj"}
+    assert "embed_tokens" in config["modules_to_save"] and config["ensure_weight_tying"]
     assert config["r"] == 4
     assert (adapter / "adapter_model.safetensors").exists()
     assert not list(adapter.glob("*.bin"))
@@ -209,7 +219,11 @@ def test_run_writes_adapter_template_tokenizer_metrics_and_curves(project, refer
     metrics = json.loads((reference / "train.json").read_text())
     assert metrics["steps"] == 120 and metrics["processes"] == 1
     assert 0 < metrics["val_loss"] < 7 and 0 < metrics["train_loss"] < 7
-    assert metrics["trainable_params"] < metrics["total_params"] / 5
+    # Trained: rank-4 LoRA on q, v and down projections, and the (tied) embeddings in full.
+    shape = json.loads((project / "models" / "base" / "config.json").read_text())
+    h, inner, layers = shape["hidden_size"], shape["intermediate_size"], shape["num_hidden_layers"]
+    adapter_size = 4 * (2 * h + 2 * h + inner + h) * layers
+    assert metrics["trainable_params"] == shape["vocab_size"] * h + adapter_size
     assert metrics["tokens_per_s"] > 0 and metrics["padding_share"] < 0.1
     train_curve = (reference / "curves" / "train_loss.csv").read_text().splitlines()
     val_curve = (reference / "curves" / "val_loss.csv").read_text().splitlines()
@@ -229,7 +243,8 @@ def test_run_is_tracked_in_mlflow(project, reference):
     run = client.get_run(info["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["train.lora.r"] == "4"
-    assert run.data.params["train.lora.target_modules"] == "q_proj,v_proj,down_proj,lm_head"
+    assert run.data.params["train.lora.target_modules"] == "q_proj,v_proj,down_proj"
+    assert run.data.params["train.lora.modules_to_save"] == "embed_tokens"
     assert run.data.params["base.model"] == "tiny"
     assert run.data.tags["base_model"] == "tiny" and run.data.tags["git_commit"]
     assert "data_md5" in run.data.tags

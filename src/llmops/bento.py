@@ -70,18 +70,22 @@ def labels(info: dict) -> dict[str, str]:
 def merge(base: Path, adapter: Path, out: Path, trust_remote_code: bool = False) -> None:
     """Fold the LoRA adapter into the base weights and save one model (safetensors).
 
-    When the adapter trains `lm_head` and the base ties it to the input embeddings (the
-    tiny model does), the merged model gets its own output matrix, so merging the update
-    leaves the input embeddings as training saw them: the greedy answers stay the same.
+    When the adapter puts LoRA on `lm_head` and the base ties it to the input embeddings,
+    the merged model gets its own output matrix, so merging the update leaves the input
+    embeddings as training saw them: the greedy answers stay the same. Modules the adapter
+    trained in full (modules_to_save) replace the base's, tied as they were in training.
     """
     import torch
     from peft import PeftModel
 
+    from llmops.lora import tied
     from llmops.models import load_base, load_tokenizer
 
     model = load_base(base, trust_remote_code)
-    if getattr(model.config, "tie_word_embeddings", False):
-        head = model.get_output_embeddings()
+    targets = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    head = model.get_output_embeddings()
+    head_name = next(n.rsplit(".", 1)[-1] for n, m in model.named_modules() if m is head)
+    if tied(model) and head_name in (targets.get("target_modules") or ()):
         head.weight = torch.nn.Parameter(model.get_input_embeddings().weight.detach().clone())
         model.config.tie_word_embeddings = False
         if hasattr(model, "_tied_weights_keys"):

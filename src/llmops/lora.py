@@ -21,7 +21,12 @@ UNSUPPORTED = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
 def attach(model: torch.nn.Module, params: LoraParams, seed: int) -> torch.nn.Module:
-    """Wrap `model` with a freshly initialised (seeded) LoRA adapter; base weights frozen."""
+    """Wrap `model` with a freshly initialised (seeded) LoRA adapter; base weights frozen.
+
+    `params.modules_to_save` are trained in full (a copy saved with the adapter). When the
+    model ties its output matrix to the input embeddings, the copy stays tied, so training
+    `embed_tokens` trains the output side too, as pretraining did.
+    """
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(
@@ -29,10 +34,17 @@ def attach(model: torch.nn.Module, params: LoraParams, seed: int) -> torch.nn.Mo
         lora_alpha=params.alpha,
         lora_dropout=params.dropout,
         target_modules=list(params.target_modules),
+        modules_to_save=list(params.modules_to_save) or None,
+        ensure_weight_tying=bool(params.modules_to_save) and tied(model),
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)
     return get_peft_model(model, config)
+
+
+def tied(model: torch.nn.Module) -> bool:
+    """Whether the model's output matrix is its input embedding matrix."""
+    return bool(getattr(getattr(model, "config", None), "tie_word_embeddings", False))
 
 
 def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from llmops.params import LoraParams
+
 log = logging.getLogger(__name__)
 
 
@@ -122,15 +124,28 @@ def _is_linear(module: torch.nn.Module) -> bool:
     return isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"  # GPT-2
 
 
-def check_targets(model: torch.nn.Module, targets: tuple[str, ...], path: Path) -> None:
-    """Fail, listing what the model has, when a LoRA target module does not exist."""
+def check_targets(model: torch.nn.Module, lora: LoraParams, path: Path) -> None:
+    """Fail, listing what the model has, when a LoRA target or a module to save is missing."""
     have = set(linear_names(model))
-    missing = [t for t in targets if t not in have]
+    missing = [t for t in lora.target_modules if t not in have]
     if missing:
         raise ModelError(
             f"train.lora.target_modules: {missing} not in the model at {path}; "
             f"its linear layers are {sorted(have)}"
         )
+    named = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [t for t in lora.modules_to_save if t not in named]
+    if missing:
+        raise ModelError(
+            f"train.lora.modules_to_save: {missing} not in the model at {path}; "
+            f"e.g. its embeddings are {embedding_names(model)}"
+        )
+
+
+def embedding_names(model: torch.nn.Module) -> list[str]:
+    """Short names of the model's input and output embedding modules."""
+    parts = (model.get_input_embeddings(), model.get_output_embeddings())
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if m in parts})
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

@@ -178,6 +178,17 @@ class LoraParams:
     alpha: Annotated[float, Range(0.0, lo_open=True)]
     dropout: Annotated[float, Range(0.0, 1.0, hi_open=True)]
     target_modules: Annotated[tuple[Label, ...], NonEmpty()]
+    # Modules trained in full and saved with the adapter (peft modules_to_save), e.g. the
+    # input embeddings of a small model; empty: the adapter alone is trained.
+    modules_to_save: tuple[Label, ...] = ()
+
+    def validate(self) -> None:
+        both = sorted(set(self.target_modules) & set(self.modules_to_save))
+        if both:
+            raise ValueError(
+                f"{both} is in both target_modules and modules_to_save; a module gets a "
+                "LoRA adapter or is trained in full, not both"
+            )
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def prepare(params: Params, data: Path, base: Path, prompt: Path) -> Setup:
     template = load_template(prompt, task.variables())
     model = load_base(base, params.base.trust_remote_code)  # fails first if no weights
     tokenizer = load_tokenizer(base, params.base.trust_remote_code)
-    check_targets(model, cfg.lora.target_modules, base)
+    check_targets(model, cfg.lora, base)
     splits = {
         name: encode_split(data / f"{name}.jsonl", tokenizer, template, task, cfg.max_length)
         for name in ("train", "val")
