@@ -76,8 +76,8 @@ class TaskModel:
         if adapter is not None:
             from peft import PeftModel
 
-            # Not merged: with tied embeddings (the tiny model) a merged lm_head update would
-            # also change the input embeddings.
+            # Not merged: the eval stage switches the adapter (and the modules it trained in
+            # full) off to score the base model with the same loaded weights.
             model = PeftModel.from_pretrained(model, adapter).to(device.device).eval()
         path = template or (adapter / "prompt.jinja" if adapter else None)
         if path is None:
