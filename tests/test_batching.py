@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from llmops.batching import collate, padding_share, plan_batches
+from llmops.batching import collate, drop_prompt_tokens, padding_share, plan_batches
 from llmops.examples import IGNORE, Example
 
 
@@ -50,3 +50,37 @@ def test_collate_pads_right_and_masks_padding_out_of_the_loss():
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert batch["labels"].tolist() == [[IGNORE, IGNORE, 7, 8], [IGNORE, 6, IGNORE, IGNORE]]
     assert batch["input_ids"].dtype == torch.long
+
+
+# --- token dropout ------------------------------------------------------------------------
+
+
+def example(prompt: int = 200, answer: int = 12) -> Example:
+    ids = tuple(range(1000, 1000 + prompt + answer))
+    return Example("x", ids, (IGNORE,) * prompt + ids[prompt:])
+
+
+def test_token_dropout_off_leaves_the_example_as_it_is():
+    e = example()
+    assert drop_prompt_tokens(e, 0.0, torch.Generator().manual_seed(0)) is e
+
+
+def test_token_dropout_cuts_prompt_tokens_only_and_about_the_asked_share():
+    e, g = example(), torch.Generator().manual_seed(0)
+    kept = [drop_prompt_tokens(e, 0.3, g) for _ in range(200)]
+    for k in kept:
+        assert k.labels[-12:] == e.labels[-12:] and k.input_ids[-12:] == e.input_ids[-12:]
+        assert k.answer_tokens == e.answer_tokens == 12
+        assert k.input_ids[0] == e.input_ids[0]  # the prompt's first token
+        assert k.input_ids[-13] == e.input_ids[-13]  # its last, before the answer
+        assert set(k.input_ids) <= set(e.input_ids)
+        assert list(k.input_ids) == sorted(k.input_ids)  # order kept
+    dropped = sum(len(e.input_ids) - len(k.input_ids) for k in kept) / (200 * 198)
+    assert 0.28 < dropped < 0.32
+
+
+def test_token_dropout_is_a_function_of_the_generator_seed():
+    e = example()
+    one = drop_prompt_tokens(e, 0.3, torch.Generator().manual_seed(5))
+    assert one == drop_prompt_tokens(e, 0.3, torch.Generator().manual_seed(5))
+    assert one != drop_prompt_tokens(e, 0.3, torch.Generator().manual_seed(6))

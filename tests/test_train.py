@@ -266,6 +266,23 @@ def test_same_seed_gives_the_same_curve_and_weights(project, reference, long_par
         torch.testing.assert_close(adapter_weights(again)[key], value, rtol=0, atol=0)
 
 
+def test_token_dropout_is_reproducible_and_changes_what_is_trained(project, reference):
+    short = {"train": {**LONG["train"], "max_steps": 30, "token_dropout": 0.3}}
+    write_params(project / "params-words.yaml", short)
+    for name in ("words", "words-again"):
+        run_stage(project, name, "params-words.yaml")
+    words, again = (adapter_weights(project / "out" / n) for n in ("words", "words-again"))
+    for key, value in words.items():
+        torch.testing.assert_close(again[key], value, rtol=0, atol=0)
+    # The same 30 steps without it (the first 30 of the reference's 120 see the same
+    # batches) read every prompt token; with it, a third fewer prompt tokens.
+    seen = {n: json.loads((project / "out" / n / "train.json").read_text())
+            for n in ("words", "reference")}  # fmt: skip
+    assert seen["words"]["train_tokens"] < seen["reference"]["train_tokens"] * 30 / 120
+    curve = (project / "out" / "words" / "curves" / "train_loss.csv").read_text()
+    assert curve != (reference / "curves" / "train_loss.csv").read_text()
+
+
 def test_resume_after_kill_9_matches_an_uninterrupted_run(project, reference, long_params):
     run = project / "out" / "killed"
     proc = subprocess.Popen(

@@ -5,6 +5,10 @@ Each epoch shuffles the examples with (seed, epoch), cuts them into windows of
 then shuffles the batch order. The plan is a pure function of its inputs, which is what
 lets a resumed run (and every process of a multi-process run) see the same batches.
 Examples never attend to each other: each is its own row, padded on the right and masked.
+
+`drop_prompt_tokens` is word dropout for training: each time an example is seen, a share
+of its prompt tokens is left out, so the model cannot lean on one phrase of the prompt to
+decide the answer and learns from all the words that carry it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,25 @@ def plan_batches(
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def drop_prompt_tokens(example: Example, share: float, generator: torch.Generator) -> Example:
+    """`example` with each prompt token left out with probability `share`.
+
+    The answer (every labelled token) is kept whole, and so are the prompt's first token
+    and its last, after which the answer starts. `share` 0 returns the example as it is.
+    """
+    if share <= 0:
+        return example
+    prompt = sum(1 for label in example.labels if label == IGNORE)
+    keep = (torch.rand(len(example.input_ids), generator=generator) >= share).tolist()
+    keep[0] = True
+    keep[max(prompt - 1, 0) :] = [True] * (len(keep) - max(prompt - 1, 0))
+    return Example(
+        id=example.id,
+        input_ids=tuple(t for t, k in zip(example.input_ids, keep, strict=True) if k),
+        labels=tuple(t for t, k in zip(example.labels, keep, strict=True) if k),
+    )
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:

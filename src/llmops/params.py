@@ -201,6 +201,7 @@ class TrainParams:
     schedule: Literal["cosine", "linear", "constant"]
     warmup_steps: Annotated[int, Range(0)]
     weight_decay: Annotated[float, Range(0.0, 1.0)]
+    token_dropout: Annotated[float, Range(0.0, 1.0, hi_open=True)]
     epochs: Positive
     max_steps: Annotated[int, Range(1)] | None
     batch_size: Positive

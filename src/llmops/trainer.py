@@ -4,10 +4,11 @@
 
 `setup` (llmops.stages.train.prepare) holds the tokenized splits and the model with a fresh
 adapter. Each optimizer step takes its micro-batches from a length-grouped plan that is a
-function of (seed, epoch), and seeds dropout from (seed, step, process), so a run resumed
-from a checkpoint computes what the uninterrupted run would have. Under `accelerate
-launch` each process takes its share of a step's batches and DDP averages the gradients;
-at the end the processes compare adapter checksums.
+function of (seed, epoch), and seeds dropout (LoRA's, and the prompt tokens' of
+`train.token_dropout`) from (seed, step, process), so a run resumed from a checkpoint
+computes what the uninterrupted run would have. Under `accelerate launch` each process
+takes its share of a step's batches and DDP averages the gradients; at the end the
+processes compare adapter checksums.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from llmops import checkpoint, lora
-from llmops.batching import collate, padding_share, plan_batches
+from llmops.batching import collate, drop_prompt_tokens, padding_share, plan_batches
 from llmops.examples import DataError, Example
 from llmops.models import count_parameters, pick_device
 from llmops.params import TrainParams
@@ -157,11 +158,16 @@ class Loop:
             self.plans[epoch] = plan_batches(self.lengths, cfg.batch_size, cfg.seed, epoch)
         first = (index * acc.num_processes + acc.process_index) * cfg.grad_accum
         mine = self.plans[epoch][first : first + cfg.grad_accum]
-        torch.manual_seed(hash((cfg.seed, step, acc.process_index)) & 0xFFFF_FFFF)  # dropout
+        seed = hash((cfg.seed, step, acc.process_index)) & 0xFFFF_FFFF
+        torch.manual_seed(seed)  # LoRA dropout
+        words = torch.Generator().manual_seed(seed)  # token dropout
         self.module.train()
         loss_sum = 0.0
         for i, ids in enumerate(mine):
-            batch = collate([self.setup.train[j] for j in ids], self.setup.tokenizer.pad_token_id)
+            examples = [
+                drop_prompt_tokens(self.setup.train[j], cfg.token_dropout, words) for j in ids
+            ]
+            batch = collate(examples, self.setup.tokenizer.pad_token_id)
             batch = {k: v.to(acc.device) for k, v in batch.items()}
             sync = acc.no_sync(self.module) if i < len(mine) - 1 else nullcontext()
             with sync:
