@@ -6,12 +6,13 @@ Run: make bench-train
 The prompt template is the task's (params.yaml task.prompt).
 
 Both sides train the same LoRA (params.yaml train.lora) on the same base model and the
-same tokenized training examples, with the same batch size, optimizer steps, learning
-rate and precision (and no token dropout: `train.token_dropout` is ours alone), in this
-one process, alternating baseline and ours over --repeats rounds. The baseline is the Trainer as its users set it up for this job: peft's
-get_peft_model, labels on the answer tokens only (-100 on the prompt), batches grouped by
-length (`train_sampling_strategy="group_by_length"`, transformers' LengthGroupedSampler)
-and padded by DataCollatorForSeq2Seq; the model computes logits at every position. Ours is
+same tokenized training examples, with the same batch size, optimizer steps, learning rate
+and precision (and no token dropout: `train.token_dropout` is ours alone), in this one
+process, alternating baseline and ours over --repeats rounds. The baseline is the Trainer
+as its users set it up for this job: peft's get_peft_model, labels on the answer tokens
+only (-100 on the prompt), batches grouped by length
+(`train_sampling_strategy="group_by_length"`, transformers' LengthGroupedSampler) and
+padded by DataCollatorForSeq2Seq; the model computes logits at every position. Ours is
 llmops.trainer.fit (length-grouped batches; vocabulary projection only where the loss
 needs it).
 
@@ -65,7 +66,11 @@ def step_flops(loss_fn, batch: dict) -> int:
 def run_ours(setup: trainer.Setup, cfg, steps: int) -> dict:
     # Token dropout off: the Trainer has no such thing, and it would shorten our sequences.
     cfg = dataclasses.replace(
-        cfg, max_steps=steps, eval_every=10**9, checkpoint_every=10**9, log_every=steps,
+        cfg,
+        max_steps=steps,
+        eval_every=10**9,
+        checkpoint_every=10**9,
+        log_every=steps,
         token_dropout=0.0,
     )
     with tempfile.TemporaryDirectory() as folder:
