@@ -279,6 +279,8 @@ def test_token_dropout_is_reproducible_and_changes_what_is_trained(project, refe
     seen = {n: json.loads((project / "out" / n / "train.json").read_text())
             for n in ("words", "reference")}  # fmt: skip
     assert seen["words"]["train_tokens"] < seen["reference"]["train_tokens"] * 30 / 120
+    # Padding is counted on the batches trained on: examples of one length differ after it.
+    assert seen["words"]["padding_share"] > seen["reference"]["padding_share"]
     curve = (project / "out" / "words" / "curves" / "train_loss.csv").read_text()
     assert curve != (reference / "curves" / "train_loss.csv").read_text()
 
@@ -310,6 +312,10 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(project, reference, lo
         assert [r.split(",")[0] for r in resumed] == [r.split(",")[0] for r in uninterrupted]
         for a, b in zip(resumed[1:], uninterrupted[1:], strict=True):
             assert float(a.split(",")[1]) == pytest.approx(float(b.split(",")[1]), abs=1e-4)
+    # Tokens and padding count each step once, across the kill.
+    resumed, uninterrupted = (json.loads((r / "train.json").read_text()) for r in (run, reference))
+    for key in ("train_tokens", "padding_share"):
+        assert resumed[key] == uninterrupted[key], key
 
 
 def test_a_changed_config_does_not_resume_a_stale_checkpoint(project, tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from llmops import checkpoint, lora
-from llmops.batching import collate, drop_prompt_tokens, padding_share, plan_batches
+from llmops.batching import collate, drop_prompt_tokens, plan_batches
 from llmops.examples import DataError, Example
 from llmops.models import count_parameters, pick_device
 from llmops.params import TrainParams
@@ -107,10 +107,11 @@ class Loop:
         self.schedule = get_scheduler(
             SCHEDULES[cfg.schedule], self.optimizer, cfg.warmup_steps, self.total
         )
-        self.state = {"step": 0, "tokens": 0, "seconds": 0.0, "train": [], "val": [],
-                      "recent": [], "run_id": run_id}  # fmt: skip
+        self.state = {"step": 0, "tokens": 0, "positions": 0, "seconds": 0.0, "train": [],
+                      "val": [], "recent": [], "run_id": run_id}  # fmt: skip
         self.plans: dict[int, list[list[int]]] = {}
-        self.started, self.tokens_here = time.perf_counter(), 0
+        # Non-padding tokens and batch positions (padding included) this process trained on.
+        self.started, self.tokens_here, self.positions_here = time.perf_counter(), 0, 0
 
     def run(self) -> Result:
         from tqdm.auto import tqdm
@@ -144,6 +145,7 @@ class Loop:
             saved = found.state()
             self.optimizer.load_state_dict(saved.pop("optimizer"))
             self.schedule.load_state_dict(saved.pop("scheduler"))
+            saved.setdefault("positions", saved["tokens"])  # older checkpoints: no count
             self.state |= saved
             log.info("resuming from %s (step %d of %d)", found.path, found.step, self.total)
         elif self.acc.is_main_process:
@@ -177,6 +179,7 @@ class Loop:
                 acc.backward(loss)
             loss_sum += loss.item()
             self.tokens_here += int(batch["attention_mask"].sum())
+            self.positions_here += batch["attention_mask"].numel()
         acc.clip_grad_norm_(self.weights.values(), cfg.max_grad_norm)
         self.optimizer.step()
         self.schedule.step()
@@ -186,8 +189,13 @@ class Loop:
 
     def tokens_seen(self) -> int:
         """Non-padding tokens all processes trained on since this process started."""
-        mine = torch.tensor(self.tokens_here, device=self.acc.device)
-        return int(self.acc.reduce(mine, "sum"))
+        return self.seen()[0]
+
+    def seen(self) -> tuple[int, int]:
+        """Non-padding tokens and batch positions of all processes since this one started."""
+        mine = torch.tensor([self.tokens_here, self.positions_here], device=self.acc.device)
+        tokens, positions = self.acc.reduce(mine, "sum").tolist()
+        return int(tokens), int(positions)
 
     def log_train(self, window: list[float]) -> dict[str, str]:
         seen, elapsed = self.tokens_seen(), time.perf_counter() - self.started
@@ -203,11 +211,12 @@ class Loop:
             self.on_metrics(figures, self.state["step"])
 
     def save(self) -> None:
-        seen = self.tokens_seen()
+        tokens, positions = self.seen()
         if self.acc.is_main_process:
             saved = dict(self.state)
             saved["seconds"] = self.state["seconds"] + time.perf_counter() - self.started
-            saved["tokens"] = self.state["tokens"] + seen
+            saved["tokens"] = self.state["tokens"] + tokens
+            saved["positions"] = self.state["positions"] + positions
             saved["optimizer"] = self.optimizer.state_dict()
             saved["scheduler"] = self.schedule.state_dict()
             weights = lora.trainable(self.setup.model)
@@ -234,16 +243,16 @@ class Loop:
         return float(totals[0] / totals[1])
 
     def result(self) -> Result:
-        acc, state, cfg = self.acc, self.state, self.cfg
+        acc, state = self.acc, self.state
         checksums = ranks_agree(self.weights, acc)
         if acc.num_processes > 1:
             log.info("adapter checksum per process: %s (all equal)", checksums)
         seconds = state["seconds"] + time.perf_counter() - self.started
-        tokens = state["tokens"] + self.tokens_seen()
+        tokens, positions = self.seen()
+        tokens, positions = state["tokens"] + tokens, state["positions"] + positions
         trainable, total_params = count_parameters(self.setup.model)
         # Mean over the last 5% of steps (at least log_every steps): one batch is too noisy.
         recent = torch.tensor(sum(state["recent"]) / len(state["recent"]), device=acc.device)
-        plan = plan_batches(self.lengths, cfg.batch_size, cfg.seed, 0)
         metrics = {
             "train_loss": float(acc.reduce(recent, "mean")),
             "val_loss": state["val"][-1][1],
@@ -252,7 +261,8 @@ class Loop:
             "train_tokens": tokens,
             "train_seconds": round(seconds, 2),
             "tokens_per_s": round(tokens / seconds, 1),
-            "padding_share": round(padding_share(plan, self.lengths), 4),
+            # Measured on the batches trained on (after word dropout), not on the plan.
+            "padding_share": round(1 - tokens / positions, 4) if positions else 0.0,
             "trainable_params": trainable,
             "total_params": total_params,
             "processes": acc.num_processes,
