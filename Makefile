@@ -278,14 +278,17 @@ bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate 
 # The training seeds make noise tries besides the current one (make noise SEEDS="1 2 3").
 SEEDS ?= 1 2
 export SEEDS
+# An earlier noise.json (same params, another machine) whose runs make noise adds to its
+# spread: make noise POOL=benchmarks/results/noise.json
+POOL ?=
 
 bench-serve: $(STAMP) ## Benchmark the served Bento: adaptive batching vs batch size 1 (needs make bento)
 	python -m benchmarks.bench_serve --params params.yaml --data data/prepared/test.jsonl \
 	  --bento "$$BENTO" --out benchmarks/results/serve.json
 
-noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, thread count (needs make repro)
+noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, thread count (needs make repro; POOL=file adds its runs)
 	python -m benchmarks.noise --params params.yaml --data data/prepared --base models/base \
-	  --seeds $$SEEDS --out benchmarks/results/noise.json
+	  --seeds $$SEEDS --out benchmarks/results/noise.json $(if $(POOL),--pool $(POOL))
 
 lock: ## Re-resolve the dependency set from pyproject.toml into requirements.lock
 	rm -rf .venv-lock && "$$PYTHON" -m venv .venv-lock

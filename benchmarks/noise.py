@@ -3,6 +3,7 @@
 Run: make noise
      (python -m benchmarks.noise --params params.yaml --data data/prepared \
         --base models/base --out benchmarks/results/noise.json)
+     make noise POOL=benchmarks/results/noise.json   # add these runs to the committed ones
 
 Reruns the train and eval stages on the current params and base model, as they are and
 under perturbations that change nothing a reviewer cares about: other training seeds
@@ -14,6 +15,11 @@ against the unperturbed one, which metrics a paired test over the test examples 
 (llmops.stats) calls significant. The gates and the report read the standard deviations
 (`--noise`) and add them to their intervals: committed with the params they were measured
 on, they stand for the training noise until the recipe changes (then run it again).
+
+Another CPU model moves the metrics as a seed does, and one machine's three or four runs
+are a small sample: `--pool` adds the runs of an earlier measurement of the same params,
+made on another machine, to this one's spread (its runs keep a label naming the commit it
+was measured at), so the committed standard deviations cover both machines.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from pathlib import Path
 import yaml
 
 from llmops.metrics import load_checked
-from llmops.paramsfile import read_text, read_yaml
+from llmops.paramsfile import ParamsError, read_text, read_yaml
 from llmops.predictions import parse_examples
 from llmops.stats import comparable, compare, pair
 from llmops.tracking import git_commit
@@ -101,14 +107,63 @@ def bench(args: argparse.Namespace) -> dict:
     }
 
 
+def load_measurement(path: Path) -> dict:
+    """A noise.json written by this module; SystemExit naming the file and what is wrong."""
+    try:
+        found = json.loads(read_text(path))
+    except ParamsError as err:  # missing, unreadable, not UTF-8: the message names the file
+        raise SystemExit(str(err)) from None
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"{path}: not JSON ({err})") from None
+    missing = [k for k in ("runs", "spread", "test_examples") if not isinstance(found, dict)
+               or k not in found]  # fmt: skip
+    if missing:
+        raise SystemExit(f"{path}: no {', '.join(missing)}; expected a file `make noise` wrote")
+    return found
+
+
+def pool(result: dict, earlier: dict, source: str) -> dict:
+    """`result` with the runs of `earlier` (read from `source`) added to its spread."""
+    if earlier["test_examples"] != result["test_examples"]:
+        raise SystemExit(f"{source}: measured on {earlier['test_examples']} test examples, "
+                         f"this run on {result['test_examples']}; pool runs of the same test "
+                         "split")  # fmt: skip
+    spread = earlier["spread"]
+    missing = [m for m in result["spread"] if m not in spread]
+    if missing:
+        raise SystemExit(f"{source}: no values for {', '.join(missing)}; pool a measurement "
+                         "of the same task")  # fmt: skip
+    where = f" @ {str(earlier.get('commit', 'earlier'))[:7]}"
+    names = [n if " @ " in n else n + where for n in earlier["runs"]]
+    merged = {}
+    for m, mine in result["spread"].items():
+        values = mine["values"] + spread[m]["values"]
+        merged[m] = {"values": values, "range": max(values) - min(values),
+                     "std": statistics.stdev(values)}  # fmt: skip
+    significant = {
+        **result["significant_vs_as_is"],
+        **{n if " @ " in n else n + where: found
+           for n, found in earlier.get("significant_vs_as_is", {}).items()},
+    }  # fmt: skip
+    machines = [result["machine"], *earlier.get("machines", [earlier.get("machine")])]
+    return {**result, "machines": machines, "runs": result["runs"] + names, "spread": merged,
+            "significant_vs_as_is": significant}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     for name in ("data", "base", "out"):
         parser.add_argument(f"--{name}", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2], help="train.seed values")
+    parser.add_argument(
+        "--pool", type=Path, help="an earlier noise.json whose runs join the spread"
+    )
     args = parser.parse_args(argv)
+    earlier = load_measurement(args.pool) if args.pool else None  # checked before the runs
     result = bench(args)
+    if earlier is not None:
+        result = pool(result, earlier, str(args.pool))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"| metric | {' | '.join(result['runs'])} | range | std |")
