@@ -77,6 +77,10 @@ def stage(argv: list[str], env: dict) -> None:
         raise SystemExit(f"{argv[0]} failed:\n{done.stderr[-3000:]}")
 
 
+def spread_of(values: list[float]) -> dict:
+    return {"values": values, "range": max(values) - min(values), "std": statistics.stdev(values)}
+
+
 def bench(args: argparse.Namespace) -> dict:
     params, task = load_checked(args.params)
     perturbations = {"as is": ({}, {})}
@@ -86,11 +90,7 @@ def bench(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         runs = {n: run(args, n, o, e, Path(scratch)) for n, (o, e) in perturbations.items()}
     metrics = list(runs["as is"]["metrics"])
-    spread = {}
-    for m in metrics:
-        values = [r["metrics"][m] for r in runs.values()]
-        spread[m] = {"values": values, "range": max(values) - min(values),
-                     "std": statistics.stdev(values)}  # fmt: skip
+    spread = {m: spread_of([r["metrics"][m] for r in runs.values()]) for m in metrics}
     significant = {}
     for name, r in runs.items():
         if name != "as is":
@@ -134,20 +134,17 @@ def pool(result: dict, earlier: dict, source: str) -> dict:
         raise SystemExit(f"{source}: no values for {', '.join(missing)}; pool a measurement "
                          "of the same task")  # fmt: skip
     where = f" @ {str(earlier.get('commit', 'earlier'))[:7]}"
-    names = [n if " @ " in n else n + where for n in earlier["runs"]]
-    merged = {}
-    for m, mine in result["spread"].items():
-        values = mine["values"] + spread[m]["values"]
-        merged[m] = {"values": values, "range": max(values) - min(values),
-                     "std": statistics.stdev(values)}  # fmt: skip
-    significant = {
-        **result["significant_vs_as_is"],
-        **{n if " @ " in n else n + where: found
-           for n, found in earlier.get("significant_vs_as_is", {}).items()},
-    }  # fmt: skip
+
+    def label(run: str) -> str:  # a run pooled before keeps the commit it names
+        return run if " @ " in run else run + where
+
+    merged = {m: spread_of(mine["values"] + spread[m]["values"])
+              for m, mine in result["spread"].items()}  # fmt: skip
+    earlier_found = earlier.get("significant_vs_as_is", {})
+    significant = result["significant_vs_as_is"] | {label(n): f for n, f in earlier_found.items()}
     machines = [result["machine"], *earlier.get("machines", [earlier.get("machine")])]
-    return {**result, "machines": machines, "runs": result["runs"] + names, "spread": merged,
-            "significant_vs_as_is": significant}  # fmt: skip
+    return {**result, "machines": machines, "runs": result["runs"] + [*map(label, earlier["runs"])],
+            "spread": merged, "significant_vs_as_is": significant}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ import random
 
 import torch
 
-from llmops.batching import collate, drop_prompt_tokens, padding_share, plan_batches
+from llmops.batching import collate, drop_prompt_tokens, plan_batches
 from llmops.examples import IGNORE, Example
 
 
@@ -30,6 +30,13 @@ def test_the_plan_is_a_function_of_seed_and_epoch():
     assert plan_batches(sizes, 16, 7, 3) == plan_batches(sizes, 16, 7, 3)
     assert plan_batches(sizes, 16, 7, 3) != plan_batches(sizes, 16, 7, 4)
     assert plan_batches(sizes, 16, 7, 3) != plan_batches(sizes, 16, 8, 3)
+
+
+def padding_share(batches: list[list[int]], lengths: list[int]) -> float:
+    """Share of the batch tensors' positions that are padding."""
+    real = sum(lengths[i] for b in batches for i in b)
+    total = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - real / total
 
 
 def test_grouping_by_length_wastes_far_less_than_random_batches():

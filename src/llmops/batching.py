@@ -67,10 +67,3 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         labels[row, :n] = torch.tensor(e.labels)
         mask[row, :n] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def padding_share(batches: list[list[int]], lengths: list[int]) -> float:
-    """Share of the batch tensors' positions that are padding."""
-    real = sum(lengths[i] for b in batches for i in b)
-    total = sum(len(b) * max(lengths[i] for i in b) for b in batches)
-    return 1 - real / total if total else 0.0

@@ -187,10 +187,6 @@ class Loop:
         self.state["step"] = step + 1
         return loss_sum
 
-    def tokens_seen(self) -> int:
-        """Non-padding tokens all processes trained on since this process started."""
-        return self.seen()[0]
-
     def seen(self) -> tuple[int, int]:
         """Non-padding tokens and batch positions of all processes since this one started."""
         mine = torch.tensor([self.tokens_here, self.positions_here], device=self.acc.device)
@@ -198,7 +194,7 @@ class Loop:
         return int(tokens), int(positions)
 
     def log_train(self, window: list[float]) -> dict[str, str]:
-        seen, elapsed = self.tokens_seen(), time.perf_counter() - self.started
+        seen, elapsed = self.seen()[0], time.perf_counter() - self.started
         mean = torch.tensor(sum(window) / len(window), device=self.acc.device)
         loss = float(self.acc.reduce(mean, "mean"))
         self.state["train"].append([self.state["step"], loss])
