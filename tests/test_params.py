@@ -56,6 +56,9 @@ def test_wrong_type_message_names_file_key_expected_and_value(tmp_path):
     )
 
 
+SEED_RANGE = "an integer in [0, 4294967295]"
+
+
 def outputs(d) -> dict:
     return d["task"]["outputs"]
 
@@ -64,8 +67,8 @@ def outputs(d) -> dict:
     ("edit", "message"),
     [
         (lambda d: d["prep"].update(val_fraction=0.5), "prep.val_fraction: expected a float in (0, 0.5), got 0.5"),
-        (lambda d: d["prep"].update(seed=True), "prep.seed: expected an integer >= 0, got true"),
-        (lambda d: d["prep"].update(seed=1.5), "prep.seed: expected an integer >= 0, got 1.5"),
+        (lambda d: d["prep"].update(seed=True), "prep.seed: expected an integer in [0, 4294967295], got true"),
+        (lambda d: d["prep"].update(seed=1.5), "prep.seed: expected an integer in [0, 4294967295], got 1.5"),
         (lambda d: d["prep"].update(unicode_form="NFD"), 'prep.unicode_form: expected one of "NFC", "NFKC", got "NFD"'),
         (lambda d: d["prep"].update(redact=["EMAIL", "NAME"]), 'prep.redact[1]: expected one of "EMAIL", "PHONE", "CARD"'),
         (lambda d: d["prep"].update(redact="EMAIL"), 'prep.redact: expected a list of values from: "EMAIL", "PHONE", "CARD"'),
@@ -86,7 +89,7 @@ def outputs(d) -> dict:
         (lambda d: d["task"]["inputs"].update(topic_values={"kind": "text"}), "task: field name 'topic_values' clashes with a label field's values"),
         (lambda d: d["train"]["lora"].update(modules_to_save=["v_proj"]), "train.lora: ['v_proj'] is in both target_modules and modules_to_save"),
         (lambda d: d.update(prep=[1]), "prep: expected a mapping of keys, got [1]"),
-        (lambda d: d["prep"].pop("seed"), "prep.seed: missing; expected an integer >= 0"),
+        (lambda d: d["prep"].pop("seed"), "prep.seed: missing; expected an integer in [0, 4294967295]"),
         (lambda d: d["prep"].update(val_fractoin=0.1), "prep.val_fractoin: unknown key; expected one of the known keys: columns, id_column"),
         (lambda d: d["prep"].update(val_fractoin=0.1), "(did you mean 'val_fraction'?)"),
         (lambda d: d.update(trian={}), "trian: unknown key"),
@@ -129,7 +132,7 @@ def test_cli_reports_ok_and_errors(tmp_path, capsys):
     path = write_params(tmp_path, lambda d: d["prep"].update(seed=-1))
     with pytest.raises(SystemExit) as exit_:
         params_main([str(path)])
-    assert "prep.seed: expected an integer >= 0, got -1" in str(exit_.value.code)
+    assert "prep.seed: expected an integer in [0, 4294967295], got -1" in str(exit_.value.code)
 
 
 def test_duplicate_keys_are_an_error_not_a_silent_override(tmp_path):
@@ -161,7 +164,8 @@ def test_an_override_of_a_merged_key_wins_and_merges_combine(tmp_path):
     [
         ("a: &a {x: 1}\nb:\n  <<: *a\n  y: 1\n  y: 2\n", "duplicate key 'y' (line 5, column 3)"),
         ("a: &a {x: 1}\nb:\n  <<: *a\n  <<: *a\n", "duplicate merge key '<<'; merge several mappings with one `<<: [*a, *b]`"),
-        ("a: &a\n  <<: *a\n", "a mapping merges itself"),
+        ("a: &a\n  <<: *a\n", "alias *a is inside the value it names (line 2, column 7)"),
+        ("a: &a\n  <<: [*a]\n", "alias *a is inside the value it names (line 2, column 8)"),
         ("a:\n  <<: [1]\n", "`<<` merges a mapping or a list of them"),
     ],
 )  # fmt: skip
@@ -247,6 +251,55 @@ def test_nan_and_infinity_are_refused_wherever_a_float_goes(tmp_path, value):
         load_params(path)
 
 
+# Each seed goes to numpy and torch: numpy takes [0, 2**32 - 1]. Step counts past a
+# billion and batch sizes past 65,536 are typos (2**64 overflows torch besides).
+@pytest.mark.parametrize(
+    ("section", "key", "bad", "expected"),
+    [
+        (("prep",), "seed", 2**32, SEED_RANGE),
+        (("base", "tiny"), "seed", 2**64, SEED_RANGE),
+        (("train",), "seed", 2**32, SEED_RANGE),
+        (("decoding",), "seed", -1, SEED_RANGE),
+        (("base", "tiny"), "steps", 10**9 + 1, "an integer in [1, 1000000000]"),
+        (("base", "tiny"), "warmup_steps", 2**64, "an integer in [0, 1000000000]"),
+        (("base", "tiny"), "batch_size", 65_537, "an integer in [1, 65536]"),
+        (("train",), "warmup_steps", 10**10, "an integer in [0, 1000000000]"),
+        (("train",), "epochs", 10**7, "an integer in [1, 1000000]"),
+        (("train",), "max_steps", 2**63, "an integer in [1, 1000000000]"),
+        (("train",), "batch_size", 10**6, "an integer in [1, 65536]"),
+        (("train",), "grad_accum", 10**6, "an integer in [1, 65536]"),
+        (("train",), "eval_every", 2**64, "an integer in [1, 1000000000]"),
+        (("train",), "checkpoint_every", 0, "an integer in [1, 1000000000]"),
+        (("train",), "log_every", 10**12, "an integer in [1, 1000000000]"),
+        (("eval",), "batch_size", 2**20, "an integer in [1, 65536]"),
+    ],
+)  # fmt: skip
+def test_out_of_range_integers_are_refused_naming_the_key(tmp_path, section, key, bad, expected):
+    def edit(d):
+        table = d
+        for name in section:
+            table = table[name]
+        table[key] = bad
+
+    path = write_params(tmp_path, edit)
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    dotted = ".".join((*section, key))
+    assert str(err.value) == f"{path}: {dotted}: expected {expected}, got {bad}"
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+def test_every_seed_takes_the_ends_of_its_range(tmp_path, seed):
+    def edit(d):
+        for table in (d["prep"], d["base"]["tiny"], d["train"], d["decoding"]):
+            table["seed"] = seed
+
+    loaded = load_params(write_params(tmp_path, edit))
+    assert {loaded.prep.seed, loaded.base.tiny.seed, loaded.train.seed, loaded.decoding.seed} == {
+        seed
+    }
+
+
 def test_an_integer_too_large_for_a_float_is_refused(tmp_path):
     path = write_params(tmp_path, lambda d: d["gate"]["min"].update(json_valid=10**400))
     with pytest.raises(
@@ -324,12 +377,13 @@ def test_yaml_merge_keys_work_and_odd_keys_fail_cleanly(tmp_path):
 
 
 def test_params_module_is_a_leaf():
-    # params.py imports no other module of the library but its file reader: everything
-    # builds on it.
+    # params.py imports no other module of the library but its file reader, the typed
+    # checking and the label normal form (llmops.textnorm): everything builds on it.
     code = (
         "import sys, llmops.params\n"
         "mods = sorted(m for m in sys.modules if m.startswith('llmops.'))\n"
-        "assert mods == ['llmops.params', 'llmops.paramsfile', 'llmops.textcodec'], mods\n"
+        "assert mods == ['llmops.params', 'llmops.paramsfile', 'llmops.textcodec',"
+        " 'llmops.textnorm', 'llmops.typedconfig'], mods\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

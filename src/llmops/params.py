@@ -12,10 +12,12 @@ equal keys, a file that is not UTF-8, and `.nan` or `.inf` where a number goes a
 too (`llmops.paramsfile` reads the file; the report's params diff and profiles read with
 it as well).
 
-A key whose field has a default may be left out. This module imports no other module of
-the library but `llmops.paramsfile` and its `llmops.textcodec` (it is the leaf everything
-else builds on); checks that need another module, such as gate names against the metrics
-a task has, live in that module.
+A key whose field has a default may be left out. The checking itself is
+`llmops.typedconfig`'s. This module imports no other module of the library but
+`llmops.typedconfig`, `llmops.paramsfile` and its `llmops.textcodec` (it is the leaf
+everything else builds on), and `llmops.textnorm` to check that declared labels are in the
+form prep compares them in; checks that need another module, such as gate names against
+the metrics a task has, live in that module.
 
 Check a file by hand: python -m llmops.params params.yaml
 """
@@ -24,53 +26,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
-import json
-import math
 import re
-import types
-import typing
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
 
 from llmops.paramsfile import ParamsError, read_text, read_yaml
+from llmops.textnorm import label_key
+from llmops.typedconfig import NonEmpty, Range, parse
 
 __all__ = ["ParamsError", "load_params", "parse"]  # ParamsError lives with the file reading
 
 
-@dataclass(frozen=True)
-class Range:
-    """Allowed interval for a number; open ends exclude the bound."""
-
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False
-    hi_open: bool = False
-
-    def contains(self, x: float) -> bool:
-        above = self.lo is None or (x > self.lo if self.lo_open else x >= self.lo)
-        below = self.hi is None or (x < self.hi if self.hi_open else x <= self.hi)
-        return above and below
-
-    def describe(self) -> str:
-        if self.hi is None:
-            return f"{'>' if self.lo_open else '>='} {self.lo:g}"
-        if self.lo is None:
-            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
-        left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
-        return f"in {left}{self.lo:g}, {self.hi:g}{right}"
-
-
-@dataclass(frozen=True)
-class NonEmpty:
-    """A list or string that must not be empty (lists: nor hold duplicates)."""
-
-
 Fraction = Annotated[float, Range(0.0, 1.0)]
+# A seed: numpy seeds in [0, 2**32 - 1] (transformers.set_seed calls np.random.seed), torch
+# in a wider range; a larger seed would pass here and stop the stage.
+Seed = Annotated[int, Range(0, 2**32 - 1)]
+# Steps, and intervals in steps: a billion is past any run; a larger number is a typo (and
+# 2**64 overflows torch). Batch sizes (and micro-batches per step) past 65,536 likewise.
+Steps = Annotated[int, Range(1, 10**9)]
+BatchSize = Annotated[int, Range(1, 65_536)]
 Label = Annotated[str, NonEmpty()]
-# The PII kinds llmops.redact knows (it builds its placeholders from this list).
-PiiKind = Literal["EMAIL", "PHONE", "CARD", "IBAN", "SSN"]
+# The kinds llmops.redact knows, PII and secrets (it builds its placeholders from this list).
+PiiKind = Literal["EMAIL", "PHONE", "CARD", "IBAN", "SSN", "SECRET"]
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Keys every prepared row has besides the task's fields, so no field may take these names.
 RESERVED = ("id", "source", "split")
@@ -91,6 +69,17 @@ class FieldParams:
             raise ValueError("a label field needs `values`: a list of 2 or more labels")
         if self.kind == "text" and (self.values is not None or self.ordered):
             raise ValueError("a text field takes no `values` or `ordered` (those are for labels)")
+        seen: dict[str, str] = {}
+        for value in self.values or ():
+            key = label_key(value)
+            if key != value:  # what prep compares rows in; the declared form must be it
+                raise ValueError(
+                    f"label {value!a:.80} is not in normal form: expected {key!a:.80} (NFC, "
+                    "no control or invisible characters, no surrounding or double spaces)"
+                )
+            if key in seen:
+                raise ValueError(f"labels {seen[key]!a:.80} and {value!a:.80} are the same label")
+            seen[key] = value
 
 
 Fields = Annotated[dict[str, FieldParams], NonEmpty()]
@@ -105,6 +94,12 @@ class TaskParams:
     outputs: Fields
 
     def validate(self) -> None:
+        path = PurePosixPath(self.prompt)
+        if path.is_absolute() or ".." in path.parts or "\\" in self.prompt:
+            raise ValueError(
+                f"prompt {self.prompt!a:.100}: expected a relative path inside the project, "
+                "e.g. prompts/task.jinja (dvc.yaml reads it too)"
+            )
         for name in [*self.inputs, *self.outputs]:
             if not FIELD_NAME.fullmatch(name):
                 raise ValueError(f"field name {name!r}: expected letters, digits and _")
@@ -130,16 +125,20 @@ class PrepParams:
     split_column: Annotated[str, NonEmpty()] | None
     # Split -> glob patterns of raw files (relative to the raw folder) pinned whole.
     pin_files: dict[Literal[SPLITS], tuple[Annotated[str, NonEmpty()], ...]]  # type: ignore[valid-type]
-    seed: Annotated[int, Range(0)]
+    seed: Seed
     val_fraction: Annotated[float, Range(0.0, 0.5, lo_open=True, hi_open=True)]
     test_fraction: Annotated[float, Range(0.0, 0.5, hi_open=True)]
     unicode_form: Literal["NFC", "NFKC"]
     redact: tuple[PiiKind, ...]
     max_rejected_fraction: Fraction
     report_examples: Annotated[int, Range(0, 100)]
-
-
-Positive = Annotated[int, Range(1)]
+    # exact: a row's label must be a declared value up to Unicode form, invisible
+    # characters and surrounding space; fold: up to letter case too.
+    label_case: Literal["exact", "fold"] = "exact"
+    # Largest a raw file may be once decompressed (MB), and one row of it (KB): a larger
+    # file stops prep naming it, a larger row is rejected as too_long without being parsed.
+    max_file_mb: Annotated[int, Range(1, 1_000_000)] = 1024
+    max_row_kb: Annotated[int, Range(1, 1_048_576)] = 1024
 
 
 @dataclass(frozen=True)
@@ -153,11 +152,11 @@ class TinyParams:
     intermediate_size: Annotated[int, Range(16, 16_384)]
     context_length: Annotated[int, Range(64, 8192)]
     block_length: Annotated[int, Range(16, 8192)]
-    batch_size: Positive
-    steps: Positive
+    batch_size: BatchSize
+    steps: Steps
     learning_rate: Annotated[float, Range(0.0, 1.0, lo_open=True)]
-    warmup_steps: Annotated[int, Range(0)]
-    seed: Annotated[int, Range(0)]
+    warmup_steps: Annotated[int, Range(0, 10**9)]
+    seed: Seed
 
 
 @dataclass(frozen=True)
@@ -195,23 +194,23 @@ class LoraParams:
 class TrainParams:
     """Knobs of the `train` stage (LoRA fine-tuning, checkpoints, logging)."""
 
-    seed: Annotated[int, Range(0)]
+    seed: Seed
     lora: LoraParams
     learning_rate: Annotated[float, Range(0.0, 1.0, lo_open=True)]
     schedule: Literal["cosine", "linear", "constant"]
-    warmup_steps: Annotated[int, Range(0)]
+    warmup_steps: Annotated[int, Range(0, 10**9)]
     weight_decay: Annotated[float, Range(0.0, 1.0)]
     token_dropout: Annotated[float, Range(0.0, 1.0, hi_open=True)]
-    epochs: Positive
-    max_steps: Annotated[int, Range(1)] | None
-    batch_size: Positive
-    grad_accum: Positive
+    epochs: Annotated[int, Range(1, 1_000_000)]
+    max_steps: Steps | None
+    batch_size: BatchSize
+    grad_accum: BatchSize
     max_length: Annotated[int, Range(8, 131_072)]
     max_grad_norm: Annotated[float, Range(0.0, lo_open=True)]
     precision: Literal["auto", "fp32", "bf16"]
-    eval_every: Positive
-    checkpoint_every: Positive
-    log_every: Positive
+    eval_every: Steps
+    checkpoint_every: Steps
+    log_every: Steps
 
 
 @dataclass(frozen=True)
@@ -222,7 +221,7 @@ class DecodingParams:
     do_sample: bool
     temperature: Annotated[float, Range(0.0, lo_open=True)]
     top_p: Annotated[float, Range(0.0, 1.0, lo_open=True)]
-    seed: Annotated[int, Range(0)]
+    seed: Seed
 
 
 @dataclass(frozen=True)
@@ -243,7 +242,7 @@ class ClassicalParams:
 class EvalParams:
     """Knobs of the `eval` stage."""
 
-    batch_size: Positive
+    batch_size: BatchSize
     classical: ClassicalParams
 
 
@@ -319,6 +318,14 @@ class Params:
                 f"prep.columns names {unknown}, which are not task fields; expected some of "
                 f"{fields}"
             )
+        if self.prep.label_case == "fold":
+            for name, field in {**self.task.inputs, **self.task.outputs}.items():
+                keys = [label_key(v, fold_case=True) for v in field.values or ()]
+                if len(set(keys)) < len(keys):
+                    raise ValueError(
+                        f"prep.label_case is fold, but task field {name!r} declares labels "
+                        "that differ only in letter case"
+                    )
         if self.serve.max_tokens < self.decoding.max_new_tokens:
             raise ValueError(
                 f"serve.max_tokens ({self.serve.max_tokens}) is below decoding.max_new_tokens "
@@ -330,156 +337,6 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate a params file; raise ParamsError naming file and key."""
     raw = read_yaml(read_text(path), str(path))
     return parse(Params, raw, where=str(path))
-
-
-def parse(cls: type, raw: Any, where: str, key: str = "") -> Any:
-    """Build dataclass `cls` from plain YAML data, checking every field."""
-    if not isinstance(raw, dict):
-        raise _error(where, key, "a mapping of keys", raw)
-    hints = typing.get_type_hints(cls, include_extras=True)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for unknown in sorted(set(raw) - set(names), key=str):
-        close = difflib.get_close_matches(str(unknown), names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        expected = f"one of the known keys: {', '.join(names)}{hint}"
-        raise ParamsError(f"{where}: {_join(key, unknown)}: unknown key; expected {expected}")
-    values = {}
-    for field in dataclasses.fields(cls):
-        sub = _join(key, field.name)
-        if field.name in raw:
-            values[field.name] = _convert(hints[field.name], raw[field.name], where, sub)
-        elif field.default is dataclasses.MISSING:
-            raise ParamsError(f"{where}: {sub}: missing; expected {_describe(hints[field.name])}")
-    out = cls(**values)
-    try:
-        if hasattr(out, "validate"):  # checks across keys, e.g. a label field needs values
-            out.validate()
-    except ValueError as err:
-        raise ParamsError(f"{where}: {key + ': ' if key else ''}{err}") from None
-    return out
-
-
-def _convert(hint: Any, value: Any, where: str, key: str) -> Any:
-    base, checks = _unwrap(hint)
-    origin = typing.get_origin(base)
-    if dataclasses.is_dataclass(base):
-        return parse(base, value, where, key)
-    if origin in (types.UnionType, typing.Union):
-        options = typing.get_args(base)
-        if value is None and type(None) in options:
-            return None
-        inner = next(a for a in options if a is not type(None))
-        return _convert(inner, value, where, key)
-    if origin is Literal:
-        if value not in typing.get_args(base):
-            raise _error(where, key, _describe(hint), value)
-        return value
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise _error(where, key, _describe(hint), value)
-        key_type, value_type = typing.get_args(base)
-        out = {
-            _convert(key_type, k, where, f"{key} key"): _convert(
-                value_type, v, where, _join(key, k)
-            )
-            for k, v in value.items()
-        }
-        _check(checks, out, hint, where, key, value)
-        return out
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise _error(where, key, _describe(hint), value)
-        item = typing.get_args(base)[0]
-        out = tuple(_convert(item, v, where, f"{key}[{i}]") for i, v in enumerate(value))
-        _check(checks, out, hint, where, key, value)
-        return out
-    if not _is_type(base, value):
-        raise _error(where, key, _describe(hint), value)
-    out = _float(value) if base is float else value
-    if base is float and not math.isfinite(out):  # .nan, .inf: no knob or gate means that
-        raise _error(where, key, "a finite " + _describe(hint).removeprefix("a "), value)
-    _check(checks, out, hint, where, key, value)
-    return out
-
-
-def _check(checks: list, value: Any, hint: Any, where: str, key: str, raw: Any) -> None:
-    for check in checks:
-        if isinstance(check, Range) and not check.contains(value):
-            raise _error(where, key, _describe(hint), raw)
-        duplicates = isinstance(value, tuple) and len(set(value)) != len(value)  # dict: never
-        if isinstance(check, NonEmpty) and (len(value) == 0 or duplicates):
-            raise _error(where, key, _describe(hint), raw)
-
-
-def _float(value: int | float) -> float:
-    try:
-        return float(value)
-    except OverflowError:  # an integer past float's range
-        return math.inf
-
-
-def _is_type(base: type, value: Any) -> bool:
-    if base is float:  # YAML writes 1 for 1.0; bool is an int subclass and never a number here
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if base is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, base)
-
-
-def _unwrap(hint: Any) -> tuple[Any, list]:
-    if typing.get_origin(hint) is Annotated:
-        base, *checks = typing.get_args(hint)
-        return base, checks
-    return hint, []
-
-
-def _describe(hint: Any) -> str:
-    base, checks = _unwrap(hint)
-    origin = typing.get_origin(base)
-    if dataclasses.is_dataclass(base):
-        return "a mapping of keys"
-    if origin is Literal:
-        return "one of " + ", ".join(json.dumps(a) for a in typing.get_args(base))
-    if origin in (types.UnionType, typing.Union):
-        inner = next(a for a in typing.get_args(base) if a is not type(None))
-        return f"{_describe(inner)} or null"
-    if origin is dict:
-        key_type, value_type = typing.get_args(base)
-        text = f"a mapping from {_describe(key_type)} to {_describe(value_type)}"
-    elif origin is tuple:
-        item = _describe(typing.get_args(base)[0])
-        if item.startswith("one of "):
-            text = "a list of values from: " + item.removeprefix("one of ")
-        else:
-            text = f"a list of {item.removeprefix('a ')}s"
-    else:
-        text = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}[base]
-    for check in checks:
-        if isinstance(check, Range):
-            text += " " + check.describe()
-        elif isinstance(check, NonEmpty):
-            text = "a non-empty " + text.removeprefix("a ").removeprefix("an ")
-            text += ", without duplicates" if origin is tuple else ""
-    return text
-
-
-def _error(where: str, key: str, expected: str, got: Any) -> ParamsError:
-    return ParamsError(f"{where}: {key or '(top level)'}: expected {expected}, got {_show(got)}")
-
-
-def _show(value: Any, limit: int = 200) -> str:
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[str(value)]  # as YAML writes them
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except (ValueError, RecursionError):  # a circular alias, a huge integer
-        text = f"a {type(value).__name__}"
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _join(prefix: str, name: Any) -> str:
-    name = name if isinstance(name, str) and name.isprintable() else repr(name)
-    return f"{prefix}.{name}" if prefix else name
 
 
 def main(argv: list[str] | None = None) -> None:

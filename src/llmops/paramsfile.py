@@ -7,7 +7,10 @@ what DVC (ruamel.yaml, a YAML 1.2 reader) sees in the same file: booleans and nu
 YAML 1.2's (`3e-4` and `1e5` are floats, `010` is ten and `0o10` eight, `on`, `yes`, `no`
 and `off` are strings, only true and false booleans, `1:30` a string), a `<<: *anchor`
 merge may be overridden by the mapping's own keys, and two equal keys are an error instead
-of the last one silently winning (`yaml.safe_load` elsewhere stays YAML 1.1).
+of the last one silently winning (`yaml.safe_load` elsewhere stays YAML 1.1). Aliases are
+bounded: a document holding more than MAX_VALUES values once they are expanded (an alias
+bomb: a few lines of `&b [*a, *a, ...]` make billions), or an alias inside the value it
+names, is refused before any value is built, naming the alias's line.
 `llmops.params` builds the typed config on top; `llmops.markdown` (the params diff) and
 `llmops.profile` read with it too. Standard library and PyYAML only.
 """
@@ -44,6 +47,10 @@ FLOAT_12 = re.compile(
     re.X,
 )
 INT_12 = re.compile(r"^(?:[-+]?0b[01_]+|[-+]?0o?[0-7_]+|[-+]?[0-9_]+|[-+]?0x[0-9a-fA-F_]+)$")
+# Most values (scalars, lists and mappings, keys included) a params file may hold once its
+# aliases are expanded; params.yaml holds a few hundred. Readers that copy each alias's
+# value (DVC's, the error messages, the typed config) would otherwise build them all.
+MAX_VALUES = 100_000
 
 
 class _ParamsLoader(yaml.SafeLoader):
@@ -53,7 +60,21 @@ class _ParamsLoader(yaml.SafeLoader):
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._merging: set[yaml.Node] = set()
+        self._aliases: list[tuple[str, yaml.Mark, yaml.Node]] = []  # name, where, value
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        node = super().compose_node(parent, index)  # the anchored node itself, not a copy
+        self._aliases.append((event.anchor, event.start_mark, node))
+        return node
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_aliases(node, self._aliases)
+        return node
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         own, sources = [], []
@@ -72,12 +93,8 @@ class _ParamsLoader(yaml.SafeLoader):
                     raise self._error(value_node, "`<<` merges a mapping or a list of them")
         keys = self._unique_keys(own)
         merged: dict = {}
-        for source in sources:
-            if source in self._merging:
-                raise self._error(source, "a mapping merges itself")
-            self._merging.add(source)
+        for source in sources:  # never the mapping itself: _check_aliases refused cycles
             self.flatten_mapping(source)
-            self._merging.discard(source)
             for key_node, value_node in source.value:
                 merged.setdefault(self.construct_object(key_node), (key_node, value_node))
         node.value = [pair for key, pair in merged.items() if key not in keys] + own
@@ -95,7 +112,61 @@ class _ParamsLoader(yaml.SafeLoader):
 
     @staticmethod
     def _error(node: yaml.Node, problem: str) -> yaml.YAMLError:
-        return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+        return _error_at(node.start_mark, problem)
+
+
+def _check_aliases(root: yaml.Node, aliases: list[tuple[str, yaml.Mark, yaml.Node]]) -> None:
+    """Refuse a document of more than MAX_VALUES values once aliases are expanded, or with
+    an alias inside the value it names. Counted on the composed graph, where an alias is
+    its anchored node: each node once (memoised), by an explicit stack, so a deep or wide
+    bomb costs what its text does."""
+    size: dict[yaml.Node, int] = {}  # expanded values of each finished node
+    path = {root}  # the nodes the walk is inside
+    stack = [(root, iter(_children(root)))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            path.discard(node)
+            size[node] = 1 + sum(size[c] for c in _children(node))
+            if size[node] > MAX_VALUES:
+                raise _expands_too_far(node, aliases, size)
+        elif child in path:
+            # An alias makes every cycle (aliases name finished values or enclosing ones);
+            # the one inside the value it names, if the walk came in another way.
+            uses = [(n, m) for n, m, v in aliases if v is child]
+            name, mark = min(uses, key=lambda use: (not _inside(use[1], child), use[1].index))
+            raise _error_at(mark, f"alias *{name} is inside the value it names")
+        elif child not in size:
+            path.add(child)
+            stack.append((child, iter(_children(child))))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+def _inside(mark: yaml.Mark, node: yaml.Node) -> bool:
+    return node.start_mark.index <= mark.index < node.end_mark.index
+
+
+def _expands_too_far(node: yaml.Node, aliases: list, size: dict) -> yaml.YAMLError:
+    """The error naming the alias that repeats the most values inside `node`, the first
+    value past MAX_VALUES (its other aliases and the values they name are all smaller)."""
+    inside = [(size.get(value, 1), name, mark) for name, mark, value in aliases
+              if _inside(mark, node)]  # fmt: skip
+    if not inside:  # no alias: a file this large is a mistake too
+        return _error_at(node.start_mark, f"more than {MAX_VALUES:,} values")
+    count, name, mark = max(inside, key=lambda found: found[0])  # the first of the largest
+    expanded = f"more than {MAX_VALUES:,} values once aliases are expanded"
+    return _error_at(mark, f"{expanded}; alias *{name} repeats {count:,} of them")
+
+
+def _error_at(mark: yaml.Mark, problem: str) -> yaml.YAMLError:
+    return yaml.constructor.ConstructorError(None, None, problem, mark)
 
 
 def _resolvers_12() -> dict[str, list]:
