@@ -11,6 +11,7 @@ from llmops.models import load_tokenizer
 from llmops.prompts import (
     Prompt,
     PromptError,
+    check_template,
     load_template,
     prompt_ids,
     prompt_text,
@@ -158,3 +159,21 @@ def test_cli_renders_the_tasks_template(project, capsys, monkeypatch):
     assert capsys.readouterr().out.endswith("Review: hello there\nAnswer:\n")
     with pytest.raises(SystemExit, match="give every input field: --input text="):
         prompts_main([])
+
+
+def test_cli_check_loads_and_renders_the_tasks_template_at_its_longest(
+    project, capsys, monkeypatch
+):
+    monkeypatch.chdir(project)
+    prompts_main(["--check"])
+    out = capsys.readouterr().out
+    assert out.startswith("prompts/review.jinja: ok (renders ") and out.count("\n") == 1
+
+
+def test_the_check_finds_what_only_the_longest_input_breaks(tmp_path, task):
+    # Fine on a short review; past the bounds once `text` is at its max_chars (400).
+    path = make(tmp_path, "{#- variables: text -#}\n{{ text * 3000 }}\n")
+    template = load_template(path, task.variables())
+    assert render_prompt(template, task.prompt_variables(ROW)).text.startswith("The lamp")
+    with pytest.raises(PromptError, match=r"t.jinja: '\*' would make 1,200,000 characters"):
+        check_template(path, task)

@@ -9,8 +9,9 @@ and, optionally, their format:
 
 A template may use any variable the task provides (`llmops.task.Task.variables`: the input
 fields and, for each label field F, `F_values`); the header must list exactly the ones it
-uses. Rendering is sandboxed and strict: an undefined variable is an error, never an empty
-prompt.
+uses. Rendering is strict: an undefined variable is an error, never an empty prompt. It
+runs in `llmops.promptsandbox`, which bounds what a template may reach and spend (templates
+arrive in pull requests).
 
 Two formats:
 - `completion` (default): the rendered text is the prompt; the answer follows it. Right
@@ -24,25 +25,33 @@ Training, evaluation and serving all call `render_prompt` and `prompt_ids`, so a
 evaluated and served with exactly the tokens it was trained on. Render one by hand:
 
     python -m llmops.prompts --input text="Where is my parcel?"   (one --input per input field)
+    python -m llmops.prompts --check    (load it and render it once with the longest inputs)
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment
+
+from llmops import promptsandbox
+from llmops.promptbounds import MAX_OUTPUT
+
+if TYPE_CHECKING:
+    from llmops.task import Task
 
 HEADER = re.compile(r"\A\{#-?\s*variables:\s*([A-Za-z_][\w ,]*)(?P<rest>.*?)-?#\}", re.S)
 FORMAT = re.compile(r"^\s*format:\s*(\S+)\s*$", re.M)
 FORMATS = ("completion", "chat")
 ROLE = re.compile(r"^(system|user|assistant):[ \t]*$", re.M)
+SAMPLE = "sample text "  # what check_template fills each input field with, to its max_chars
 
 
 class PromptError(ValueError):
@@ -72,22 +81,20 @@ class Prompt:
         return bool(self.messages)
 
 
-def _environment() -> SandboxedEnvironment:
-    # Sandboxed because templates arrive in pull requests; StrictUndefined so that a
-    # missing variable raises instead of rendering as "".
-    return SandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
-
-
 def load_template(path: Path | str, available: tuple[str, ...] | None = None) -> PromptTemplate:
     """Read a template and check its header: it names exactly the variables the template
     uses, and (when `available` is given) only variables the task provides."""
     path = Path(path)
     try:
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode) or found.st_size > 4 * MAX_OUTPUT:
+            # A link to a device or a huge file would be read whole (or forever).
+            raise PromptError(f"{path}: not a template file of at most {4 * MAX_OUTPUT:,} bytes")
         source = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PromptError(f"{path}: prompt template not found") from None
+    except (OSError, UnicodeDecodeError) as err:  # a folder, bytes that are not UTF-8, ...
+        raise PromptError(f"{path}: cannot be read as a prompt template ({err})") from None
     header = HEADER.match(source)
     if not header:
         raise PromptError(f"{path}: first line must be a header '{{#- variables: a, b -#}}'")
@@ -96,10 +103,14 @@ def load_template(path: Path | str, available: tuple[str, ...] | None = None) ->
     form = fmt.group(1) if fmt else "completion"
     if form not in FORMATS:
         raise PromptError(f"{path}: header format {form!r}; expected one of {list(FORMATS)}")
-    env = _environment()
     try:
-        used = meta.find_undeclared_variables(env.parse(source))
-        compiled = env.from_string(source)
+        tree = promptsandbox.parse(source)
+        used = meta.find_undeclared_variables(tree)
+        compiled = promptsandbox.compile_template(tree)
+    except promptsandbox.NotAllowed as err:
+        raise PromptError(
+            f"{path}{f':{err.lineno}' if err.lineno else ''}: {err.message}"
+        ) from None
     except jinja2.TemplateSyntaxError as err:
         raise PromptError(f"{path}:{err.lineno}: template syntax error: {err.message}") from None
     if set(declared) != used:
@@ -124,13 +135,25 @@ def render_prompt(template: PromptTemplate, variables: Mapping[str, Any]) -> Pro
         raise PromptError(
             f"{template.path}: variables {missing} not given; available: {list(variables)}"
         )
+    used = {v: variables[v] for v in template.variables}
     try:
-        text = template.compiled.render(**{v: variables[v] for v in template.variables})
-    except jinja2.TemplateError as err:  # an absent attribute, a sandbox violation, ...
-        raise PromptError(f"{template.path}: {err.message}") from None
-    if template.format == "completion":
-        return Prompt(text=text)
-    return Prompt(messages=_turns(template, text, {v: variables[v] for v in template.variables}))
+        text = template.compiled.render(**used)
+        if template.format == "completion":
+            return Prompt(text=text)
+        return Prompt(messages=_turns(template, text, used))
+    except jinja2.TemplateError as err:  # an absent attribute, a sandbox bound, ...
+        message = " ".join(str(err.message).split())  # one line, even if it quotes a value
+        raise PromptError(f"{template.path}: {message[:500]}") from None
+
+
+def check_template(path: Path | str, task: Task) -> Prompt:
+    """Load the task's template and render it once, every input at its longest (max_chars;
+    a label input: its longest value): what `make params` checks before any stage runs."""
+    row = {
+        f.name: max(f.values, key=len) if f.values else (SAMPLE * f.max_chars)[: f.max_chars]
+        for f in task.inputs
+    }
+    return render_prompt(load_template(path, task.variables()), task.prompt_variables(row))
 
 
 def _blank(value: Any) -> Any:
@@ -184,22 +207,35 @@ def prompt_text(tokenizer, prompt: Prompt) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from llmops.params import load_params
+    from llmops.params import ParamsError, load_params
     from llmops.task import Task
 
     parser = argparse.ArgumentParser(description="Render the task's prompt template for one row.")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--template", type=Path, help="default: params.yaml task.prompt")
     parser.add_argument("--input", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument(
+        "--check", action="store_true", help="render it once, every input at its max_chars"
+    )
     args = parser.parse_args(argv)
-    params = load_params(args.params)
-    task = Task.from_params(params.task)
-    row = dict(item.split("=", 1) for item in args.input)
-    missing = [f.name for f in task.inputs if f.name not in row]
-    if missing:
-        raise SystemExit(f"prompts: give every input field: --input {missing[0]}=...")
-    template = load_template(args.template or params.task.prompt, task.variables())
-    prompt = render_prompt(template, task.prompt_variables(row))
+    if bad := [item for item in args.input if "=" not in item]:
+        raise SystemExit(f"prompts: --input takes FIELD=VALUE, not {bad[0]!r}")
+    try:  # a broken template or params.yaml is one line, never a traceback
+        params = load_params(args.params)
+        task = Task.from_params(params.task)
+        path = args.template or params.task.prompt
+        if args.check:
+            prompt = check_template(path, task)
+            size = len(prompt.text) + sum(len(m["content"]) for m in prompt.messages)
+            print(f"{path}: ok (renders {size:,} characters with every input at its longest)")
+            return
+        row = dict(item.split("=", 1) for item in args.input)
+        missing = [f.name for f in task.inputs if f.name not in row]
+        if missing:
+            raise SystemExit(f"prompts: give every input field: --input {missing[0]}=...")
+        prompt = render_prompt(load_template(path, task.variables()), task.prompt_variables(row))
+    except (ParamsError, PromptError) as err:
+        raise SystemExit(str(err)) from None
     if prompt.is_chat:
         for turn in prompt.messages:
             print(f"[{turn['role']}]\n{turn['content']}")
