@@ -36,7 +36,9 @@ from llmops.tracking import git_commit, locked_hash
 log = logging.getLogger(__name__)
 # What the service imports at run time; their dependencies are added by `requirements`.
 SERVING_PACKAGES = ("bentoml", "torch", "transformers", "peft", "accelerate", "tokenizers",
-                    "safetensors", "jinja2", "pyyaml", "fastapi", "pydantic")  # fmt: skip
+                    "safetensors", "jinja2", "pyyaml", "fastapi", "pydantic",
+                    # redaction of what the service logs (llmops.redact)
+                    "phonenumbers", "python-stdnum", "detect-secrets")  # fmt: skip
 BUILD = Path("build/bento")
 
 

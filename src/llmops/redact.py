@@ -1,6 +1,13 @@
-"""PII redaction: replace e-mails, IBANs, SSNs, card and phone numbers with typed placeholders.
+"""Redaction: replace e-mails, IBANs, SSNs, card and phone numbers and secrets with typed
+placeholders.
 
 `redact("mail me at a@b.com", {"EMAIL"})` returns `("mail me at <EMAIL>", Counter(EMAIL=1))`.
+
+Before looking, the text is unhidden (`llmops.textnorm.unhide`: blank-looking characters
+such as U+2800 become spaces, Unicode's default-ignorable ones such as U+034F, U+E0020 or
+zero-width spaces go) and the patterns read a copy with every Unicode decimal digit
+(Arabic-Indic, Devanagari, full-width...) as its ASCII digit, one character for one, so
+what they find is replaced in the text as written.
 
 A pattern finds candidates; where a maintained library can judge one, it does:
 - EMAIL (pattern): a local part, plain (`jane.doe+x`, `o'brien`) or quoted (`"jane doe"`),
@@ -21,7 +28,19 @@ A pattern finds candidates; where a maintained library can judge one, it does:
   shorter), separated by spaces, dots, slashes or dashes, with an optional `x123`/`ext 123`
   extension. An international number must also be possible for its country code
   (`phonenumbers`); a national one is judged by shape alone, since its country is unknown.
-E-mails go first, then IBANs (so none is half taken for a card), then runs of digit groups.
+- SECRET (`llmops.secretscan`: detect-secrets' rules): API keys and tokens (AWS, GitHub,
+  GitLab, Slack, Stripe, OpenAI, JWT, ...), private key blocks, passwords in URLs and in
+  `password=...` assignments.
+Spelled out, these are found too: an e-mail whose `@` or dots are bracketed (`jane [at]
+example [dot] com`, `jane(at)example.com`) or spelled around a common top-level domain
+(`jane dot doe at example dot com`; not when a domain label is "the", "my"...), and digits
+written one English word each ("five five five, one two three, four five six seven"), 7 or
+more in a row (single digits may mix in), judged whole as a card, SSN or phone number with
+commas, dots, dashes or slashes as group breaks. Out of scope: "jane at example.com" (it
+reads like "bought it at shop.com"), numbers as words above nine ("forty-two", "double
+five") or in other languages, digits in look-alike letters (O for 0, l for 1), keycaps.
+Secrets go first (a password in a URL is no e-mail), then e-mails, then IBANs (so none is
+half taken for a card), then spelled digits, then runs of digit groups.
 
 Numbers are judged by shape and context too, so the details an answer needs survive: order
 and reference numbers (`ORD-482913`, `#123456789`, `order 1234567890`: no SSN or phone is
@@ -35,32 +54,27 @@ none runs offline here.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import re
 import typing
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection
 from typing import Any
 
-import phonenumbers
-from stdnum import iban, luhn
+from stdnum import iban
 
 from llmops.params import PiiKind
+from llmops.piinumbers import numbers, spelled_numbers
+from llmops.secretscan import find_secrets
+from llmops.textnorm import unhide
 
 KINDS: tuple[str, ...] = typing.get_args(PiiKind)  # the allowed params.yaml prep.redact values
 PLACEHOLDERS = {kind: f"<{kind}>" for kind in KINDS}
+_PLACEHOLDER = re.compile("|".join(map(re.escape, PLACEHOLDERS.values())))
+_Edit = tuple[int, int, str]  # text[start:end] becomes the placeholder of a kind
 
-# Invisible format characters that could hide PII from the patterns: soft hyphen,
-# zero-width space and non-joiner, direction marks and isolates, word joiner, BOM, and a
-# zero-width joiner next to a letter or digit (between emoji it stays: it builds them). A
-# run of them goes whole, so a joiner hidden behind another invisible goes in the same pass
-# (the leading lookahead only makes the scan skip ordinary characters faster).
-_HIDDEN = "\u00ad\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
-INVISIBLE = re.compile(
-    rf"(?=[{_HIDDEN}\u200d])(?:(?<=\w)[{_HIDDEN}\u200d]+|[{_HIDDEN}\u200d]+(?=\w)|[{_HIDDEN}])"
-)
 # A local part, plain or quoted, and a domain name or an address literal (RFC 5321). Quoted
 # parts are not capped at 64 characters: redacting a number inside one would bring it under
 # the cap, and a second pass would find what the first let through.
@@ -74,153 +88,120 @@ IBAN = re.compile(
     r"(?<!\w)[A-Za-z]{2}\d{2}"
     r"(?:[A-Za-z\d]{11,30}|(?:[\s\-][A-Za-z\d]{4}){2,7}(?:[\s\-][A-Za-z\d]{1,3})?)(?!\w)"
 )
-_SEP = r"(?:\s{1,3}|[./\-\u2010-\u2015\u2212\uff0d])"  # spaces (NBSP too), dots, slashes, dashes
-_GROUP = r"(?:\(\d+\)|\d+)"
-# A run of digit groups. It may not continue an identifier (ORD-482913, #1234, v2.13.0),
-# but may follow an abbreviation ("Tel.4155550132"); it may not run into a decimal or a time.
-NUMBER = re.compile(
-    rf"(?:(?<![\w.#/\-])|(?<=[^\W\d_]\.))\+?{_GROUP}(?:(?:{_SEP}|(?<=\))){_GROUP})*"
-    rf"(?:\s?(?:x|ext\.?)\s?\d{{1,5}})?(?![\w\-]|[.:]\d)"
+_OTHER_DIGIT = re.compile(r"[^\D0-9]")  # a Unicode decimal digit that is not ASCII
+
+# Spelled e-mails: `at` and `dot` spelled or bracketed ([at], (dot), {at}, <dot>), or a
+# literal `@` or `.` beside a spelled one (_spelled_email_ok decides which mixes count).
+_AT = r"(?:\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+|\s*@\s*)"
+_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\.)"
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+# Dots are capped (4 in the local part, 5 in the domain): an uncapped "a dot a dot ..."
+# would be rescanned from every word, quadratic in its length.
+SPELLED_EMAIL = re.compile(
+    rf"(?i)(?<![\w.%+'-])[\w%+'-]+(?:{_DOT}[\w%+'-]+){{0,4}}(?P<at>{_AT})"
+    rf"{_LABEL}(?:{_DOT}{_LABEL}){{0,4}}{_DOT}(?P<tld>[^\W\d_]{{2,}})(?![\w-])"
 )
-_REFERENCE = re.compile(
-    r"(?i)\b(?:order|invoice|tracking|ref|reference|ticket|case|serial|s/?n|part|po|"
-    r"confirmation|transaction|booking|shipment|parcel|dhl|ups|usps|fedex)"
-    r"(?:\s*(?:no\.?|nr\.?|number|num|id))?\s*[#:.]?\s*$"
+_SPELLED_HINT = re.compile(r"(?i)\bdot\b|[\[({<]\s*at\s*[\])}>]")
+_BRACKETED = re.compile(r"(?i)[\[({<]\s*(?:at|dot)\s*[\])}>]")
+# Top-level domains that are no English word, and words no domain label is: with `at` and
+# `dot` both spelled, "look at the dot com bubble" must stay.
+_COMMON_TLDS = frozenset(
+    ["com", "net", "org", "edu", "gov", "io", "co", "uk", "de", "fr", "es", "nl", "ch", "se",
+     "dk", "fi", "pl", "ru", "jp", "cn", "br", "au", "ca", "eu", "info", "biz", "dev", "app", "ai"]
+)  # fmt: skip
+_NOT_LABELS = frozenset(
+    ["the", "a", "an", "this", "that", "my", "your", "our", "their", "his", "her", "its"]
 )
-_TRACKING = re.compile(r"\d{4}(?:\s\d{4}){4,}(?:\s\d{1,4})?")  # 20+ digits in blocks of 4
-_EXTENSION = re.compile(r"\s?(?:x|ext\.?)\s?\d+$")
-_NOT_PHONE = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\d{5}-\d{4}")  # IPv4 address, ZIP+4
-# 536-22-1234 or 536 22 1234: the same separator twice.
-_SSN_SHAPE = re.compile(r"\d{3}(\s{1,3}|[\-\u2010-\u2015\u2212\uff0d])\d{2}\1\d{4}")
-_MAX_DIGITS = 19
 
 
-def _email(match: re.Match[str], counts: Counter[str]) -> str:
-    literal = match.group("literal")
-    if literal is not None:
-        try:
-            ipaddress.ip_address(literal.removeprefix("IPv6:"))
-        except ValueError:
-            return match.group(0)  # "[...]" that is no address: not an e-mail
-    counts["EMAIL"] += 1
-    return PLACEHOLDERS["EMAIL"]
+def _fold_digits(text: str) -> str:
+    """Every Unicode decimal digit as its ASCII digit (one character for one)."""
+    if text.isascii():
+        return text
+    return _OTHER_DIGIT.sub(lambda m: str(unicodedata.decimal(m.group())), text)
 
 
-def _iban(match: re.Match[str], counts: Counter[str]) -> str:
-    """The longest valid IBAN at the start of `match` as <IBAN>, the rest as it was."""
-    text = match.group(0)
-    for end in sorted((m.end() for m in re.finditer(r"[A-Za-z\d]+", text)), reverse=True):
-        if iban.is_valid(text[:end]):
-            counts["IBAN"] += 1
-            return PLACEHOLDERS["IBAN"] + text[end:]
-    return text
+def _apply(text: str, edits: list[_Edit]) -> str:
+    """`text` with each (sorted, disjoint) edit's span replaced by its placeholder."""
+    out, pos = [], 0
+    for start, end, kind in edits:
+        out += [text[pos:start], PLACEHOLDERS[kind]]
+        pos = end
+    return "".join([*out, text[pos:]])
 
 
-def _is_card(groups: list[str], digits: str) -> bool:
-    if not 13 <= len(digits) <= 19 or any(g.startswith("(") for g in groups):
-        return False
-    if len(groups) > 1:
-        return all(4 <= len(g) <= 6 for g in groups)
-    return digits[0] in "23456" and luhn.is_valid(digits)
+def _secrets(text: str) -> list[_Edit]:
+    # Placeholders masked: "<SECRET> = x" must not read as an assignment to a secret.
+    masked = _PLACEHOLDER.sub(lambda m: "*" * len(m.group()), text) if "<" in text else text
+    return [(start, end, "SECRET") for start, end in find_secrets(masked)]
 
 
-@functools.lru_cache(maxsize=4096)  # a run of groups is tried piece by piece
-def _is_possible_international(text: str) -> bool:
-    try:
-        number = phonenumbers.parse(re.sub(r"^\(?00", "+", text), None)
-    except phonenumbers.NumberParseException:
-        return False
-    return phonenumbers.is_possible_number(number)
+def _emails(text: str) -> list[_Edit]:
+    if "@" not in text:
+        return []
+    edits = []
+    for m in EMAIL.finditer(text):
+        literal = m.group("literal")
+        if literal is not None:
+            try:
+                ipaddress.ip_address(literal.removeprefix("IPv6:"))
+            except ValueError:
+                continue  # "[...]" that is no address: not an e-mail
+        edits.append((m.start(), m.end(), "EMAIL"))
+    return edits
 
 
-def _is_phone(text: str, groups: list[str], digits: str) -> bool:
-    international = text.startswith("+") or digits.startswith("00")
-    longest = 15 if international else 12  # national numbers are at most 12 digits
-    if not 9 <= len(digits) <= longest or _NOT_PHONE.fullmatch(text):
-        return False
-    plain = [g for g in groups if not g.startswith("(")]
-    if len(plain) >= 3 and all(len(g) == 4 for g in plain):
-        return False  # blocks of four: a card-like reference or a year list, not a phone
-    if international:
-        plain = plain[2:]  # the country code and the area digit may be short (+33 6 12 ...)
-    elif plain[0] == "1" and len(digits) == 11:
-        plain = plain[1:]  # North American 1-415-555-0132
-    if not all(len(g) >= 2 for g in plain):
-        return False
-    return not international or _is_possible_international(text)
+def _spelled_email_ok(m: re.Match[str]) -> bool:
+    if _BRACKETED.search(m.group(0)):
+        return True
+    domain = m.string[m.end("at") : m.end()]
+    if "@" in m.group("at"):  # with a spelled dot (all literal was EMAIL's to take)
+        return re.search(r"(?i)\sdot\s", domain) is not None
+    labels = re.split(rf"(?i){_DOT}", domain)
+    return (
+        "." not in domain
+        and m.group("tld").lower() in _COMMON_TLDS
+        and not _NOT_LABELS & {label.lower() for label in labels}
+    )
 
 
-def _number_kind(text: str, reference: bool, kinds: Collection[str]) -> str | None:
-    """CARD, SSN, PHONE or None for one candidate run of digit groups (SSN only when it is
-    one of `kinds`)."""
-    text = _EXTENSION.sub("", text)
-    groups = re.findall(r"\(\d+\)|\d+", text)
-    if not groups:
-        return None
-    digits = "".join(g.strip("()") for g in groups)
-    if not text.startswith("+") and _is_card(groups, digits):
-        return "CARD"
-    if reference:
-        return None
-    if "SSN" in kinds and _SSN_SHAPE.fullmatch(text):
-        return "SSN"
-    return "PHONE" if _is_phone(text, groups, digits) else None
+def _spelled_emails(text: str) -> list[_Edit]:
+    if not _SPELLED_HINT.search(text):
+        return []
+    edits, pos = [], 0
+    while m := SPELLED_EMAIL.search(text, pos):
+        if _spelled_email_ok(m):
+            edits.append((m.start(), m.end(), "EMAIL"))
+            pos = m.end()
+        else:
+            pos = m.start() + 1  # a later start may fit ("me at jane dot doe at ...")
+    return edits
 
 
-_Cut = tuple[int, int, str | None]  # tokens i..j-1 of a run and their kind (None: kept)
-_Table = list[tuple[int, int, list[_Cut]]]  # per start token: digits covered, -pieces, cuts
+def _ibans(text: str) -> list[_Edit]:
+    """The longest valid IBAN at the start of each candidate; the rest stays as it was."""
+    edits = []
+    for match in IBAN.finditer(text):
+        candidate = match.group(0)
+        ends = sorted((m.end() for m in re.finditer(r"[A-Za-z\d]+", candidate)), reverse=True)
+        end = next((e for e in ends if iban.is_valid(candidate[:e])), 0)
+        if end:
+            edits.append((match.start(), match.start() + end, "IBAN"))
+    return edits
 
 
-def _best_cuts(
-    tokens: list[str],
-    joined: Callable[[int, int], str],
-    kinds: Collection[str],
-    reference: bool,
-    after: _Table | None = None,
-) -> _Table:
-    """best[i] = (digits covered, -pieces, cuts) for the best cutting of tokens[i:].
-
-    `after` is the table for the tokens past a PII piece: a number that follows another
-    one is no longer right after the reference word (by default, this same table).
-    """
-    n = len(tokens)
-    best: _Table = [(0, 0, [])] * (n + 1)
-    after = best if after is None else after
-    for i in range(n - 1, -1, -1):
-        covered, pieces, cuts = best[i + 1]
-        options = [(covered, pieces - 1, [(i, i + 1, None), *cuts])]
-        digits = 0
-        for j in range(i + 1, n + 1):
-            digits += sum(c.isdigit() for c in tokens[j - 1])
-            if digits > _MAX_DIGITS:
-                break
-            kind = _number_kind(joined(i, j), reference, kinds)
-            if kind in kinds:
-                covered, pieces, cuts = after[j]
-                options.append((covered + digits, pieces - 1, [(i, j, kind), *cuts]))
-        best[i] = max(options, key=lambda o: (o[0], o[1]))
-    return best
-
-
-def _segment(run: str, kinds: Collection[str], reference: bool) -> tuple[str, Counter[str]]:
-    """Redact the PII numbers in a run of digit groups that may hold several numbers.
-
-    The run is cut at spaces and slashes; of all cuttings, take the one whose PII covers
-    the most digits, then the one with the fewest pieces. A piece stops growing past 19
-    digits, so this stays linear in practice.
-    """
-    parts = re.split(r"(\s+|/)", run)
-    tokens, seps = parts[0::2], [*parts[1::2], ""]
-
-    def joined(i: int, j: int) -> str:  # tokens i..j-1 with the separators between them
-        return "".join(t + s for t, s in zip(tokens[i:j], [*seps[i : j - 1], ""], strict=True))
-
-    best = _best_cuts(tokens, joined, kinds, reference=False)
-    if reference:
-        best = _best_cuts(tokens, joined, kinds, reference=True, after=best)
-    cuts = best[0][2]
-    text = "".join((PLACEHOLDERS[k] if k else joined(i, j)) + seps[j - 1] for i, j, k in cuts)
-    return text, Counter(kind for _, _, kind in cuts if kind)
+def _finders(kinds: Collection[str]) -> list[Callable[[str], list[_Edit]]]:
+    """The finders for `kinds`, in the order they must run (see the module docstring)."""
+    finders: list[Callable[[str], list[_Edit]]] = []
+    if "SECRET" in kinds:
+        finders.append(_secrets)
+    if "EMAIL" in kinds:
+        finders += [_emails, _spelled_emails]
+    if "IBAN" in kinds:  # before the digit runs, or its digits would be read as a card
+        finders.append(_ibans)
+    if {"SSN", "CARD", "PHONE"} & set(kinds):
+        finders += [lambda t: spelled_numbers(t, kinds), lambda t: numbers(t, kinds)]
+    return finders
 
 
 def redact(text: str, kinds: Collection[str]) -> tuple[str, Counter[str]]:
@@ -228,23 +209,13 @@ def redact(text: str, kinds: Collection[str]) -> tuple[str, Counter[str]]:
     counts: Counter[str] = Counter()
     if not kinds:
         return text, counts
-    text = INVISIBLE.sub("", text)
-    if "EMAIL" in kinds and "@" in text:
-        text = EMAIL.sub(lambda m: _email(m, counts), text)
-    if "IBAN" in kinds:  # before the digit runs, or its digits would be read as a card
-        text = IBAN.sub(lambda m: _iban(m, counts), text)
-
-    def number(match: re.Match[str]) -> str:
-        run = match.group(0)
-        if _TRACKING.fullmatch(run):
-            return run
-        before = match.string[max(0, match.start() - 30) : match.start()]
-        out, found = _segment(run, kinds, reference=bool(_REFERENCE.search(before)))
-        counts.update(found)
-        return out
-
-    if {"SSN", "CARD", "PHONE"} & set(kinds):
-        text = NUMBER.sub(number, text)
+    text = unhide(text)
+    seen = _fold_digits(text)  # what the finders read: same length, so spans map 1:1
+    for find in _finders(kinds):
+        edits = find(seen)
+        if edits:
+            counts.update(kind for _, _, kind in edits)
+            text, seen = _apply(text, edits), _apply(seen, edits)
     return text, +counts
 
 
@@ -277,10 +248,24 @@ def redact_raw(line: str, kinds: Collection[str]) -> str:
             return {walk(k): walk(v) for k, v in x.items()}
         return x
 
-    clean = walk(value)
+    try:
+        clean = walk(value)
+    except RecursionError:  # nested deeper than Python recurses (json parses deeper): as text
+        return redact(_unescape(line), kinds)[0]
     text = json.dumps(clean, ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
         text = json.dumps(clean)
     return text
+
+
+_NAME_BREAKS = re.compile(r"[/_]|(?<=[^\W\d_])-(?=\d)")  # "/", "_", the "-" in "call-555"
+
+
+def pii_in_name(name: str, kinds: Collection[str]) -> Counter[str]:
+    """The PII kinds in a file name (as `display` shows it), read with its path separators,
+    underscores and a dash between a word and a number as spaces: "call-555-123-4567.csv",
+    "raw/4111 1111 1111 1111.jsonl". A dated name ("export-2026-09-30.jsonl") holds none."""
+    spaced = _NAME_BREAKS.sub(" ", name)
+    return redact(name, kinds)[1] | redact(spaced, kinds)[1]
