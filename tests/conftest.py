@@ -41,15 +41,13 @@ def task(params) -> Task:
 def project(tmp_path_factory) -> Path:
     """A folder laid out like the repository, after prep and base, on the reviews task."""
     from llmops.stages.base import base
-    from llmops.stages.prep import PrepResult, prep, write_splits
+    from llmops.stages.prep import prep, write_splits
 
     root = project_files(tmp_path_factory.mktemp("project"), review_rows(160))
     params = load_params(root / "params.yaml")
-    result = prep(Task.from_params(params.task), params.prep, root / "data" / "raw")
-    splits = {name: rows[: SUBSET[name]] for name, rows in result.splits.items()}
-    write_splits(
-        PrepResult(result.rows_in, splits, [], result.redactions), root / "data" / "prepared"
-    )
+    with prep(Task.from_params(params.task), params.prep, root / "data" / "raw") as result:
+        splits = {name: list(result.records(name))[:n] for name, n in SUBSET.items()}
+    write_splits(splits, root / "data" / "prepared")
     base(params, root / "data" / "prepared", root / params.task.prompt, root / "models" / "base")
     return root
 

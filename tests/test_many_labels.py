@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmops.params import load_params
+from llmops.params import SPLITS, load_params
 from llmops.stages.base import base
 from llmops.stages.eval import evaluate
 from llmops.stages.prep import prep, write_splits
@@ -56,7 +56,8 @@ def test_the_default_recipe_learns_eighty_labels(tmp_path):
     write_jsonl(root / "data" / "raw" / "requests.jsonl", many_label_rows(2000, seed=3))
     params = load_params(root / "params.yaml")
     data, models = root / "data" / "prepared", root / "models"
-    write_splits(prep(Task.from_params(params.task), params.prep, root / "data" / "raw"), data)
+    with prep(Task.from_params(params.task), params.prep, root / "data" / "raw") as result:
+        write_splits({name: result.records(name) for name in SPLITS}, data)
     base(params, data, root / "prompts" / "many.jinja", models / "base")
     args = ["--params", "params.yaml", "--data", "data/prepared", "--base", "models/base",
             "--prompt", "prompts/many.jinja", "--out", "models/adapter",

@@ -133,14 +133,20 @@ def test_links_and_special_files_are_listed_not_followed_or_opened(tmp_path):
     write_jsonl(tmp_path / "single.jsonl", rows[25:])
     (raw / "linked-dir").symlink_to(elsewhere, target_is_directory=True)
     (raw / "dangling.jsonl").symlink_to(tmp_path / "gone.jsonl")
-    (raw / "linked.jsonl").symlink_to(tmp_path / "single.jsonl")  # a link to a file is read
+    write_jsonl(raw / ".store" / "single.jsonl", rows[25:])
+    (raw / "linked.jsonl").symlink_to(raw / ".store" / "single.jsonl")  # inside raw: read
+    (raw / "outside.jsonl").symlink_to(tmp_path / "single.jsonl")  # leads out: not read
+    (raw / "environ.jsonl").symlink_to("/proc/self/environ")
     os.mkfifo(raw / "pipe.jsonl")  # opening it would block prep forever
     out = run(root)
     m = metrics(out)
-    assert m["rows_in"] == 25 and m["files_skipped"] == 3
+    assert m["rows_in"] == 25 and m["files_skipped"] == 6
     report = (out / "report" / "data_report.md").read_text(encoding="utf-8")
     for name, why in [("linked-dir", "symbolic link to a directory"),
                       ("dangling.jsonl", "dangling symbolic link"),
+                      ("outside.jsonl", "a symbolic link to a file outside the raw data folder"),
+                      ("environ.jsonl", "a symbolic link to a file outside the raw data folder"),
+                      (".store", "hidden"),
                       ("pipe.jsonl", "FIFO")]:  # fmt: skip
         line = next(line for line in report.splitlines() if name in line)
         assert why in line
@@ -337,5 +343,7 @@ def test_any_json_rows_are_each_kept_or_quarantined(reviews, rows):
     except prep_stage.PrepError as err:
         assert "no rows to prepare" in str(err) and not rows
         return
-    assert result.rows_in == len(rows) == result.rows_kept + len(result.rejected)
-    assert {r.reason for r in result.rejected} <= set(REASONS)
+    with result:
+        rejected = list(result.rejected())
+        assert result.rows_in == len(rows) == result.rows_kept + len(rejected)
+        assert {r.reason for r in rejected} <= set(REASONS)

@@ -1,16 +1,46 @@
 """Dedup keeps one row per input (a pinned row beats an unpinned one, whatever the file
-order); the split is seeded, stratified by the first label field, stable and disjoint."""
+order); the split is seeded, stratified by the first label field, stable and disjoint. The
+rows go through a real RowStore (SQLite in a temporary folder), as in prep."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from llmops.params import TaskParams
-from llmops.records import Record
-from llmops.split import assign_splits, check_disjoint, dedupe
+from llmops import split
+from llmops.params import SPLITS, TaskParams
+from llmops.records import Record, Rejection
+from llmops.rowstore import KEPT, RowStats, RowStore
 from llmops.task import Task
+
+
+@contextmanager
+def stored(records: list[Record], task: Task, seed: int = 0) -> Iterator[RowStore]:
+    with RowStore.temporary() as store:
+        for r in records:
+            store.add(r, split.keys(r, task, seed), Counter(), RowStats((), ()))
+        store.flush()
+        yield store
+
+
+def dedupe(records: list[Record], task: Task) -> tuple[list[Record], list[Rejection]]:
+    """The rows dedupe keeps and the ones it rejects, as lists."""
+    with stored(records, task) as store:
+        split.dedupe(store)
+        store.db.execute("UPDATE rows SET split = 'train' WHERE status = ?", (KEPT,))
+        return list(store.records("train")), list(store.rejections())
+
+
+def assign_splits(
+    records: list[Record], task: Task, val: float, test: float, seed: int
+) -> dict[str, list[Record]]:
+    """The splits of `records` (deduped first, as prep does)."""
+    with stored(records, task, seed) as store:
+        split.split_store(store, val, test)
+        return {name: list(store.records(name)) for name in SPLITS}
 
 
 def make(n: int, topic: str = "price", pin: str | None = None, start: int = 0) -> list[Record]:
@@ -100,5 +130,8 @@ def test_pinned_rows_stay_pinned_and_are_not_counted_in_fractions(task):
 def test_check_disjoint_catches_an_input_in_two_splits(task):
     a = make(1)[0]
     upper = twin(a, a.fields["text"].upper(), "h:1")
-    with pytest.raises(ValueError, match=r"h:1: inputs are in both train and test splits"):
-        check_disjoint({"train": [a], "val": [], "test": [upper]}, task)
+    with stored([a, upper], task) as store:  # both kept as if dedupe had not run
+        store.db.execute("UPDATE rows SET status = ?, split = 'train'", (KEPT,))
+        store.db.execute("UPDATE rows SET split = 'test' WHERE place = 'h:1'")
+        with pytest.raises(ValueError, match=r"h:1: its inputs are in two splits"):
+            split.check_disjoint(store)

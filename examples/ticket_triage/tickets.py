@@ -36,7 +36,8 @@ from examples.ticket_triage.templates import (
     REPLIES,
     TRAIN_TEMPLATES,
 )
-from llmops.records import dedupe_key, normalize
+from llmops.records import dedupe_key
+from llmops.textnorm import normalize
 
 # Rows get their id when written, in file order; until then they carry this marker.
 PENDING_ID = "T??????"

@@ -15,6 +15,9 @@ def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # no display; files only
+    # Text from the data (label values, field names) is drawn as written: "$..$" in a label
+    # would otherwise be parsed as math, and a malformed one stops the stage.
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

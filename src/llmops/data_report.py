@@ -9,58 +9,96 @@ carry no timestamps, so the same data gives the same bytes.
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmops.charts import pyplot, save
 from llmops.escape import escape
 from llmops.params import SPLITS
-from llmops.records import REASONS, Record, Rejection
+from llmops.records import REASONS, Rejection
 from llmops.redact import KINDS
-from llmops.task import Field, Task
+from llmops.task import Task
 
 if TYPE_CHECKING:
     from llmops.stages.prep import PrepResult
 
+MAX_BARS = 40  # labels drawn one by one per chart; the rest share one "other" bar
 
-def _lengths(values: list[int]) -> dict[str, float]:
-    if not values:
+
+@dataclass(frozen=True)
+class Profile:
+    """The kept rows, counted in one pass: rows per split and value of each label field,
+    rows per split and length of each text field, PII found per kind."""
+
+    labels: dict[str, dict[str, Counter[str]]]  # field -> split -> value -> rows
+    lengths: dict[str, dict[str, Counter[int]]]  # field -> split -> length -> rows
+    redactions: Counter[str]
+
+
+def profile(result: PrepResult, task: Task) -> Profile:
+    """Count the kept rows of `result` (streamed from its store)."""
+    label_fields = [f.name for f in task.fields if f.is_label]
+    text_fields = [f.name for f in task.fields if not f.is_label]
+    labels = {f: {s: Counter() for s in SPLITS} for f in label_fields}
+    lengths = {f: {s: Counter() for s in SPLITS} for f in text_fields}
+    redactions: Counter[str] = Counter()
+    for split, stats, found in result.store.kept_stats():
+        for name, value in zip(label_fields, stats.labels, strict=True):
+            labels[name][split][value] += 1
+        for name, length in zip(text_fields, stats.lengths, strict=True):
+            lengths[name][split][length] += 1
+        redactions.update(found)
+    return Profile(labels, lengths, redactions)  # type: ignore[arg-type]
+
+
+def _lengths(counts: Counter[int]) -> dict[str, float]:
+    """min, mean, p50, p95, max of the lengths counted in `counts` (length -> rows)."""
+    n = sum(counts.values())
+    if not n:
         return {"min": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0}
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    ordered = sorted(counts.items())
+
+    def pick(q: float) -> int:  # the value at index int(q * n) of the sorted lengths
+        index, seen = min(n - 1, int(q * n)), 0
+        for length, rows in ordered:
+            seen += rows
+            if seen > index:
+                return length
+        return ordered[-1][0]
+
+    mean = sum(length * rows for length, rows in ordered) / n
     return {
-        "min": ordered[0], "mean": round(statistics.fmean(ordered), 1),
-        "p50": pick(0.5), "p95": pick(0.95), "max": ordered[-1],
+        "min": ordered[0][0], "mean": round(mean, 1),
+        "p50": pick(0.5), "p95": pick(0.95), "max": ordered[-1][0],
     }  # fmt: skip
 
 
-def _per_split(splits: dict[str, list[Record]], field: Field) -> dict[str, dict[str, int]]:
-    # Every label, zeros included and in declared order, so metrics diffs line up.
-    counts = {name: Counter(r.fields[field.name] for r in rows) for name, rows in splits.items()}
-    return {name: {label: c.get(label, 0) for label in field.values} for name, c in counts.items()}
-
-
-def summarize(result: PrepResult, task: Task) -> dict:
+def summarize(result: PrepResult, task: Task, counted: Profile | None = None) -> dict:
     """The numbers of a prep run, as written to the DVC metrics file."""
-    kept = [r for rows in result.splits.values() for r in rows]
-    reasons = Counter(r.reason for r in result.rejected)
-    rows_in = result.rows_in
+    counted = counted or profile(result, task)
+    outcomes, rows_in = result.outcomes, result.rows_in
+    rejected = result.rows_rejected
+    fields = {f.name: f for f in task.fields}
     return {
         "rows_in": rows_in,
-        "rows_kept": len(kept),
-        "rows_rejected": len(result.rejected),
-        "rejected_fraction": round(len(result.rejected) / rows_in, 4) if rows_in else 0.0,
+        "rows_kept": outcomes["kept"],
+        "rows_rejected": rejected,
+        "rejected_fraction": round(rejected / rows_in, 4) if rows_in else 0.0,
         "files_skipped": len(result.skipped),
-        "split": {name: len(rows) for name, rows in result.splits.items()},
-        "rejected": {reason: reasons.get(reason, 0) for reason in REASONS},
-        "redactions": {kind: result.redactions.get(kind, 0) for kind in KINDS},
-        "labels": {f.name: _per_split(result.splits, f) for f in task.fields if f.is_label},
+        "split": result.sizes,
+        "rejected": {reason: outcomes.get(reason, 0) for reason in REASONS},
+        "redactions": {kind: counted.redactions.get(kind, 0) for kind in KINDS},
+        # Every label, zeros included and in declared order, so metrics diffs line up.
+        "labels": {
+            name: {s: {v: c[s].get(v, 0) for v in fields[name].values} for s in SPLITS}
+            for name, c in counted.labels.items()
+        },
         "chars": {
-            f.name: _lengths([len(r.fields[f.name]) for r in kept])
-            for f in task.fields
-            if not f.is_label
+            name: _lengths(sum(per_split.values(), Counter()))
+            for name, per_split in counted.lengths.items()
         },
     }
 
@@ -82,7 +120,7 @@ def _label_rows(per_split: dict[str, dict[str, int]]) -> list[list]:
 
 def render_markdown(
     metrics: dict,
-    rejected: list[Rejection],
+    rejected: Iterable[Rejection],
     skipped: dict[str, str],
     examples: int,
     decoded: dict[str, str] | None = None,
@@ -125,28 +163,44 @@ def render_markdown(
             if shown[r.reason] < examples:
                 shown[r.reason] += 1
                 where, reason, detail = escape(r.where), escape(r.reason), escape(r.detail)
-                out.append(f"- {where} **{reason}**: {detail} — {escape(r.raw, limit=120)}")
+                # A row that could not be parsed has no raw text: it is not copied on.
+                text = f" — {escape(r.raw, limit=120)}" if r.raw else ""
+                out.append(f"- {where} **{reason}**: {detail}{text}")
         out.append("")
     return "\n".join(out)
+
+
+def _bars(per_split: dict[str, dict[str, int]]) -> tuple[list[str], dict[str, list[int]]]:
+    """The labels drawn one by one (declared order; the MAX_BARS - 1 largest when there are
+    more, the rest summed into one "other" bar) and each split's counts for them."""
+    labels = list(per_split["train"])
+    if len(labels) <= MAX_BARS:
+        return labels, {s: [per_split[s].get(v, 0) for v in labels] for s in SPLITS}
+    total = {v: sum(per_split[s].get(v, 0) for s in SPLITS) for v in labels}
+    shown = set(sorted(labels, key=lambda v: -total[v])[: MAX_BARS - 1])
+    drawn = [v for v in labels if v in shown]
+    counts = {}
+    for s in SPLITS:
+        rest = sum(n for v, n in per_split[s].items() if v not in shown)
+        counts[s] = [per_split[s].get(v, 0) for v in drawn] + [rest]
+    return [*drawn, f"other ({len(labels) - len(drawn)} labels)"], counts
 
 
 def plot_label_balance(metrics: dict, path: Path) -> None:
     """Stacked bars of rows per label and split, one panel per label field."""
     plt = pyplot()
-    fields = list(metrics["labels"].items())
-    sizes = [len(per_split["train"]) for _, per_split in fields] or [1]
+    fields = [(name, *_bars(per_split)) for name, per_split in metrics["labels"].items()]
+    sizes = [len(labels) for _, labels, _ in fields] or [1]
     width = min(16.0, 3 + 0.35 * sum(sizes))
     fig, axes = plt.subplots(
         1, max(1, len(fields)), figsize=(width, 4.5), gridspec_kw={"width_ratios": sizes},
         squeeze=False,
     )  # fmt: skip
-    for ax, (name, per_split) in zip(axes[0], fields, strict=False):
-        labels = list(per_split["train"])
+    for ax, (name, labels, counts) in zip(axes[0], fields, strict=False):
         bottom = [0] * len(labels)
         for split in SPLITS:
-            counts = [per_split[split].get(label, 0) for label in labels]
-            ax.bar(labels, counts, bottom=bottom, label=split)
-            bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+            ax.bar(labels, counts[split], bottom=bottom, label=split)
+            bottom = [b + c for b, c in zip(bottom, counts[split], strict=True)]
         ax.set_title(f"{name} per split")
         ax.set_ylabel("rows")
         ax.tick_params(axis="x", labelrotation=90 if len(labels) > 12 else 45, labelsize=7)
@@ -155,29 +209,34 @@ def plot_label_balance(metrics: dict, path: Path) -> None:
     save(plt, fig, path)
 
 
-def plot_lengths(splits: dict[str, list[Record]], task: Task, path: Path) -> None:
+def plot_lengths(counted: Profile, path: Path) -> None:
     """Histograms of every text field's length, by split."""
     plt = pyplot()
-    texts = [f for f in task.fields if not f.is_label]
+    texts = list(counted.lengths.items())
     fig, axes = plt.subplots(1, max(1, len(texts)), figsize=(5 * max(1, len(texts)), 4),
                              squeeze=False)  # fmt: skip
-    for ax, field in zip(axes[0], texts, strict=False):
+    for ax, (name, per_split) in zip(axes[0], texts, strict=False):
         for split in SPLITS:
-            values = [len(r.fields[field.name]) for r in splits[split]]
-            if values:
-                ax.hist(values, bins=40, alpha=0.6, label=split)
-        ax.set_title(f"{field.name} length")
+            counts = sorted(per_split[split].items())
+            if counts:  # one weighted value per length: the same bars as every row's length
+                values, weights = zip(*counts, strict=True)
+                ax.hist(values, bins=40, weights=weights, alpha=0.6, label=split)
+        ax.set_title(f"{name} length")
         ax.set_xlabel("characters")
         ax.set_ylabel("rows")
-        if any(splits.values()):
+        if any(per_split.values()):
             ax.legend()
     save(plt, fig, path)
 
 
-def write_report(result: PrepResult, task: Task, metrics: dict, out: Path, examples: int) -> None:
+def write_report(
+    result: PrepResult, task: Task, metrics: dict, out: Path, examples: int,
+    counted: Profile | None = None,
+) -> None:  # fmt: skip
     """Write data_report.md and its two charts into `out`; rejected rows are already redacted."""
     out.mkdir(parents=True, exist_ok=True)
-    text = render_markdown(metrics, result.rejected, result.skipped, examples, result.notes)
+    shown = result.rejected(per_reason=examples) if examples else ()
+    text = render_markdown(metrics, shown, result.skipped, examples, result.notes)
     (out / "data_report.md").write_text(text, encoding="utf-8")
     plot_label_balance(metrics, out / "label_balance.png")
-    plot_lengths(result.splits, task, out / "text_length.png")
+    plot_lengths(counted or profile(result, task), out / "text_length.png")

@@ -9,7 +9,7 @@
 A packaged model (what `make bento` puts in the BentoML model store, `llmops.bento`) is a
 folder: `serving.json`, `prompt.jinja` (the template the adapter was trained with), and
 `base/` + `adapter/`, or `merged/` when `serve.merge` is on. Inputs are normalised and
-PII-redacted exactly as the prep stage did for the training data (`llmops.records.normalize`,
+PII-redacted exactly as the prep stage did for the training data (`llmops.textnorm.normalize`,
 `llmops.redact.redact`), then answered by `llmops.inference.TaskModel`, the path eval
 measured. A request the model cannot take is a `RequestError` naming the field; an answer
 that does not parse is a result with `parsed: false`.
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from llmops.params import DecodingParams, Params, TaskParams, parse
-from llmops.records import normalize
 from llmops.redact import redact
 from llmops.task import Field, Task
+from llmops.textnorm import normalize
 
 SERVING_FILE = "serving.json"
 TEMPLATE_FILE = "prompt.jinja"

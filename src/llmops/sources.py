@@ -3,17 +3,23 @@
 `raw_files(raw)` walks the folder in sorted order (so rows come in the same order
 everywhere), without following links to directories, and sorts every path into the files
 to read and the paths not read, each with its reason, which the data report and the log
-show: hidden entries, files of another type, links to directories, dangling links, FIFOs,
-sockets and devices, files and folders that cannot be opened, archives other than gzip,
-Parquet files that are not Parquet, and text in UTF-16 or UTF-32 without a byte-order mark.
+show: hidden entries, files of another type, links to directories, links that lead out of
+the folder (a merged link to /proc/self/environ or ~/.aws must not become data), dangling
+links, FIFOs, sockets and devices, files and folders that cannot be opened, archives other
+than gzip, Parquet files that are not Parquet, and text in UTF-16 or UTF-32 without a
+byte-order mark.
 
 Formats by extension, after an optional `.gz`: JSON Lines (`.jsonl`, `.ndjson`), CSV
 (`.csv`, `.tsv`) and Parquet (`.parquet`). Text files may be gzip-compressed (known by
 their content, whatever the name says) and in UTF-8 (with or without a byte-order mark) or
 in UTF-16/UTF-32 with a byte-order mark: `lines` and `text_stream` hand the readers the same
-text either way, and `Encoding.note` says what was decoded. `display` shows a path safely
-in logs and reports, with `\\xNN` for bytes of a file name that are not UTF-8 and for
-control characters.
+text either way, and `Encoding.note` says what was decoded. Reading is bounded by `Limits`:
+a file that expands past `file_bytes` raises `TooLargeError`, and `lines` hands over a line
+longer than `row_bytes` as its size alone (`LongLine`), never held in memory.
+
+`display` shows a path safely and unambiguously in logs and reports: `\\xNN` for a byte of
+the name that is not UTF-8, `\\xNN` or `\\uNNNN` for control, format and separator
+characters, and `\\\\` for a backslash, so two different names never display the same.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,17 +42,57 @@ GZIP = b"\x1f\x8b"
 ARCHIVES = {b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
             b"\x28\xb5\x2f\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7z"}  # fmt: skip
 HEAD = 512  # bytes looked at to tell the encoding
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+MB = 1 << 20
 
 
 class NotDataError(ValueError):
     """A file that is not read as data; the message is the reason shown for it."""
 
 
+class TooLargeError(OSError):
+    """A file that expands past Limits.file_bytes; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of a raw file is read: in all once decompressed, and in one row."""
+
+    file_bytes: int = 1024 * MB
+    row_bytes: int = MB
+
+    def too_large(self) -> TooLargeError:
+        return TooLargeError(
+            f"the file expands past {self.file_bytes // MB} MB (prep.max_file_mb): split it "
+            "or raise prep.max_file_mb"
+        )
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line longer than Limits.row_bytes: its size (counted, not kept), in bytes, or in
+    characters when the file is UTF-16/32 (read as text)."""
+
+    size: int
+    unit: str = "bytes"
+
+
 def display(path: Path | str) -> str:
-    """The path as printable UTF-8 text: undecodable bytes and control characters as \\xNN."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """The path as printable text that tells every name apart (see the module docstring)."""
+    text = os.fsencode(path).decode("utf-8", "surrogateescape")
+    return "".join(_shown(c) for c in text) if not text.isprintable() or "\\" in text else text
+
+
+def _shown(c: str) -> str:
+    if c == "\\":
+        return "\\\\"
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8 (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if c.isprintable():  # " " is; other spaces are not, they would look like one
+        return c
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def data_format(path: Path) -> str | None:
@@ -93,11 +138,12 @@ def raw_files(raw: Path) -> RawFiles:
     if not raw.is_dir():
         raise FileNotFoundError(f"{display(raw)}: raw data folder not found")
     read, skipped = {}, {}
+    root = raw.resolve()
     for path, problem in _walk(raw):
         try:
             if problem:
                 raise NotDataError(problem)
-            read[path] = _readable(path)
+            read[path] = _readable(path, root)
         except NotDataError as why:
             skipped[display(path.as_posix())] = str(why)
     return RawFiles(read, skipped)
@@ -127,14 +173,19 @@ def encoding_of(path: Path) -> Encoding:
     return sniff(path, fmt)
 
 
-def _readable(path: Path) -> Encoding:
-    """The encoding of a file prep reads; NotDataError with the reason for any other path."""
+def _readable(path: Path, root: Path) -> Encoding:
+    """The encoding of a file prep reads; NotDataError with the reason for any other path.
+    `root`: the raw folder's real path, which a link may not lead out of."""
     if path.name.startswith("."):
         raise NotDataError("hidden (the name starts with a dot)")
     if path.is_symlink() and not path.exists():
         raise NotDataError("a dangling symbolic link (its target does not exist)")
     if path.is_symlink() and path.is_dir():
         raise NotDataError("a symbolic link to a directory (not followed; link or copy the files)")
+    if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
+        raise NotDataError(
+            "a symbolic link to a file outside the raw data folder (not followed; copy the file in)"
+        )
     try:
         mode = path.stat().st_mode
     except OSError as err:
@@ -181,25 +232,77 @@ def sniff(path: Path, fmt: str) -> Encoding:
     return Encoding(compressed, codec or "utf-8")
 
 
-def _open(path: Path, encoding: Encoding) -> BinaryIO:
-    return gzip.open(path, "rb") if encoding.gzip else path.open("rb")  # type: ignore[return-value]
+class _Capped(io.RawIOBase):
+    """A binary stream that raises TooLargeError once more than `limit` bytes were read."""
+
+    def __init__(self, inner: BinaryIO, limits: Limits) -> None:
+        self.inner, self.limits, self.count = inner, limits, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        # read1: what is there now. A truncated gzip stream raises EOFError on the next
+        # read; the rows decompressed before it must reach the reader first.
+        data = self.inner.read1(len(buffer))  # type: ignore[attr-defined]
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        if self.count > self.limits.file_bytes:
+            raise self.limits.too_large()
+        return n
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
 
 
-def lines(path: Path, encoding: Encoding) -> Iterator[bytes]:
+def _open(path: Path, encoding: Encoding, limits: Limits) -> BinaryIO:
+    if not encoding.gzip and path.stat().st_size > limits.file_bytes:
+        raise limits.too_large()  # known before reading a byte
+    inner = gzip.open(path, "rb") if encoding.gzip else path.open("rb")  # noqa: SIM115
+    return io.BufferedReader(_Capped(inner, limits))  # type: ignore[arg-type,return-value]
+
+
+def lines(
+    path: Path, encoding: Encoding, limits: Limits | None = None
+) -> Iterator[bytes | LongLine]:
     """The file's lines as UTF-8 bytes, line endings kept, a UTF-8 BOM kept (readers drop
-    it); raises OSError, EOFError or UnicodeDecodeError where the file stops being readable."""
-    with _open(path, encoding) as f:
+    it), a line longer than `limits.row_bytes` as its LongLine; raises OSError (TooLargeError
+    too), EOFError or UnicodeDecodeError where the file stops being readable."""
+    limits = limits or Limits()
+    with _open(path, encoding, limits) as f:
         if encoding.codec in ("utf-8", "utf-8-sig"):
-            yield from f
+            yield from _bounded(f.readline, limits.row_bytes, (b"\n",))
             return
-        for line in io.TextIOWrapper(f, encoding=encoding.codec, newline=""):
-            yield line.encode("utf-8", "surrogatepass")
+        text = io.TextIOWrapper(f, encoding=encoding.codec, newline="")
+        for line in _bounded(text.readline, limits.row_bytes, ("\n", "\r")):
+            if isinstance(line, LongLine):
+                yield LongLine(line.size, "characters")
+            else:
+                yield line.encode("utf-8", "surrogatepass")
 
 
-def text_stream(path: Path, encoding: Encoding) -> io.TextIOWrapper:
+def _bounded(readline, limit: int, ends: tuple) -> Iterator:
+    """Lines from `readline(size)`; one longer than `limit` (its line break aside) as its
+    LongLine, read on in pieces and dropped."""
+    strip = b"\r\n" if isinstance(ends[0], bytes) else "\r\n"
+    while line := readline(limit + 2):  # room for "\r\n"
+        whole = line.endswith(ends) or len(line) < limit + 2
+        if whole and len(line.rstrip(strip)) <= limit:
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(ends) and (line := readline(1 << 16)):
+            size += len(line)
+        yield LongLine(size)
+
+
+def text_stream(path: Path, encoding: Encoding, limits: Limits | None = None) -> io.TextIOWrapper:
     """The file as a text stream read as it goes (rows before damage are read first); bytes
     that are not UTF-8 become lone surrogates, so one bad row does not hide the others
     (UTF-16/32 raise UnicodeDecodeError where they break)."""
     codec = encoding.codec if encoding.codec in ("utf-16", "utf-32") else "utf-8-sig"
     errors = "strict" if codec != "utf-8-sig" else "surrogateescape"
-    return io.TextIOWrapper(_open(path, encoding), encoding=codec, errors=errors, newline="")
+    stream = _open(path, encoding, limits or Limits())
+    return io.TextIOWrapper(stream, encoding=codec, errors=errors, newline="")

@@ -1,4 +1,4 @@
-"""Deduplication and the deterministic, stratified train/val/test split.
+"""Deduplication and the deterministic, stratified train/val/test split, over a RowStore.
 
 Dedup runs on the cleaned, redacted input fields. Of the rows that share their inputs one
 is kept and the others are rejected: `duplicate` when the cleaned inputs are the same
@@ -13,20 +13,33 @@ within each label, unpinned rows are ordered by a seeded hash of their inputs an
 `test_fraction` go to test, the next `val_fraction` to val, the rest to train. Hashing
 (rather than shuffling) keeps a row in its split when other rows are added or removed, so
 a data pull request moves only the rows it touches.
+
+Rows are compared by hashes (`Keys`, computed as each row is read) in SQL over the
+`llmops.rowstore` file, so memory does not grow with the number of rows.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections import defaultdict
-from collections.abc import Iterable
+import math
+from dataclasses import dataclass
 
-from llmops.params import SPLITS
-from llmops.records import Record, Rejection, dedupe_key
+from llmops.records import Record, dedupe_key
+from llmops.rowstore import KEPT, RowStore
 from llmops.task import Task
 
 PIN_ORDER = {"test": 0, "val": 1, "train": 2, None: 3}  # who wins among duplicates
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What dedupe and the split compare of a row, as hashes and its pin."""
+
+    exact: bytes  # the cleaned inputs
+    near: bytes  # the inputs up to case and whitespace
+    rank: str  # seeded hash ordering a label's unpinned rows
+    strata: str  # the first label output field's value ('' when there is none)
+    pin_order: int
 
 
 def input_text(record: Record, task: Task) -> str:
@@ -34,93 +47,152 @@ def input_text(record: Record, task: Task) -> str:
     return "\n".join(record.fields[f.name] for f in task.inputs)
 
 
-def pinned_first(records: list[Record]) -> list[int]:
-    """Indices of `records`, pinned ones first (test, val, train), else in file order."""
-    return sorted(range(len(records)), key=lambda i: PIN_ORDER[records[i].pin])
+def keys(record: Record, task: Task, seed: int) -> Keys:
+    """The row's Keys for a split seeded with `seed`."""
+    text = input_text(record, task)
+    near = dedupe_key(text)
+    rank = hashlib.sha256(f"{seed}\0{near}".encode()).hexdigest()
+    strata = record.fields[task.labels[0].name] if task.labels else ""
+    return Keys(_digest(text), _digest(near), rank, strata, PIN_ORDER[record.pin])
 
 
-def dedupe(records: Iterable[Record], task: Task) -> tuple[list[Record], list[Rejection]]:
-    """Keep one row per input (pinned rows first); reject the other exact and near copies."""
-    records = list(records)
-    order = pinned_first(records)
-    exact: dict[str, Record] = {}
-    near: dict[str, Record] = {}
-    keep: set[int] = set()
-    rejected: list[Rejection] = []
-    for i in order:
-        r = records[i]
-        text = input_text(r, task)
-        key = dedupe_key(text)
-        if text in exact:
-            reason, detail = "duplicate", f"same inputs as {exact[text].where}"
-        elif key in near:
-            reason = "near_duplicate"
-            detail = f"same inputs as {near[key].where} up to case/whitespace"
-        else:
-            exact[text] = near[key] = r
-            keep.add(i)
-            continue
-        raw = json.dumps(r.row(), ensure_ascii=False)
-        rejected.append(Rejection(r.where, reason, detail, raw))
-    return [r for i, r in enumerate(records) if i in keep], rejected
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
-def unique_ids(records: list[Record]) -> tuple[list[Record], list[Rejection]]:
-    """Keep one row of each id (pinned rows first, like dedupe); reject the others as
-    `duplicate_id`: reports and gates match examples by id, so two may not share one."""
-    order = pinned_first(records)
-    first: dict[str, Record] = {}
-    keep: set[int] = set()
-    rejected: list[Rejection] = []
-    for i in order:
-        r = records[i]
-        if r.id in first:
-            detail = f"id {r.id!r} is already used by {first[r.id].where}"
-            rejected.append(
-                Rejection(r.where, "duplicate_id", detail, json.dumps(r.row(), ensure_ascii=False))
-            )
-        else:
-            first[r.id] = r
-            keep.add(i)
-    return [r for i, r in enumerate(records) if i in keep], rejected
+def dedupe(store: RowStore) -> None:
+    """Keep one row per input (pinned rows first); mark the other exact and near copies."""
+    store.flush()
+    db = store.db
+    db.execute("CREATE INDEX rows_near ON rows (near, pin_order, seq)")
+    db.execute("""
+        CREATE TEMP TABLE first_of AS
+        SELECT near, seq, place, exact FROM (
+            SELECT near, seq, place, exact,
+                   ROW_NUMBER() OVER (PARTITION BY near ORDER BY pin_order, seq) AS n
+            FROM rows)
+        WHERE n = 1""")
+    db.execute("CREATE UNIQUE INDEX temp.first_near ON first_of (near)")
+    db.execute(
+        """
+        UPDATE rows SET
+            status = CASE WHEN rows.seq = f.seq THEN ?
+                          WHEN rows.exact = f.exact THEN 'duplicate'
+                          ELSE 'near_duplicate' END,
+            detail = CASE WHEN rows.seq = f.seq THEN NULL
+                          WHEN rows.exact = f.exact THEN 'same inputs as ' || f.place
+                          ELSE 'same inputs as ' || f.place || ' up to case/whitespace' END
+        FROM first_of AS f WHERE rows.near = f.near""",
+        (KEPT,),
+    )
+    db.execute("DROP TABLE first_of")
 
 
-def _rank(seed: int, record: Record, task: Task) -> str:
-    key = dedupe_key(input_text(record, task))
-    return hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest()
+def unique_ids(store: RowStore) -> None:
+    """Of the kept rows, keep one of each id (pinned rows first, like dedupe); mark the
+    others `duplicate_id`: reports and gates match examples by id, so two may not share one."""
+    db = store.db
+    db.execute(
+        """
+        CREATE TEMP TABLE id_taken AS
+        SELECT seq, first_place FROM (
+            SELECT seq,
+                   ROW_NUMBER() OVER (PARTITION BY id ORDER BY pin_order, seq) AS n,
+                   FIRST_VALUE(place) OVER (PARTITION BY id ORDER BY pin_order, seq)
+                       AS first_place
+            FROM rows WHERE status = ?)
+        WHERE n > 1""",
+        (KEPT,),
+    )
+    db.execute("""
+        UPDATE rows SET status = 'duplicate_id',
+            detail = 'id ' || py_repr(rows.id) || ' is already used by ' || t.first_place
+        FROM id_taken AS t WHERE rows.seq = t.seq""")
+    db.execute("DROP TABLE id_taken")
 
 
-def assign_splits(
-    records: Iterable[Record], task: Task, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, list[Record]]:
-    """Split into {"train", "val", "test"}; each list keeps the input order."""
-    chosen: dict[str, str] = {}  # record.where -> split
-    groups: dict[str, list[Record]] = defaultdict(list)
-    strata = task.labels[0].name if task.labels else None
-    records = list(records)
-    for r in records:
-        if r.pin:
-            chosen[r.where] = r.pin
-        else:
-            groups[r.fields[strata] if strata else ""].append(r)
-    for group in groups.values():
-        ordered = sorted(group, key=lambda r: _rank(seed, r, task))
-        n_test = round(len(ordered) * test_fraction)
-        n_val = round(len(ordered) * val_fraction)
-        for i, r in enumerate(ordered):
-            chosen[r.where] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
-    splits: dict[str, list[Record]] = {name: [] for name in SPLITS}
-    for r in records:
-        splits[chosen[r.where]].append(r)
-    check_disjoint(splits, task)
-    return splits
+def assign_splits(store: RowStore, val_fraction: float, test_fraction: float) -> None:
+    """Give every kept row its split: its pin, else by rank within its label group."""
+    db = store.db
+    db.execute("UPDATE rows SET split = pin WHERE status = ? AND pin IS NOT NULL", (KEPT,))
+    groups = db.execute(
+        "SELECT strata, COUNT(*) FROM rows WHERE status = ? AND pin IS NULL GROUP BY strata",
+        (KEPT,),
+    ).fetchall()
+    db.execute("CREATE TEMP TABLE cut (strata TEXT PRIMARY KEY, n_test INT, n_val INT)")
+    db.executemany(
+        "INSERT INTO cut VALUES (?, ?, ?)",
+        [(s, round(n * test_fraction), round(n * val_fraction)) for s, n in groups],
+    )
+    db.execute(
+        """
+        CREATE TEMP TABLE ranked AS
+        SELECT seq, strata, ROW_NUMBER() OVER (PARTITION BY strata ORDER BY rank) AS n
+        FROM rows WHERE status = ? AND pin IS NULL""",
+        (KEPT,),
+    )
+    db.execute("""
+        UPDATE rows SET split = CASE WHEN r.n <= c.n_test THEN 'test'
+                                     WHEN r.n <= c.n_test + c.n_val THEN 'val'
+                                     ELSE 'train' END
+        FROM ranked AS r JOIN cut AS c ON c.strata = r.strata
+        WHERE rows.seq = r.seq""")
+    db.execute("DROP TABLE ranked")
+    db.execute("DROP TABLE cut")
+    check_disjoint(store)
 
 
-def check_disjoint(splits: dict[str, list[Record]], task: Task) -> None:
+def check_disjoint(store: RowStore) -> None:
     """Fail if any input (up to case/whitespace) appears in two splits."""
-    seen: dict[str, str] = {}
-    for name, rows in splits.items():
-        for r in rows:
-            other = seen.setdefault(dedupe_key(input_text(r, task)), name)
-            if other != name:
-                raise ValueError(f"{r.where}: inputs are in both {other} and {name} splits")
+    clash = store.db.execute(
+        "SELECT MAX(place) FROM rows WHERE status = ? GROUP BY near "
+        "HAVING COUNT(DISTINCT split) > 1 LIMIT 1",
+        (KEPT,),
+    ).fetchone()
+    if clash:
+        raise ValueError(f"{clash[0]}: its inputs are in two splits")
+
+
+def largest_group(store: RowStore) -> int:
+    """Kept, unpinned rows of the largest label group (what the fractions are taken of)."""
+    found = store.db.execute(
+        "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM rows WHERE status = ? AND pin IS NULL "
+        "GROUP BY strata)",
+        (KEPT,),
+    ).fetchone()
+    return found[0] or 0
+
+
+def split_store(store: RowStore, val_fraction: float, test_fraction: float) -> None:
+    """Dedupe, settle ids and split, in that order."""
+    dedupe(store)
+    unique_ids(store)
+    assign_splits(store, val_fraction, test_fraction)
+
+
+def empty_split_advice(empty: list[str], largest: int, fractions: dict[str, float]) -> str:
+    """What would fill the empty splits, given the largest label's unpinned rows and the
+    current {"val": ..., "test": ...} fractions. Each label's share is rounded, so a
+    fraction gives a label a row only when fraction x its rows passes one half, and train
+    keeps what val and test leave."""
+    pin = "pin rows (prep.pin_files, prep.split_column)"
+    knobs = [name for name in empty if name != "train"]
+    if not knobs:
+        return f"lower prep.val_fraction / prep.test_fraction, or {pin}"
+    if largest == 0:
+        return f"every row is pinned: {pin} to each split"
+    need = math.floor(50 / largest) / 100 + 0.01  # the smallest fraction, in steps of 0.01
+    raised = fractions | dict.fromkeys(knobs, need)
+    left = largest - sum(round(largest * f) for f in raised.values())
+    if need >= 0.5 or left < 1:
+        return (
+            f"no fraction can: the largest label has {largest} unpinned row(s), each "
+            f"label's share is rounded and train needs one too; {pin}, or declare fewer, "
+            "larger labels"
+        )
+    usual = " (0.1 is usual)" if need < 0.1 else ""
+    names = " and ".join(f"prep.{name}_fraction" for name in knobs)
+    return (
+        f"raise {names} to at least {need:.2f}{usual}: each label's share of its unpinned "
+        f"rows is rounded, and the largest label has {largest}; or {pin}"
+    )

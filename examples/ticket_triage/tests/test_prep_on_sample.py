@@ -60,8 +60,10 @@ def test_outputs_point_back_to_raw_lines(prepared, repo):
         line = lines[q["line"] - 1]
         if q["reason"] in ("duplicate", "near_duplicate"):  # raw is the cleaned row
             assert json.loads(q["raw"])["id"] == json.loads(line)["id"]
-        else:  # raw is the line as read, redacted
+        elif q["raw"]:  # raw is the line as read, redacted
             assert q["raw"] == redact_raw(line.decode("utf-8", "backslashreplace"), KINDS)
+        else:  # a line that could not be parsed as a row is not copied on
+            assert q["reason"] in ("invalid_utf8", "malformed_json", "not_an_object"), q
     val = {r["category"] for r in read_jsonl(prepared / "prepared" / "val.jsonl")}
     assert len(val) == 10  # stratified by the first label field: every category in val
 

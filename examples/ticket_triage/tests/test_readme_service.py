@@ -20,7 +20,7 @@ from tests.bentos import build, served
 from tests.synthetic import PARAMS, merged
 
 from llmops.stages.base import base
-from llmops.stages.prep import PrepResult, prep, write_splits
+from llmops.stages.prep import prep, write_splits
 from llmops.task import Task
 
 pytestmark = pytest.mark.e2e
@@ -50,10 +50,9 @@ def triage(tmp_path_factory, repo) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(merged(params, small), sort_keys=False))
     shutil.copytree(repo / "prompts", root / "prompts")
     loaded = load_params(root / "params.yaml")
-    result = prep(Task.from_params(loaded.task), loaded.prep, repo / "data" / "raw")
-    splits = {name: rows[: SIZES[name]] for name, rows in result.splits.items()}
-    write_splits(PrepResult(result.rows_in, splits, [], result.redactions),
-                 root / "data" / "prepared")  # fmt: skip
+    with prep(Task.from_params(loaded.task), loaded.prep, repo / "data" / "raw") as result:
+        splits = {name: list(result.records(name))[:n] for name, n in SIZES.items()}
+    write_splits(splits, root / "data" / "prepared")
     base(loaded, root / "data" / "prepared", root / loaded.task.prompt, root / "models" / "base")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     args = ["--params", "params.yaml", "--data", "data/prepared", "--base", "models/base",

@@ -20,44 +20,84 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llmops import atomic
-from llmops.data_report import summarize, write_report
-from llmops.params import ParamsError, PrepParams, load_params
-from llmops.records import Record, Rejection, parse_row, read_rows
-from llmops.redact import redact, redact_raw
-from llmops.sources import display, raw_files
-from llmops.split import assign_splits, dedupe, input_text, unique_ids
+from llmops.data_report import profile, summarize, write_report
+from llmops.params import SPLITS, ParamsError, PrepParams, load_params
+from llmops.readers import read_rows
+from llmops.records import Record, Rejection, parse_row
+from llmops.redact import pii_in_name, redact, redact_raw
+from llmops.rowstore import RowStats, RowStore
+from llmops.sources import MB, Encoding, Limits, RawFiles, display, raw_files
+from llmops.split import empty_split_advice, input_text, keys, largest_group, split_store
 from llmops.task import Task
 
 log = logging.getLogger(__name__)
+QUARANTINE = "rejected.jsonl"  # in the --quarantine folder
 
 
 class PrepError(RuntimeError):
     """The raw data cannot make a usable dataset; the message says why and where."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class PrepResult:
-    """What prep made of the raw folder."""
+    """What prep made of the raw folder: the rows, split or rejected, in `store` (on disk
+    until `close`, which the `with` block calls)."""
 
-    rows_in: int
-    splits: dict[str, list[Record]]
-    rejected: list[Rejection]
-    redactions: Counter[str]
+    store: RowStore
     skipped: dict[str, str] = field(default_factory=dict)  # path -> why it was not read
     notes: dict[str, str] = field(default_factory=dict)  # file -> what was decoded (gzip ...)
 
+    def __enter__(self) -> PrepResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def rows_in(self) -> int:
+        return self.store.rows_in
+
+    @functools.cached_property
+    def outcomes(self) -> Counter[str]:
+        """Rows per outcome: `kept` and every rejection reason (the store is final once
+        prep returns)."""
+        return self.store.counts()
+
     @property
     def rows_kept(self) -> int:
-        return sum(len(rows) for rows in self.splits.values())
+        return self.outcomes["kept"]
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.rows_in - self.rows_kept
+
+    @functools.cached_property
+    def sizes(self) -> dict[str, int]:
+        return self.store.split_sizes(SPLITS)
+
+    def records(self, split: str) -> Iterable[Record]:
+        """The kept rows of a split, in reading order."""
+        return self.store.records(split)
+
+    def rejected(
+        self, reason: str | None = None, limit: int = -1, per_reason: int | None = None
+    ) -> Iterable[Rejection]:
+        """The quarantined rows in reading order (redacted): all, or those of one reason,
+        or at most `per_reason` of each."""
+        return self.store.rejections(reason, limit, per_reason)
 
 
 def file_pin(path: Path, raw: Path, params: PrepParams) -> str | None:
@@ -69,43 +109,88 @@ def file_pin(path: Path, raw: Path, params: PrepParams) -> str | None:
     return None
 
 
-def prep(task: Task, params: PrepParams, raw: Path) -> PrepResult:
-    """Validate, clean, redact, dedupe and split every row under `raw`."""
-    files = raw_files(raw)
-    records: list[Record] = []
-    rejected: list[Rejection] = []
-    found: dict[str, Counter[str]] = {}  # PII found per row, summed over the rows kept
-    rows_in = 0
+def limits(params: PrepParams) -> Limits:
+    return Limits(params.max_file_mb * MB, params.max_row_kb * 1024)
+
+
+def prep(task: Task, params: PrepParams, raw: Path, scratch: Path | None = None) -> PrepResult:
+    """Validate, clean, redact, dedupe and split every row under `raw`; the rows go to a
+    RowStore in a temporary folder (under `scratch` if given), so memory stays flat."""
+    files = _names_without_pii(raw_files(raw), params)
+    result = PrepResult(RowStore.temporary(scratch), files.skipped, files.notes)
+    try:
+        _read(result.store, files, task, params, raw)
+        if result.rows_in == 0:
+            names = ", ".join(display(p.name) for p in files.read) or "no data files"
+            raise PrepError(
+                f"{display(raw)}: no rows to prepare ({names}); expected JSON Lines, CSV or "
+                "Parquet files"
+            )
+        split_store(result.store, params.val_fraction, params.test_fraction)
+    except BaseException:
+        result.close()
+        raise
+    return result
+
+
+def _read(store: RowStore, files: RawFiles, task: Task, params: PrepParams, raw: Path) -> None:
+    bounds = limits(params)
     for path, encoding in files.read.items():
         pin = file_pin(path, raw, params)
-        for where, obj, text in read_rows(path, display(path.as_posix()), encoding):
-            rows_in += 1
+        for where, obj, text in read_rows(path, display(path.as_posix()), encoding, bounds):
             item = (
                 obj
                 if isinstance(obj, Rejection)
                 else parse_row(where, obj, text, task, params, pin)
             )
             if isinstance(item, Rejection):
-                rejected.append(item)
+                # Rejected rows are stored and shown too, so they are redacted as well.
+                detail, raw_text = redact(item.detail, params.redact)[0], item.raw
+                store.reject(replace(item, detail=detail, raw=redact_raw(raw_text, params.redact)))
                 continue
-            record, found[where] = _redacted(item, task, params)
-            records.append(record)
-    if rows_in == 0:
-        names = ", ".join(display(p.name) for p in files.read) or "no data files"
-        raise PrepError(
-            f"{display(raw)}: no rows to prepare ({names}); expected JSON Lines, CSV or "
-            "Parquet files"
-        )
-    kept, duplicates = dedupe(records, task)
-    kept, reused = unique_ids(kept)
-    splits = assign_splits(kept, task, params.val_fraction, params.test_fraction, params.seed)
-    redactions = sum((found[r.where] for r in kept), Counter())
-    # Rejected rows are stored and shown too, so they are redacted like the kept ones.
-    quarantined = [
-        replace(r, detail=redact(r.detail, params.redact)[0], raw=redact_raw(r.raw, params.redact))
-        for r in sorted(rejected + duplicates + reused, key=_position)
-    ]
-    return PrepResult(rows_in, splits, quarantined, redactions, files.skipped, files.notes)
+            record, found = _redacted(item, task, params)
+            store.add(record, keys(record, task, params.seed), found, _stats(record, task))
+    store.flush()
+
+
+def _names_without_pii(files: RawFiles, params: PrepParams) -> RawFiles:
+    """The files whose names hold no PII; the others are listed as not read (a file name
+    is shown in every row's `source`, the report and the log), and every name listed that
+    holds PII is shown without it."""
+    read: dict[Path, Encoding] = {}
+    skipped: dict[str, str] = {}
+    for path, encoding in files.read.items():
+        shown = display(path.as_posix())
+        found = pii_in_name(shown, params.redact)
+        if found:
+            kinds = ", ".join(sorted(found))
+            skipped[_unnamed(shown, kinds, skipped)] = (
+                f"the file name holds PII ({kinds}): rename it"
+            )
+        else:
+            read[path] = encoding
+    for shown, why in files.skipped.items():
+        found = pii_in_name(shown, params.redact)
+        key = _unnamed(shown, ", ".join(sorted(found)), skipped) if found else shown
+        skipped[key] = why
+    return RawFiles(read, skipped)
+
+
+def _unnamed(shown: str, kinds: str, taken: dict[str, str]) -> str:
+    """`shown` with its last part replaced by what it holds; numbered when taken."""
+    folder = shown.rsplit("/", 1)[0] + "/" if "/" in shown else ""
+    key = base = f"{folder}<a name holding {kinds}>"
+    n = 1
+    while key in taken:
+        n += 1
+        key = f"{base} ({n})"
+    return key
+
+
+def _stats(record: Record, task: Task) -> RowStats:
+    labels = tuple(record.fields[f.name] for f in task.fields if f.is_label)
+    lengths = tuple(len(record.fields[f.name]) for f in task.fields if not f.is_label)
+    return RowStats(labels, lengths)
 
 
 def _redacted(record: Record, task: Task, params: PrepParams) -> tuple[Record, Counter[str]]:
@@ -127,39 +212,36 @@ def _redacted(record: Record, task: Task, params: PrepParams) -> tuple[Record, C
     return replace(record, id=identifier), counts + found
 
 
-def _position(r: Rejection) -> tuple[str, int]:
-    source, line = r.where.rsplit(":", 1)
-    return source, int(line)
-
-
 def check(result: PrepResult, params: PrepParams, quarantine: Path) -> None:
     """Raise PrepError when the result is not fit to train on."""
-    reasons = Counter(r.reason for r in result.rejected).most_common()
+    outcomes = result.outcomes
+    reasons = [(r, n) for r, n in outcomes.most_common() if r != "kept"]
     top = ", ".join(f"{reason}={n}" for reason, n in reasons[:5])
-    broken = [r for r in result.rejected if r.reason == "unreadable"]
-    if broken:
-        names = "; ".join(f"{r.where} ({r.detail})" for r in broken[:3])
+    if outcomes["unreadable"]:
+        broken = list(result.rejected("unreadable", 3))
+        names = "; ".join(f"{r.where} ({r.detail})" for r in broken)
         raise PrepError(
-            f"{len(broken)} file(s) cannot be read to the end, so the rows after the damage "
-            f"are lost: {names}; repair or remove them (see {quarantine})"
+            f"{outcomes['unreadable']} file(s) cannot be read to the end, so the rows after "
+            f"that point are lost: {names}; repair or remove them (see {quarantine})"
         )
     if result.rows_kept == 0:
         raise PrepError(
             f"no usable rows: all {result.rows_in} rows were rejected ({top}); see {quarantine}"
         )
-    share = len(result.rejected) / result.rows_in
+    share = result.rows_rejected / result.rows_in
     if share > params.max_rejected_fraction:
         raise PrepError(
-            f"{len(result.rejected)} of {result.rows_in} rows rejected ({share:.1%}), more than "
-            f"prep.max_rejected_fraction={params.max_rejected_fraction:.1%} ({top}); "
+            f"{result.rows_rejected} of {result.rows_in} rows rejected ({share:.1%}), more "
+            f"than prep.max_rejected_fraction={params.max_rejected_fraction:.1%} ({top}); "
             f"see {quarantine}"
         )
-    empty = [name for name, rows in result.splits.items() if not rows]
+    empty = [name for name, n in result.sizes.items() if n == 0]
     if empty:
+        fractions = {"val": params.val_fraction, "test": params.test_fraction}
+        advice = empty_split_advice(empty, largest_group(result.store), fractions)
         raise PrepError(
-            f"the {' and '.join(empty)} split(s) would be empty ({result.rows_kept} rows kept): "
-            "raise prep.val_fraction / prep.test_fraction, or pin rows (prep.pin_files, "
-            "prep.split_column); every split is needed to train and evaluate"
+            f"the {' and '.join(empty)} split(s) would be empty ({result.rows_kept} rows "
+            f"kept): {advice}; every split is needed to train and evaluate"
         )
 
 
@@ -169,17 +251,18 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def quarantine_rows(rejected: list[Rejection]) -> Iterable[dict]:
+def quarantine_rows(rejected: Iterable[Rejection]) -> Iterable[dict]:
     """Quarantine records: where the row came from, why it was rejected, what it said."""
     for r in rejected:
-        source, line = _position(r)
-        yield {"source": source, "line": line, "reason": r.reason, "detail": r.detail, "raw": r.raw}
+        source, line = r.where.rsplit(":", 1)
+        yield {"source": source, "line": int(line), "reason": r.reason, "detail": r.detail,
+               "raw": r.raw}  # fmt: skip
 
 
-def write_splits(result: PrepResult, folder: Path) -> None:
+def write_splits(splits: Mapping[str, Iterable[Record]], folder: Path) -> None:
     """The train/val/test splits as JSON Lines files in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in result.splits.items():
+    for name, rows in splits.items():
         write_jsonl(folder / f"{name}.jsonl", (r.row() for r in rows))
 
 
@@ -203,34 +286,45 @@ def main(argv: list[str] | None = None) -> None:
         result = prep(task, params.prep, args.raw)
     except (ParamsError, PrepError, OSError) as err:
         raise SystemExit(f"prep: {err}") from None
-    quarantine = args.quarantine / "rejected.jsonl"
-    try:
-        check(result, params.prep, quarantine)
-        failure = None
-    except PrepError as err:
-        failure = err
-    metrics = summarize(result, task)
-    # All outputs are renamed into place together once written. A run that fails its check
-    # still writes the quarantine, data report and metrics (to read the cause) and removes
-    # the splits, stale ones included.
-    with atomic.Outputs() as out:
-        write_jsonl(out.folder(args.quarantine) / quarantine.name, quarantine_rows(result.rejected))
-        write_report(result, task, metrics, out.folder(args.report), params.prep.report_examples)
-        out.file(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        if failure is None:
-            write_splits(result, out.folder(args.out))
-        else:
-            out.remove(args.out)
+    with result:
+        failure = _write(result, task, params.prep, args)
+        rejected, sizes = result.rows_rejected, result.sizes
     for path, note in result.notes.items():
         log.info("read %s: %s", path, note)
     for path, why in result.skipped.items():
         log.warning("not read: %s (%s)", path, why)
-    log.info("quarantined %d rows -> %s", len(result.rejected), display(quarantine))
+    log.info("quarantined %d rows -> %s", rejected, display(args.quarantine / QUARANTINE))
     if failure is not None:
         raise SystemExit(f"prep: {failure}")
-    sizes = ", ".join(f"{name} {len(rows)}" for name, rows in result.splits.items())
+    shown = ", ".join(f"{name} {n}" for name, n in sizes.items())
     log.info("read %d rows from %s: kept %d (%s)", result.rows_in, display(args.raw),
-             result.rows_kept, sizes)  # fmt: skip
+             sum(sizes.values()), shown)  # fmt: skip
+
+
+def _write(
+    result: PrepResult, task: Task, params: PrepParams, args: argparse.Namespace
+) -> PrepError | None:
+    """Write every output; the check's failure, if any (then no splits are written)."""
+    try:
+        check(result, params, args.quarantine / QUARANTINE)
+        failure = None
+    except PrepError as err:
+        failure = err
+    counted = profile(result, task)
+    metrics = summarize(result, task, counted)
+    # All outputs are renamed into place together once written. A run that fails its check
+    # still writes the quarantine, data report and metrics (to read the cause) and removes
+    # the splits, stale ones included.
+    with atomic.Outputs() as out:
+        write_jsonl(out.folder(args.quarantine) / QUARANTINE, quarantine_rows(result.rejected()))
+        report = out.folder(args.report)
+        write_report(result, task, metrics, report, params.report_examples, counted)
+        out.file(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        if failure is None:
+            write_splits({name: result.records(name) for name in SPLITS}, out.folder(args.out))
+        else:
+            out.remove(args.out)
+    return failure
 
 
 if __name__ == "__main__":
