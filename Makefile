@@ -47,10 +47,15 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv with the locked dependencies (other targets do this first)
 
-repro: $(STAMP) ## Run the pipeline on params.yaml (dvc repro); does nothing when up to date
+# Every target that runs DVC checks first what DVC reads and could choke on (llmops.preflight).
+.PHONY: preflight
+preflight: $(STAMP) ## Check params.yaml, its prompt template and data file names DVC can hash (DVC targets run it)
+	python -m llmops.preflight
+
+repro: $(STAMP) preflight ## Run the pipeline on params.yaml (dvc repro); does nothing when up to date
 	dvc repro
 
-dag: $(STAMP) ## Show the pipeline's stages (dvc dag)
+dag: $(STAMP) preflight ## Show the pipeline's stages (dvc dag)
 	dvc dag
 
 # The baseline the gates and the report compare against (a git ref). Recipes read it (and
@@ -73,16 +78,19 @@ report: $(STAMP) ## Write report.md: this change vs BASELINE=main (what CI posts
 	  --prompts prompts --noise benchmarks/results/noise.json
 
 # make init DATA=path/to/train.csv [TEST=path/to/test.csv] [INPUT=text] [LABELS=label] [TEXTS=]
+#   [LABEL_CASE=fold] (label values that differ only in letter case are one label)
+# `--data="$$DATA"` keeps a value starting with - (a file named -lead.csv) a value.
 DATA ?=
 TEST ?=
 INPUT ?=
 LABELS ?=
 TEXTS ?=
-export DATA TEST INPUT LABELS TEXTS
+LABEL_CASE ?= exact
+export DATA TEST INPUT LABELS TEXTS LABEL_CASE
 
 init: $(STAMP) ## Turn this clone into your project: make init DATA=train.csv [TEST=test.csv] [INPUT=text LABELS=label]
-	python -m llmops.init --data "$$DATA" --test "$$TEST" --input "$$INPUT" \
-	  --labels "$$LABELS" --texts "$$TEXTS"
+	python -m llmops.init --data="$$DATA" --test="$$TEST" --input="$$INPUT" \
+	  --labels="$$LABELS" --texts="$$TEXTS" --label-case="$$LABEL_CASE"
 
 test: $(STAMP) ## Run all tests, end-to-end included (what CI runs)
 	python -m pytest
@@ -103,6 +111,7 @@ format: $(STAMP) ## Fix formatting and autofixable lint
 params: $(STAMP) ## Validate params.yaml; list the task's metrics and check the gates' names
 	python -m llmops.params params.yaml
 	python -m llmops.metrics params.yaml
+	python -m llmops.prompts --check --params params.yaml
 
 sample-data: $(STAMP) ## Regenerate the worked example's raw data in data/raw/ (deterministic)
 	@test -d examples/ticket_triage || { echo "the worked example was removed (make init)" >&2; exit 1; }
@@ -196,12 +205,12 @@ deploy-stop: $(STAMP) ## Stop the deploy proxy and the servers it started
 DVC_REMOTE ?=
 export DVC_REMOTE
 
-pull: $(STAMP) ## Pull the pipeline's outputs from DVC_REMOTE when set (else dvc repro rebuilds them)
+pull: $(STAMP) preflight ## Pull the pipeline's outputs from DVC_REMOTE when set (else dvc repro rebuilds them)
 	@if [ -n "$$DVC_REMOTE" ]; then dvc pull --remote "$$DVC_REMOTE" || \
 	  echo "dvc pull from $$DVC_REMOTE incomplete: dvc repro reproduces what is missing"; \
 	else echo "no DVC_REMOTE: nothing to pull, dvc repro reproduces the outputs"; fi
 
-push: $(STAMP) ## Push the pipeline's outputs to DVC_REMOTE (fails when it is not set)
+push: $(STAMP) preflight ## Push the pipeline's outputs to DVC_REMOTE (fails when it is not set)
 	@test -n "$$DVC_REMOTE" || { echo "DVC_REMOTE is not set" >&2; exit 1; }
 	dvc push --remote "$$DVC_REMOTE"
 
@@ -268,7 +277,7 @@ bench-prep: $(STAMP) ## Benchmark the prep stage with PII redaction vs without (
 	python -m benchmarks.bench_prep --params params.yaml --raw data/raw \
 	  --out benchmarks/results/prep.json
 
-exp-table: $(STAMP) ## Tabulate the DVC experiments (dvc exp run --queue ...): params changed, test metrics, minutes
+exp-table: $(STAMP) preflight ## Tabulate the DVC experiments (dvc exp run --queue ...): params changed, test metrics, minutes
 	dvc exp show --json --no-pager | python -m benchmarks.experiments
 
 bench-eval: $(STAMP) ## Benchmark test-set generation vs one-at-a-time generate (needs make repro)

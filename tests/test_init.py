@@ -181,7 +181,7 @@ def test_the_users_files_are_never_lost(root, tmp_path):
 
 
 def test_a_file_already_in_data_raw_is_used_where_it_is(root, tmp_path):
-    rows = [{"text": r["utterance"], "label": r["intent"]} for r in intent_rows(50)]
+    rows = [{"text": r["utterance"], "label": r["intent"]} for r in intent_rows(60)]
     inside = write_csv(root / "data" / "raw" / "mine" / "all.csv", rows)
     other = data(tmp_path, rows[:20], "test [2024].csv")
     _, _, others = init_module.init(root, inside, other, "", "", "")
@@ -226,7 +226,7 @@ def test_a_free_text_task_needs_no_label(root, tmp_path):
 def test_an_invalid_result_names_the_projects_files(root, tmp_path, monkeypatch):
     from llmops import declaration
 
-    rows = [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]
+    rows = [{"text": f"t{i}", "label": "xy"[i % 2]} for i in range(20)]
     monkeypatch.setattr(declaration, "MAX_LENGTH", 10**6)  # past what base.tiny takes
     monkeypatch.setattr(declaration, "sizes", lambda *a: (10**6, 32))
     with pytest.raises(init_module.InitError) as err:

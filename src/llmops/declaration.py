@@ -1,27 +1,28 @@
 """A task declaration inferred from the user's data, and params.yaml rewritten to hold it.
 
-Used by `make init` (llmops.init): `read_table` reads a data file the way prep does,
-`describe` turns a column into a field (label values with their counts, or the longest
-text), `starter_prompt` writes a prompt for the fields, and `write_params` returns
-params.yaml with the task, the data mapping, the sizes and the gates, edited with ruamel's
-round trip so that every comment stays.
+Used by `make init` (llmops.init): `Column` is a column of the user's data and the field
+it becomes (`llmops.columnstats` measures it, `llmops.labelset` settles its labels,
+`llmops.fieldname` names it), `starter_prompt` writes a prompt for the fields, and
+`write_params` returns params.yaml with the task, the data mapping, the sizes and the
+gates, edited with ruamel's round trip so that every comment stays. Every string from the
+data is written through `scalar`: plain only where YAML reads it back as that string in
+any context, else double-quoted.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
 import typing
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from llmops.params import RESERVED, TinyParams
-from llmops.records import Rejection, read_rows
-from llmops.sources import FORMATS, NotDataError, data_format
+from llmops.params import TinyParams
+from llmops.paramsfile import ParamsError, read_yaml
 
 INPUT_NAMES = ("text", "message", "input", "prompt", "question", "sentence", "utterance",
                "query", "content")  # fmt: skip
@@ -31,19 +32,11 @@ LIST_VALUES_UP_TO = 20  # label sets larger than this are not spelled out in the
 MAX_LENGTH = int(typing.get_type_hints(TinyParams, include_extras=True)["context_length"]
                  .__metadata__[0].hi)  # fmt: skip
 PROMPT = Path("prompts/task.jinja")
+HELD_OUT = 0.1  # prep.test_fraction without a TEST file
 
 
 class InitError(ValueError):
     """The data or the arguments cannot make a task; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class Table:
-    """A data file's columns (in order of first appearance) and readable rows."""
-
-    path: Path
-    columns: list[str]
-    rows: list[dict]
 
 
 @dataclass(frozen=True)
@@ -57,42 +50,9 @@ class Column:
     values: tuple[str, ...] = ()
     counts: tuple[int, ...] = ()
     max_chars: int = 0
-
-
-def read_table(path: Path) -> Table:
-    """The columns and rows of a data file (rows prep would reject for their form are left
-    out: they say nothing about the schema)."""
-    if not path.is_file():
-        raise InitError(f"{path}: file not found")
-    if data_format(path) is None:
-        raise InitError(f"{path}: expected one of {', '.join(FORMATS)} (optionally .gz)")
-    rows, columns = [], {}
-    try:
-        for _, obj, _ in read_rows(path, path.as_posix()):
-            if not isinstance(obj, Rejection):
-                rows.append(obj)
-                columns.update(dict.fromkeys(obj))
-    except NotDataError as why:
-        raise InitError(f"{path}: {why}") from None
-    if not rows:
-        raise InitError(f"{path}: no readable rows")
-    return Table(path, list(columns), rows)
-
-
-def plain(text: str) -> bool:
-    """Whether YAML reads `text` back as this string when written unquoted (yes, no, on,
-    null, 1e3 ... are read as other types by YAML 1.1 readers)."""
-    try:
-        return yaml.safe_load(text) == text
-    except yaml.YAMLError:
-        return False
-
-
-def field_name(column: str) -> str:
-    """A valid field name for a column: ASCII letters, digits and _, not a reserved name."""
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", column).strip("_") or "field"
-    name = f"f_{name}" if name[0].isdigit() else name
-    return f"{name}_field" if name in RESERVED or not plain(name) else name
+    widest: int = 0  # the longest value in the data (an answer holds it)
+    in_data: tuple[int, ...] = ()  # rows per label value in the training data (prep splits it)
+    notes: tuple[str, ...] = ()  # what init did to the values (merges), and warnings
 
 
 def pick(given: str, columns: list[str], defaults: tuple[str, ...], what: str) -> list[str]:
@@ -111,33 +71,6 @@ def pick(given: str, columns: list[str], defaults: tuple[str, ...], what: str) -
     return [found] if found else []
 
 
-def describe(column: str, role: str, kind: str, tables: list[Table]) -> Column:
-    """The field a column becomes, with its label values or longest text measured. Empty
-    cells are left out (prep quarantines those rows); anything but text is refused."""
-    strings = []
-    for table in tables:
-        for row in table.rows:
-            value = row.get(column)
-            if value is not None and not isinstance(value, str):
-                raise InitError(
-                    f"{table.path}: column {column!r} holds values that are not text (e.g. "
-                    f"{value!r}); prep reads every field as a string: convert it first"
-                )
-            if value is not None and value.strip():
-                strings.append(value)
-    if kind == "text":
-        longest = max((len(v.strip()) for v in strings), default=0)
-        max_chars = max(100, math.ceil(1.25 * longest / 100) * 100)
-        return Column(column, field_name(column), kind, role, max_chars=max_chars)
-    counts = Counter(strings)
-    if len(counts) < 2:
-        where = ", ".join(str(t.path) for t in tables)
-        raise InitError(f"{where}: column {column!r} has {len(counts)} distinct label(s); need 2+")
-    labels = tuple(sorted(counts))
-    return Column(column, field_name(column), kind, role, labels,
-                  tuple(counts[v] for v in labels))  # fmt: skip
-
-
 def starter_prompt(columns: list[Column]) -> str:
     """A completion prompt that shows the inputs and asks for the JSON answer."""
     inputs = [c for c in columns if c.role == "input"]
@@ -145,7 +78,9 @@ def starter_prompt(columns: list[Column]) -> str:
     listed = [c for c in outputs if c.kind == "label" and len(c.values) <= LIST_VALUES_UP_TO]
     used = [c.field for c in inputs] + [f"{c.field}_values" for c in listed]
     header = [f"{{#- variables: {', '.join(used)}"]
-    header += [f"    {c.field:<16} (str)        the {c.column!r} column, cleaned by prep"
+    # Field names only: a column name is the data's text and could close this comment and
+    # put its own instructions in every prompt (params.yaml prep.columns shows it).
+    header += [f"    {c.field:<16} (str)        task.inputs.{c.field}, cleaned by prep"
                for c in inputs]  # fmt: skip
     header += [f"    {c.field + '_values':<16} (list[str])  task.outputs.{c.field}.values"
                for c in listed]  # fmt: skip
@@ -167,6 +102,7 @@ def yaml_tool():
     from ruamel.yaml import YAML
 
     y = YAML()
+    y.Emitter = _unfolded_emitter()
     y.preserve_quotes = True
     y.width = 100
     y.representer.add_representer(
@@ -175,11 +111,42 @@ def yaml_tool():
     return y
 
 
+@functools.cache
+def _unfolded_emitter():
+    """ruamel's emitter, never folding a double-quoted string across lines: ruamel 0.19
+    folds one right after an escaped backslash without escaping the line break, and the
+    string then reads back with a space added. Long flow lists still wrap between items."""
+    from ruamel.yaml.emitter import Emitter
+
+    class UnfoldedEmitter(Emitter):
+        def write_double_quoted(self, text, split=True) -> None:
+            super().write_double_quoted(text, split=False)
+
+    return UnfoldedEmitter
+
+
 def scalar(text: str):
-    """A string as YAML writes it so that any YAML reader reads it back as this string."""
+    """A string as YAML writes it so that any YAML reader reads it back as this string:
+    plain when it is a simple word or phrase that reads back as itself in a flow list, a
+    flow mapping and as a key; else double-quoted, which holds any text."""
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-    return text if plain(text) else DoubleQuotedScalarString(text)
+    return text if _plain_anywhere(text) else DoubleQuotedScalarString(text)
+
+
+_SIMPLE = re.compile(r"[^\W\d_][\w.\-/]*(?: [\w.\-/]+)*")  # no YAML indicator anywhere
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_anywhere(text: str) -> bool:
+    if not _SIMPLE.fullmatch(text):
+        return False
+    doc = f"a: [{text}]\nb: {{k: {text}}}\n{text}: c\n"
+    want = {"a": [text], "b": {"k": text}, text: "c"}
+    try:
+        return yaml.safe_load(doc) == want and read_yaml(doc, "scalar") == want
+    except (yaml.YAMLError, ParamsError):
+        return False
 
 
 def flow(value):
@@ -227,16 +194,15 @@ def _trailing(node):
     return item[2] if item and len(item) > 2 else None
 
 
-def sizes(columns: list[Column], prompt: str, rows: list[dict]) -> tuple[int, int]:
+def sizes(columns: list[Column], prompt: str) -> tuple[int, int]:
     """(train.max_length, decoding.max_new_tokens), counted generously as one token per
-    character (a bound costs nothing; the base stage checks the real token counts)."""
+    character (a bound costs nothing; the base stage checks the real token counts); the
+    longest answer is bounded by the longest value of each output, summed."""
     body = prompt.split("-#}", 1)[1]
     inputs = [c for c in columns if c.role == "input"]
     outputs = [c for c in columns if c.role == "output"]
     longest_input = sum(c.max_chars for c in inputs)
-    longest_answer = max(
-        sum(len(str(r.get(c.column) or "")) + len(c.field) + 6 for c in outputs) for r in rows
-    )
+    longest_answer = sum(c.widest + len(c.field) + 6 for c in outputs)
     length = math.ceil((len(body) + longest_input + longest_answer + 16) / 64) * 64
     tokens = max(32, math.ceil((longest_answer + 16) / 16) * 16)
     return min(MAX_LENGTH, max(320, length)), min(tokens, 4096)
@@ -260,8 +226,11 @@ def task_section(columns: list[Column]):
     return task
 
 
-def write_params(text: str, columns: list[Column], source: dict, prompt: str, rows) -> str:
-    """`text` (params.yaml) with the task, data mapping, sizes and gates of this data."""
+def write_params(
+    text: str, columns: list[Column], source: dict, prompt: str, label_case: str = "exact"
+) -> str:
+    """`text` (params.yaml) with the task, data mapping, sizes and gates of this data;
+    `label_case` is how prep matches labels (written when fold, or when the key is there)."""
     from ruamel.yaml.comments import CommentedMap
 
     y = yaml_tool()
@@ -272,12 +241,17 @@ def write_params(text: str, columns: list[Column], source: dict, prompt: str, ro
     prep["id_column"], prep["split_column"] = source["id"], source["split"]
     pins = [scalar(p) for p in source["test"]]
     prep["pin_files"] = flow({"test": flow(pins)} if pins else {})
-    prep["test_fraction"] = 0.0 if pins else 0.1
-    max_length, new_tokens = sizes(columns, prompt, rows)
+    prep["test_fraction"] = 0.0 if pins else HELD_OUT
+    if label_case != "exact" or "label_case" in prep:
+        prep["label_case"] = label_case
+    max_length, new_tokens = sizes(columns, prompt)
     data["train"]["max_length"] = max_length
     tiny = data["base"]["tiny"]
     tiny["context_length"] = max(int(tiny["context_length"]), max_length)
     data["decoding"]["max_new_tokens"] = new_tokens
+    serve = data.get("serve") or {}
+    if "max_tokens" in serve and int(serve["max_tokens"]) < new_tokens:  # long answers
+        serve["max_tokens"] = new_tokens  # the service must let a request ask for as many
     labels = [c.field for c in columns if c.role == "output" and c.kind == "label"]
     texts = [c.field for c in columns if c.role == "output" and c.kind == "text"]
     drops = {f"{f}_accuracy": 0.05 for f in labels} | {f"{f}_rouge_l": 0.05 for f in texts}

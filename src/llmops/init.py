@@ -1,15 +1,23 @@
 """Turn a fresh clone of the template into your project, from your data.
 
 Run: make init DATA=path/to/train.csv [TEST=path/to/test.csv] [INPUT=text] [LABELS=label]
-     [TEXTS=answer]
-     (python -m llmops.init --data ... [--test ...] [--input ...] [--labels ...] [--texts ...])
+     [TEXTS=answer] [LABEL_CASE=fold]
+     (python -m llmops.init --data=... [--test=...] [--input=...] [--labels=...] [--texts=...]
+      [--label-case=fold])
 
-It reads your data file (CSV, TSV, JSON Lines or Parquet, as prep does) and:
+It reads your data file (CSV, TSV, JSON Lines or Parquet, as prep does, in one streaming
+pass: memory does not grow with the rows; a file past `prep.max_file_mb` is refused) and:
 - declares the task in params.yaml `task`: the input column(s) as text fields, the label
   column(s) as label fields with their values read from the data (counts shown), optional
   free-text output column(s) (with TEXTS, LABELS may name none); column names that are not
-  valid field names are mapped in `prep.columns`; `id` and `split` columns are used when
-  present (and valid) in every file;
+  valid field names (or that a template reads as something else: `self`, `range`, `not`)
+  are mapped in `prep.columns`; `id` and `split` columns are used when present (and valid)
+  in every file;
+- cleans label values as prep compares them (`llmops.labelset`: Unicode form, invisible
+  characters, spaces) and reports the values it merged; it refuses values that differ only
+  in case unless LABEL_CASE=fold (then merged, and `prep.label_case: fold`), a label column
+  holding personal data (e-mails, phone numbers ...), and one most of whose values have too
+  few rows to be learned and split (it warns when only some do);
 - writes a starter prompt, prompts/task.jinja (it lists the label values when there are at
   most 20 of them; with more, the model learns them in training and prompts stay short);
 - copies the data into data/raw/; a TEST file is pinned whole to the test split
@@ -19,39 +27,42 @@ It reads your data file (CSV, TSV, JSON Lines or Parquet, as prep does) and:
 - removes the worked example (each examples/*/example.yaml lists the files it owns) and the
   pipeline state that described it (dvc.lock, metrics/, reports/, stage outputs).
 Nothing is changed until the new params and prompt have been checked and the data files
-have a place; a file the example owns, or another file under the same name in data/raw,
-is refused rather than overwritten. Comments in params.yaml stay.
+have a place; a file the example owns, or a file with other contents under the same name in
+data/raw, is refused rather than overwritten. Comments in params.yaml stay.
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import glob
 import shutil
 import tempfile
 from pathlib import Path
 
+from llmops.columnstats import FileStats, describe, scan
 from llmops.declaration import (
+    HELD_OUT,
     INPUT_NAMES,
     LABEL_NAMES,
     PROMPT,
     Column,
     InitError,
-    Table,
-    describe,
     pick,
-    read_table,
     starter_prompt,
     write_params,
     yaml_tool,
 )
-from llmops.params import SPLITS, ParamsError, load_params
+from llmops.labelset import empty_splits
+from llmops.params import ParamsError, PrepParams, load_params
 from llmops.prompts import PromptError
+from llmops.sources import MB, Limits
 
 PIPELINE_STATE = ("dvc.lock", "metrics", "reports/prep", "reports/train", "reports/eval",
                   "data/prepared", "data/quarantine", "data/eval/predictions.jsonl",
                   "models/base", "models/adapter", "models/checkpoints",
                   "benchmarks/results/noise.json")  # fmt: skip
+MERGES_SHOWN = 12  # notes (merged label values, warnings) printed per column
 
 
 def example_files(root: Path) -> dict[Path, list[str]]:
@@ -106,29 +117,35 @@ def place(root: Path, data: Path, test: Path | None) -> dict[Path, str]:
         if not inside and name in names.values():
             name = f"test-{name}"
         target = raw / name
-        if target.exists() and target.resolve() != path.resolve():
+        same = target.resolve() == path.resolve()
+        if target.exists() and not same and not filecmp.cmp(target, path, shallow=False):
             raise InitError(f"data/raw/{name} exists and is another file; move it away first")
         names[path] = name
     return names
 
 
-def source_columns(tables: list[Table], taken: list[str]) -> dict:
+def source_columns(files: list[FileStats], taken: list[str]) -> dict:
     """`id` and `split` columns, used when every file has them (and the splits are valid)."""
 
     def everywhere(name: str) -> bool:
-        return name not in taken and all(name in t.columns for t in tables)
+        return name not in taken and all(name in f.stats for f in files)
 
-    valid = all(r.get("split") in (None, "", *SPLITS) for t in tables for r in t.rows)
+    valid = all(f.split_valid("split") for f in files)
     return {
         "id": "id" if everywhere("id") else None,
         "split": "split" if everywhere("split") and valid else None,
     }
 
 
-def init(root: Path, data: Path, test: Path | None, inputs: str, labels: str, texts: str):
+def init(root: Path, data: Path, test: Path | None, inputs: str, labels: str, texts: str,
+         label_case: str = "exact"):  # fmt: skip
     """Do everything the module docstring lists; returns (columns, removed, other files)."""
-    tables = [read_table(data)] + ([read_table(test)] if test else [])
-    names = tables[0].columns
+    prep = project_prep(root)
+    given = {c.strip() for c in f"{inputs},{labels},{texts}".split(",")}
+    wanted = given | set(INPUT_NAMES) | set(LABEL_NAMES) | {"id", "split"}
+    limits = Limits(prep.max_file_mb * MB, prep.max_row_kb * 1024)  # as prep reads
+    files = [scan(p, wanted, limits) for p in (data, test) if p is not None]
+    names = files[0].columns
     chosen_inputs = pick(inputs, names, INPUT_NAMES, "input")
     chosen_texts = pick(texts, names, (), "text output") if texts else []
     if labels or not chosen_texts:
@@ -138,23 +155,25 @@ def init(root: Path, data: Path, test: Path | None, inputs: str, labels: str, te
     taken = chosen_inputs + chosen_labels + chosen_texts
     if len(set(taken)) < len(taken):
         raise InitError(f"a column is named twice among INPUT, LABELS and TEXTS: {taken}")
-    for table in tables[1:]:
-        missing = [c for c in taken if c not in table.columns]
+    for f in files[1:]:
+        missing = [c for c in taken if c not in f.stats]
         if missing:
-            raise InitError(f"{table.path}: columns {missing} missing; it has {table.columns}")
-    columns = [describe(c, "input", "text", tables) for c in chosen_inputs]
-    columns += [describe(c, "output", "label", tables) for c in chosen_labels]
-    columns += [describe(c, "output", "text", tables) for c in chosen_texts]
+            raise InitError(f"{f.path}: columns {missing} missing; it has {f.columns}")
+    fold = label_case == "fold"
+    columns = [describe(c, "input", "text", files, fold) for c in chosen_inputs]
+    columns += [describe(c, "output", "label", files, fold) for c in chosen_labels]
+    columns += [describe(c, "output", "text", files, fold) for c in chosen_texts]
     fields = [c.field for c in columns]
     if len(set(fields)) < len(fields):
         raise InitError(f"two columns map to the same field name: {fields}")
     names_in_raw = place(root, data, test)
-    source = source_columns(tables, taken)
+    source = source_columns(files, taken)
+    if source["split"] is None:  # a split column pins rows: prep judges what it leaves
+        check_splits(columns, files[0], prep.val_fraction, held_out=test is None)
     source["test"] = [glob.escape(names_in_raw[test])] if test else []
     prompt = starter_prompt(columns)
-    rows = [r for t in tables for r in t.rows]
     params = (root / "params.yaml").read_text(encoding="utf-8")
-    text = write_params(params, columns, source, prompt, rows)
+    text = write_params(params, columns, source, prompt, label_case)
     check(text, prompt)
     removed = remove_example(root)
     others = sorted(p.name for p in (root / "data" / "raw").glob("*") if p.is_file())
@@ -167,6 +186,32 @@ def init(root: Path, data: Path, test: Path | None, inputs: str, labels: str, te
     (root / PROMPT).write_text(prompt, encoding="utf-8")
     (root / "params.yaml").write_text(text, encoding="utf-8")
     return columns, removed, [n for n in others if n not in names_in_raw.values()]
+
+
+def project_prep(root: Path) -> PrepParams:
+    """The project's prep params as they are before init (the file size limit, the val
+    fraction)."""
+    try:
+        return load_params(root / "params.yaml").prep
+    except ParamsError as err:
+        raise InitError(f"{err}; fix params.yaml first (init edits it)") from None
+
+
+def check_splits(columns: list[Column], data: FileStats, val_fraction: float, held_out: bool):
+    """InitError when prep's stratified split would leave val (or test, held out from the
+    data when there is no TEST file) empty: every split is needed to train and evaluate."""
+    label = next((c for c in columns if c.kind == "label" and c.role == "output"), None)
+    groups = label.in_data if label else (data.rows,)
+    fractions = {"val": val_fraction} | ({"test": HELD_OUT} if held_out else {})
+    empty = empty_splits(groups, fractions)
+    if empty:
+        per = f"of each label's rows (field {label.field!r})" if label else "of the rows"
+        raise InitError(
+            f"{data.path}: the {' and '.join(empty)} split(s) would be empty: prep holds out "
+            f"{', '.join(f'{fractions[s]:.0%} ({s})' for s in empty)} {per}, rounded, and "
+            f"no group has enough rows for one. Add rows{' or group rare labels' if label else ''}"
+            f"{', or pass a TEST file (TEST=...)' if held_out else ''}"
+        )
 
 
 def check(params_text: str, prompt: str) -> None:
@@ -197,6 +242,10 @@ def summary(columns: list[Column], removed: list[str], others: list[str]) -> str
         if c.kind == "label":
             shown = ", ".join(f"{v} ({n})" for v, n in zip(c.values, c.counts, strict=True))
             lines.append(f"         {len(c.values)} labels: {shown}")
+        notes = list(c.notes[:MERGES_SHOWN])
+        if len(c.notes) > MERGES_SHOWN:
+            notes.append(f"... and {len(c.notes) - MERGES_SHOWN} more")
+        lines += [f"         {note}" for note in notes]
     if removed:
         lines.append(f"Removed the worked example and its pipeline state: {', '.join(removed)}")
     if others:
@@ -221,13 +270,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", default="", help="input column(s), comma-separated")
     parser.add_argument("--labels", default="", help="label column(s) to predict")
     parser.add_argument("--texts", default="", help="free-text column(s) to generate")
+    parser.add_argument(
+        "--label-case", default="exact", metavar="{exact,fold}",
+        help="fold: label values that differ only in letter case are one label",
+    )  # fmt: skip
     parser.add_argument("--root", type=Path, default=Path("."), help="the project's folder")
     args = parser.parse_args(argv)
+    args.label_case = args.label_case or "exact"  # make passes LABEL_CASE= as empty
+    if args.label_case not in ("exact", "fold"):
+        parser.error(f"--label-case: {args.label_case!r}; expected exact or fold")
     if not args.data:
         raise SystemExit("init: give your data: make init DATA=path/to/train.csv")
     try:
         test = Path(args.test) if args.test else None
-        done = init(args.root, Path(args.data), test, args.input, args.labels, args.texts)
+        done = init(args.root, Path(args.data), test, args.input, args.labels, args.texts,
+                    args.label_case)  # fmt: skip
     except (InitError, ValueError) as err:
         raise SystemExit(f"init: {err}") from None
     print(summary(*done))
