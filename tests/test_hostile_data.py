@@ -22,20 +22,10 @@ from hypothesis import strategies as st
 from llmops.data_report import MAX_BARS, _bars
 from llmops.records import read_rows
 from llmops.sources import Limits, display
-from llmops.stages import prep as prep_stage
 from tests.synthetic import project_files, review_rows, write_jsonl
+from tests.test_prep import run
 
 COLUMNS = ("uid", "review_text", "topic", "sentiment", "summary")
-
-
-def run(root: Path) -> Path:
-    out = root / "out"
-    prep_stage.main([
-        "--params", str(root / "params.yaml"), "--raw", str(root / "data" / "raw"),
-        "--out", str(out / "prepared"), "--quarantine", str(out / "q"),
-        "--report", str(out / "report"), "--metrics", str(out / "metrics.json"),
-    ])  # fmt: skip
-    return out
 
 
 def outcome(out: Path) -> tuple[dict, list[dict], list[dict]]:

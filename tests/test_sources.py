@@ -18,19 +18,10 @@ from llmops.sources import NotDataError, display, raw_files
 from llmops.stages import prep as prep_stage
 from llmops.task import Task
 from tests.synthetic import project_files, review_rows, write_jsonl
+from tests.test_prep import run
 
 # Non-UTF-8 bytes in a file name are possible on Linux; some file systems refuse them.
 BAD_NAME = os.fsdecode(b"caf\xe9-export.jsonl")
-
-
-def run(root: Path) -> Path:
-    out = root / "out"
-    prep_stage.main([
-        "--params", str(root / "params.yaml"), "--raw", str(root / "data" / "raw"),
-        "--out", str(out / "prepared"), "--quarantine", str(out / "q"),
-        "--report", str(out / "report"), "--metrics", str(out / "metrics.json"),
-    ])  # fmt: skip
-    return out
 
 
 def lines(rows: list[dict]) -> bytes:
