@@ -245,5 +245,3 @@ def _json_scalar(value: Any, limit: int) -> str:
 def _join(prefix: str, name: Any) -> str:
     name = name if isinstance(name, str) and name.isprintable() else repr(name)
     return f"{prefix}.{name}" if prefix else name
-
-
