@@ -102,7 +102,7 @@ _TEXT = st.lists(_PIECES, min_size=1, max_size=40).map("".join)
 _LABEL = _TEXT.map(label_key).filter(lambda v: v and label_key(v) == v)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     labels=st.lists(_LABEL, min_size=2, max_size=5, unique=True),
     column=_TEXT.filter(lambda c: field_name(c) not in ("label", "label_values")),
