@@ -53,24 +53,13 @@ class LabelSet:
         return out
 
 
-def clean(value: str) -> str:
-    """`label_key(value)`, applied until it no longer changes (the declared form must be
-    its own key, which params.yaml's check demands)."""
-    for _ in range(4):
-        key = label_key(value)
-        if key == value:
-            break
-        value = key
-    return value
-
-
 def label_set(column: str, counts: Counter[str], fold: bool) -> LabelSet:
     """The labels of a column (see the module); InitError for case-only differences
     without `fold`, and for personal data."""
     rows: Counter[str] = Counter()  # cleaned value -> rows
     variants: dict[str, list[tuple[str, int]]] = defaultdict(list)
     for raw, n in counts.items():
-        value = clean(raw)
+        value = label_key(raw)  # its own key, as params.yaml's check demands
         if value:
             rows[value] += n
             variants[value].append((raw, n))

@@ -63,9 +63,19 @@ def unhide(text: str) -> str:
 def normalize(text: str, form: str) -> str:
     """Unicode normal form, control and blank-looking characters as spaces, invisible ones
     (zero-width space, soft hyphen, direction marks) removed, whitespace collapsed to single
-    spaces, stripped."""
-    text = unhide(unicodedata.normalize(form, text))
-    return SPACE.sub(" ", CONTROL.sub(" ", text)).strip()
+    spaces, stripped. Cleaning clean text changes nothing, which labels rely on (a declared
+    label is its own `label_key`): controls go first, so that none is taken for the symbol
+    an emoji builder follows, and the normal form and the removal repeat until neither
+    changes (removing a character may join a letter and its accent; the form may turn a
+    symbol into a letter, after which a builder goes)."""
+    text = CONTROL.sub(" ", text)
+    if not text.isascii():  # ASCII is in every normal form and holds nothing invisible
+        for _ in range(4):  # two passes settle what was found; the bound is a guard
+            cleaned = unicodedata.normalize(form, unhide(text))
+            if cleaned == text:
+                break
+            text = cleaned
+    return SPACE.sub(" ", text).strip()
 
 
 def label_key(value: str, fold_case: bool = False) -> str:
