@@ -56,7 +56,7 @@ from llmops.declaration import (
 from llmops.labelset import empty_splits
 from llmops.params import ParamsError, PrepParams, load_params
 from llmops.prompts import PromptError
-from llmops.sources import MB, Limits
+from llmops.sources import Limits
 
 PIPELINE_STATE = ("dvc.lock", "metrics", "reports/prep", "reports/train", "reports/eval",
                   "data/prepared", "data/quarantine", "data/eval/predictions.jsonl",
@@ -143,7 +143,7 @@ def init(root: Path, data: Path, test: Path | None, inputs: str, labels: str, te
     prep = project_prep(root)
     given = {c.strip() for c in f"{inputs},{labels},{texts}".split(",")}
     wanted = given | set(INPUT_NAMES) | set(LABEL_NAMES) | {"id", "split"}
-    limits = Limits(prep.max_file_mb * MB, prep.max_row_kb * 1024)  # as prep reads
+    limits = Limits.of(prep)  # as prep reads
     files = [scan(p, wanted, limits) for p in (data, test) if p is not None]
     names = files[0].columns
     chosen_inputs = pick(inputs, names, INPUT_NAMES, "input")

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from llmops.declaration import InitError
+from llmops.split import share
 from llmops.textnorm import label_key
 
 MIN_ROWS = 5  # fewer rows than this: too few to learn a label from, and to split
@@ -148,6 +149,6 @@ def check_learnable(column: str, labels: LabelSet, in_data: Counter[str], where:
 
 def empty_splits(groups: Iterable[int], fractions: dict[str, float]) -> list[str]:
     """The splits that prep's stratified split gives no row: each group (rows per label of
-    the first label field, or all rows) gives a split round(rows * fraction) rows."""
+    the first label field, or all rows) gives a split its `llmops.split.share` of rows."""
     groups = list(groups)
-    return [split for split, f in fractions.items() if sum(round(n * f) for n in groups) == 0]
+    return [split for split, f in fractions.items() if sum(share(n, f) for n in groups) == 0]

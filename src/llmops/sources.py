@@ -31,9 +31,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from llmops.textcodec import bom_codec, wide_codec
+
+if TYPE_CHECKING:
+    from llmops.params import PrepParams
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",
            ".parquet": "parquet"}  # fmt: skip
@@ -59,6 +62,11 @@ class Limits:
 
     file_bytes: int = 1024 * MB
     row_bytes: int = MB
+
+    @classmethod
+    def of(cls, prep: PrepParams) -> Limits:
+        """The limits params.yaml sets (`prep.max_file_mb`, `prep.max_row_kb`)."""
+        return cls(prep.max_file_mb * MB, prep.max_row_kb * 1024)
 
     def too_large(self) -> TooLargeError:
         return TooLargeError(

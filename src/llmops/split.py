@@ -42,6 +42,12 @@ class Keys:
     pin_order: int
 
 
+def share(rows: int, fraction: float) -> int:
+    """The rows of a label group a split gets: its fraction of them, rounded (so a group of
+    fewer than 1 / (2 x fraction) rows gives none)."""
+    return round(rows * fraction)
+
+
 def input_text(record: Record, task: Task) -> str:
     """The row's inputs as one string (what dedupe and the split hash compare)."""
     return "\n".join(record.fields[f.name] for f in task.inputs)
@@ -122,7 +128,7 @@ def assign_splits(store: RowStore, val_fraction: float, test_fraction: float) ->
     db.execute("CREATE TEMP TABLE cut (strata TEXT PRIMARY KEY, n_test INT, n_val INT)")
     db.executemany(
         "INSERT INTO cut VALUES (?, ?, ?)",
-        [(s, round(n * test_fraction), round(n * val_fraction)) for s, n in groups],
+        [(s, share(n, test_fraction), share(n, val_fraction)) for s, n in groups],
     )
     db.execute(
         """
@@ -183,7 +189,7 @@ def empty_split_advice(empty: list[str], largest: int, fractions: dict[str, floa
         return f"every row is pinned: {pin} to each split"
     need = math.floor(50 / largest) / 100 + 0.01  # the smallest fraction, in steps of 0.01
     raised = fractions | dict.fromkeys(knobs, need)
-    left = largest - sum(round(largest * f) for f in raised.values())
+    left = largest - sum(share(largest, f) for f in raised.values())
     if need >= 0.5 or left < 1:
         return (
             f"no fraction can: the largest label has {largest} unpinned row(s), each "

@@ -36,7 +36,7 @@ from llmops.readers import read_rows
 from llmops.records import Record, Rejection, parse_row
 from llmops.redact import pii_in_name, redact, redact_raw
 from llmops.rowstore import RowStats, RowStore
-from llmops.sources import MB, Encoding, Limits, RawFiles, display, raw_files
+from llmops.sources import Encoding, Limits, RawFiles, display, raw_files
 from llmops.split import empty_split_advice, input_text, keys, largest_group, split_store
 from llmops.task import Task
 
@@ -109,10 +109,6 @@ def file_pin(path: Path, raw: Path, params: PrepParams) -> str | None:
     return None
 
 
-def limits(params: PrepParams) -> Limits:
-    return Limits(params.max_file_mb * MB, params.max_row_kb * 1024)
-
-
 def prep(task: Task, params: PrepParams, raw: Path, scratch: Path | None = None) -> PrepResult:
     """Validate, clean, redact, dedupe and split every row under `raw`; the rows go to a
     RowStore in a temporary folder (under `scratch` if given), so memory stays flat."""
@@ -134,7 +130,7 @@ def prep(task: Task, params: PrepParams, raw: Path, scratch: Path | None = None)
 
 
 def _read(store: RowStore, files: RawFiles, task: Task, params: PrepParams, raw: Path) -> None:
-    bounds = limits(params)
+    bounds = Limits.of(params)
     for path, encoding in files.read.items():
         pin = file_pin(path, raw, params)
         for where, obj, text in read_rows(path, display(path.as_posix()), encoding, bounds):
