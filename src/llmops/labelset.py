@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from llmops.declaration import InitError
+from llmops.records import declared_label
 from llmops.split import share
 from llmops.textnorm import label_key
 
@@ -42,13 +43,14 @@ class LabelSet:
     counts: tuple[int, ...]
     merges: tuple[str, ...]  # "merged 'Billing ' into 'Billing' (3 rows)", most rows first
     fold: bool
-    keys: dict[str, str]  # label_key(raw, fold) -> declared value
 
     def tally(self, raw: Counter[str]) -> Counter[str]:
-        """Rows per declared value, from raw values and their counts (others left out)."""
+        """Rows per declared value, from raw values and their counts (others left out),
+        matched as prep will match them."""
         out: Counter[str] = Counter()
+        case = "fold" if self.fold else "exact"
         for value, n in raw.items():
-            declared = self.keys.get(label_key(value, self.fold))
+            declared = declared_label(self.values, value, case)
             if declared is not None:
                 out[declared] += n
         return out
@@ -91,8 +93,7 @@ def label_set(column: str, counts: Counter[str], fold: bool) -> LabelSet:
         totals[declared[value]] += n
     shown = tuple(f"merged {_shown(raw)} into {to!r:.60} ({n} row{'s' * (n != 1)})"
                   for n, raw, to in merges)  # fmt: skip
-    keys = {label_key(v, fold): v for v in values}
-    return LabelSet(values, tuple(totals[v] for v in values), shown, fold, keys)
+    return LabelSet(values, tuple(totals[v] for v in values), shown, fold)
 
 
 def _shown(raw: str) -> str:
