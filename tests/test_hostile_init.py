@@ -90,6 +90,17 @@ def test_labels_yaml_would_misread_are_written_quoted(root, tmp_path):  # noqa: 
     ] == sorted(HOSTILE_LABELS)
 
 
+def test_plain_words_stay_plain_and_the_rest_is_quoted():
+    from llmops.declaration import plain_anywhere
+
+    # "a", "b", "k", "c" once read as a clash with the probe's own keys, and were quoted.
+    for word in ("a", "b", "k", "c", "billing", "order change", "v1.2"):
+        assert plain_anywhere(word), word
+    for word in ("yes", "null", "1e3", "what?", "a: b", "x #y", "[x", "&a", "~"):
+        assert not plain_anywhere(word), word
+    assert field_name("a") == "a" and field_name("yes") == "yes_field"
+
+
 # Text YAML might misread: any character (controls and invisible ones too) and YAML's
 # indicators and keywords, in runs long enough for the writer to wrap a line.
 _PIECES = st.one_of(

@@ -131,20 +131,25 @@ def scalar(text: str):
     flow mapping and as a key; else double-quoted, which holds any text."""
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-    return text if _plain_anywhere(text) else DoubleQuotedScalarString(text)
+    return text if plain_anywhere(text) else DoubleQuotedScalarString(text)
 
 
 _SIMPLE = re.compile(r"[^\W\d_][\w.\-/]*(?: [\w.\-/]+)*")  # no YAML indicator anywhere
 
 
 @functools.lru_cache(maxsize=4096)
-def _plain_anywhere(text: str) -> bool:
+def plain_anywhere(text: str) -> bool:
+    """Whether `text`, written unquoted, reads back as itself in a flow list, a flow mapping
+    and as a key, by PyYAML and by the params reader (not `yes`, `null`, `1e3` ...)."""
     if not _SIMPLE.fullmatch(text):
         return False
-    doc = f"a: [{text}]\nb: {{k: {text}}}\n{text}: c\n"
-    want = {"a": [text], "b": {"k": text}, text: "c"}
+    # Each context a document of its own: as a key, `text` may equal another key.
+    cases = {f"[{text}]": [text], f"{{k: {text}}}": {"k": text}, f"{text}: c": {text: "c"}}
     try:
-        return yaml.safe_load(doc) == want and read_yaml(doc, "scalar") == want
+        return all(
+            yaml.safe_load(doc) == want and read_yaml(doc, "scalar") == want
+            for doc, want in cases.items()
+        )
     except (yaml.YAMLError, ParamsError):
         return False
 

@@ -14,8 +14,7 @@ import functools
 import keyword
 import re
 
-import yaml
-
+from llmops.declaration import plain_anywhere
 from llmops.params import RESERVED
 
 MAX_FIELD = 64  # characters of a field name (a column name may be a paragraph)
@@ -31,22 +30,13 @@ TEMPLATE_WORDS = frozenset({
 })  # fmt: skip
 
 
-def plain(text: str) -> bool:
-    """Whether YAML reads `text` back as this string when written unquoted (yes, no, on,
-    null, 1e3 ... are read as other types by YAML 1.1 readers)."""
-    try:
-        return yaml.safe_load(text) == text
-    except yaml.YAMLError:
-        return False
-
-
 def field_name(column: str) -> str:
     """A valid field name for a column: ASCII letters, digits and _ (at most MAX_FIELD),
     not a reserved name, read back as itself by YAML and by templates."""
     name = re.sub(r"[^A-Za-z0-9_]+", "_", column).strip("_")[:MAX_FIELD].strip("_") or "field"
     name = f"f_{name}" if name[0].isdigit() else name
     taken = name in RESERVED or name in TEMPLATE_WORDS or keyword.iskeyword(name)
-    ok = not taken and plain(name) and _jinja_reads_back(name)
+    ok = not taken and plain_anywhere(name) and _jinja_reads_back(name)
     return name if ok else f"{name}_field"
 
 
