@@ -141,8 +141,8 @@ def _read(store: RowStore, files: RawFiles, task: Task, params: PrepParams, raw:
             )
             if isinstance(item, Rejection):
                 # Rejected rows are stored and shown too, so they are redacted as well.
-                detail, raw_text = redact(item.detail, params.redact)[0], item.raw
-                store.reject(replace(item, detail=detail, raw=redact_raw(raw_text, params.redact)))
+                detail = redact(item.detail, params.redact)[0]
+                store.reject(replace(item, detail=detail, raw=redact_raw(item.raw, params.redact)))
                 continue
             record, found = _redacted(item, task, params)
             store.add(record, keys(record, task, params.seed), found, _stats(record, task))
