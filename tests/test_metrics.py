@@ -68,7 +68,7 @@ def test_rank_error_and_valid_label_by_hand(task):
     far = score_example(task, task.parse_answer(answer(task, sentiment="negative")), REF)
     invented = score_example(task, task.parse_answer(answer(task, topic="colour")), REF)
     assert near["sentiment_rank_error"] == 1.0 and far["sentiment_rank_error"] == 2.0
-    assert invented["topic_valid_label"] == 0.0 and invented["json_valid"] == 1.0
+    assert invented["topic_valid_label"] == 0.0 and invented["json_valid"] == 0.0
 
 
 def test_rouge_l_by_hand():

@@ -45,7 +45,13 @@ def test_a_complete_answer_parses_as_valid(task):
         ("Sure! The topic is price", False, None, "not JSON"),
         ("", False, None, "not JSON"),
         ("[" * 100_000, False, None, "not JSON"),
-        ('{"topic": "nonsense", "sentiment": "neutral", "summary": ""}', True, "nonsense", ""),
+        (
+            '{"topic": "nonsense", "sentiment": "neutral", "summary": ""}',
+            False,
+            None,
+            "not a declared label: topic",
+        ),  # an undeclared label is never a valid answer
+        ('{"topic": "Price", "sentiment": "neutral", "summary": ""}', False, None, "topic"),
     ],
 )
 def test_malformed_and_partial_answers_are_results(task, text, valid, topic, error):

@@ -1,9 +1,10 @@
 """Every evaluation metric, defined once and derived from the task: eval, gates and report.
 
 An output is the model's generated text, parsed by `Task.parse_answer`: `json_valid` means
-a JSON object with every output field as a string; fields are scored from whatever object
-parsed, so a partial object earns the fields it has but is not valid; text that is not a
-JSON object earns nothing. Names follow one pattern, `<field>_<metric>`:
+a JSON object with every output field as a string, and a declared label in every label
+field (an undeclared label parses as no answer for its field); fields are scored from
+whatever object parsed, so a partial object earns the fields it has but is not valid; text
+that is not a JSON object earns nothing. Names follow one pattern, `<field>_<metric>`:
 
     per label output field F
       F_accuracy     share of answers whose F equals the reference

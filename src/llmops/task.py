@@ -45,7 +45,7 @@ class Field:
 class Parsed:
     """What could be read from one generated answer: a value (or None) per output field."""
 
-    valid: bool  # a JSON object with every output field as a string
+    valid: bool  # a JSON object with every output field as a string, labels declared ones
     fields: dict[str, str | None]
     error: str = ""
 
@@ -117,5 +117,10 @@ class Task:
             return Parsed(False, empty, f"not a JSON object: {type(value).__name__}")
         fields = {k: value[k] if isinstance(value.get(k), str) else None for k in names}
         missing = [k for k, v in fields.items() if v is None]
-        error = f"missing or non-string: {', '.join(missing)}" if missing else ""
-        return Parsed(not missing, fields, error)
+        # A label the task does not declare is no answer: never passed on as a valid one.
+        undeclared = [f.name for f in self.labels if fields[f.name] not in (None, *f.values)]
+        for name in undeclared:
+            fields[name] = None
+        errors = [f"missing or non-string: {', '.join(missing)}"] if missing else []
+        errors += [f"not a declared label: {', '.join(undeclared)}"] if undeclared else []
+        return Parsed(not errors, fields, "; ".join(errors))
