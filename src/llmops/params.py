@@ -276,6 +276,35 @@ ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 @dataclass(frozen=True)
+class LogsParams:
+    """The service's request and feedback logs (llmops.requestlog)."""
+
+    file_mb: Annotated[
+        int, Range(1, 100_000)
+    ]  # a log file is closed at this size, a new one opened
+    retain_days: Annotated[int, Range(1, 36_500)]  # request logs older than this are deleted
+    retain_mb: Annotated[int, Range(1, 10_000_000)]  # and the oldest, past this much in all
+    refusals_per_s: Annotated[
+        float, Range(0.0, 100_000.0)
+    ]  # refused requests logged; more are counted
+    feedback_window: Annotated[int, Range(1, 100_000_000)]  # latest requests feedback may name
+
+    def validate(self) -> None:
+        if self.retain_mb < self.file_mb:
+            raise ValueError(f"retain_mb ({self.retain_mb}) is below file_mb ({self.file_mb})")
+
+
+@dataclass(frozen=True)
+class TimeoutsParams:
+    """How long the server waits on a client (llmops.slowclients, llmops.intake)."""
+
+    headers_s: Annotated[float, Range(0.1, 3600.0)]  # a request's headers, from connect
+    body_s: Annotated[float, Range(0.1, 3600.0)]  # its body, once the headers are in
+    idle_s: Annotated[int, Range(1, 3600)]  # a kept-alive connection with no request
+    ready_s: Annotated[float, Range(0.1, 3600.0)]  # the readiness probe's wait on the model
+
+
+@dataclass(frozen=True)
 class ServeParams:
     """The inference service (make bento, make serve; llmops.serving, service.py)."""
 
@@ -288,6 +317,8 @@ class ServeParams:
     max_queue: Annotated[int, Range(1, 100_000)]  # requests in flight before 503
     retry_after_s: Annotated[int, Range(1, 3600)]  # Retry-After of a 503
     api_key_env: Annotated[str, NonEmpty()]  # environment variable holding the API key
+    logs: LogsParams
+    timeouts: TimeoutsParams
 
     def validate(self) -> None:
         if not BENTO_NAME.fullmatch(self.name):

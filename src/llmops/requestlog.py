@@ -1,77 +1,153 @@
-"""The service's request log and feedback, as JSON Lines files that monitoring reads.
+"""The service's request and feedback logs, as JSON Lines files that monitoring reads.
 
-    log = RequestLog(Path("logs"))
+    log = RequestLog(Path("logs"), params.serve.logs)
     log.request({"request_id": ..., "status": 200, ...})   # logs/requests-2026-11-29.jsonl
     log.feedback({"request_id": ..., "rating": 5})          # logs/feedback-2026-11-29.jsonl
+    log.known(request_id)                                   # may feedback name it?
 
-One line per request, appended and flushed as it is written, one file per UTC day. The
-caller passes inputs after cleaning and PII redaction, and outputs redacted the same way:
-this module writes what it is given, so nothing unredacted may be handed to it.
-`RequestLog.known(request_id)` says whether a request was logged (feedback must name one).
+One line per request, appended and flushed as it is written; one file per UTC day, and
+the day's next file (`requests-2026-11-29.1.jsonl`, ...) once one reaches `logs.file_mb`.
+Whenever a request log file is opened, request logs older than `logs.retain_days`, and the
+oldest past `logs.retain_mb` in all, are deleted; feedback files are kept (people wrote
+them: harvest them). Feedback may name one of the latest `logs.feedback_window` answered
+requests (status 200): their ids are held in memory, read back from the files at start,
+so no lookup reads the disk. Writing never fails a request: text UTF-8 cannot encode (a
+lone surrogate) is written escaped.
+
+The caller passes inputs after cleaning and PII redaction, and outputs redacted the same
+way: this module writes what it is given, so nothing unredacted may be handed to it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import threading
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from llmops.params import LogsParams
+
+log = logging.getLogger(__name__)
 REQUESTS, FEEDBACK = "requests", "feedback"
+# requests-2026-11-29.jsonl, requests-2026-11-29.3.jsonl: the kind, the day, the part.
+NAME = re.compile(r"(?P<kind>[a-z]+)-(?P<day>\d{4}-\d{2}-\d{2})(?:\.(?P<part>\d+))?\.jsonl")
+MB = 1024 * 1024
 
 
 class RequestLog:
-    """Appends request and feedback lines; remembers the request ids it has logged."""
+    """Appends request and feedback lines; remembers the request ids feedback may name."""
 
-    def __init__(self, folder: Path, remember: int = 100_000):
-        self.folder = folder
+    def __init__(self, folder: Path, params: LogsParams):
+        self.folder, self.params = folder, params
         self._lock = threading.Lock()
-        self._ids: OrderedDict[str, None] = OrderedDict()  # the latest `remember` ids
-        self._remember = remember
+        self._open: dict[str, tuple[Path, int]] = {}  # kind: (file being written, its size)
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        for request_id in reversed(self._latest_ids()):
+            self._note(request_id)
 
     def request(self, line: dict) -> None:
         self._append(REQUESTS, line)
-        self._note(line["request_id"])
-
-    def _note(self, request_id: str) -> None:
-        self._ids[request_id] = None
-        self._ids.move_to_end(request_id)
-        while len(self._ids) > self._remember:
-            self._ids.popitem(last=False)
+        if line.get("status") == 200:
+            with self._lock:
+                self._note(line["request_id"])
 
     def feedback(self, line: dict) -> None:
         self._append(FEEDBACK, line)
 
     def known(self, request_id: str) -> bool:
-        """Whether `request_id` is in the log (this process's, then the files on disk)."""
-        if request_id in self._ids:
-            return True
-        needle = json.dumps(request_id)
-        for path in sorted(self.folder.glob(f"{REQUESTS}-*.jsonl"), reverse=True):
-            with path.open(encoding="utf-8", errors="replace") as fh:
-                for text in fh:
-                    if needle in text and _request_id(text) == request_id:
-                        self._note(request_id)
-                        return True
-        return False
+        """Whether `request_id` is one of the latest `feedback_window` answered requests."""
+        return request_id in self._ids
+
+    def files(self, kind: str) -> list[Path]:
+        """The log files of `kind`, oldest first."""
+        found = [(NAME.fullmatch(p.name), p) for p in self.folder.glob(f"{kind}-*.jsonl")]
+        keyed = [(m["day"], int(m["part"] or 0), p) for m, p in found if m and m["kind"] == kind]
+        return [p for *_, p in sorted(keyed)]
+
+    def _note(self, request_id: str) -> None:
+        self._ids[request_id] = None
+        self._ids.move_to_end(request_id)
+        while len(self._ids) > self.params.feedback_window:
+            self._ids.popitem(last=False)
+
+    def _latest_ids(self) -> list[str]:
+        """The ids of the latest answered requests on disk, newest first (read once, at start)."""
+        ids: list[str] = []
+        for path in reversed(self.files(REQUESTS)):
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+            for text in reversed(lines):
+                line = _parsed(text)
+                if line.get("status") == 200 and isinstance(line.get("request_id"), str):
+                    ids.append(line["request_id"])
+                    if len(ids) >= self.params.feedback_window:
+                        return ids
+        return ids
 
     def _append(self, kind: str, line: dict) -> None:
-        now = time.time()
-        stamp = datetime.fromtimestamp(now, UTC)
+        stamp = datetime.fromtimestamp(time.time(), UTC)
         record = {"time": stamp.isoformat(timespec="milliseconds"), **line}
         text = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        path = self.folder / f"{kind}-{stamp:%Y-%m-%d}.jsonl"
+        data = text.encode("utf-8", "backslashreplace")  # a lone surrogate, escaped
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(text)
+            path = self._file(kind, f"{stamp:%Y-%m-%d}", len(data))
+            with path.open("ab") as fh:
+                fh.write(data)
+            self._open[kind] = (path, self._open[kind][1] + len(data))
+
+    def _file(self, kind: str, day: str, adding: int) -> Path:
+        """The file the next line of `kind` goes to: today's, or a new one when the day
+        changed or the current one would pass `file_mb` (and then old logs are pruned)."""
+        path, size = self._open.get(kind, (None, 0))
+        if (
+            path is not None
+            and path.name.startswith(f"{kind}-{day}")
+            and (size + adding <= self.params.file_mb * MB or size == 0)
+        ):
+            return path
+        self.folder.mkdir(parents=True, exist_ok=True)
+        parts = [p for p in self.files(kind) if p.name.startswith(f"{kind}-{day}")]
+        path = parts[-1] if parts else self.folder / f"{kind}-{day}.jsonl"
+        size = path.stat().st_size if path.exists() else 0
+        if size and size + adding > self.params.file_mb * MB:
+            part = int(NAME.fullmatch(path.name)["part"] or 0) + 1  # type: ignore[index]
+            path, size = self.folder / f"{kind}-{day}.{part}.jsonl", 0
+        self._open[kind] = (path, size)
+        if kind == REQUESTS:
+            self._prune(keep=path)
+        return path
+
+    def _prune(self, keep: Path) -> None:
+        """Delete request logs older than `retain_days`, then the oldest until the rest and
+        the open file `keep`, once full, fit in `retain_mb`."""
+        today = datetime.now(UTC).date()
+        files = [p for p in self.files(REQUESTS) if p != keep]
+        for path in list(files):
+            day = datetime.strptime(NAME.fullmatch(path.name)["day"], "%Y-%m-%d").date()  # type: ignore[index]
+            if (today - day).days > self.params.retain_days:
+                _delete(path)
+                files.remove(path)
+        sizes = {p: p.stat().st_size for p in files if p.exists()}
+        total = sum(sizes.values()) + self.params.file_mb * MB  # the open file, once full
+        for path in files:
+            if total <= self.params.retain_mb * MB:
+                break
+            total -= sizes.get(path, 0)
+            _delete(path)
 
 
-def _request_id(text: str) -> str | None:
-    """The request id of a log line, or None for a line cut short (a crash mid-write)."""
+def _delete(path: Path) -> None:
+    log.info("request log retention: deleting %s", path.name)
+    path.unlink(missing_ok=True)
+
+
+def _parsed(text: str) -> dict:
+    """One log line, or {} for a line cut short (a crash mid-write)."""
     try:
-        return json.loads(text).get("request_id")
+        line = json.loads(text)
     except ValueError:
-        return None
+        return {}
+    return line if isinstance(line, dict) else {}
