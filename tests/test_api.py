@@ -70,7 +70,7 @@ def make_client(packaged, backend, tmp_path, key=KEY, **serve) -> Client:
     package = serving.Package.read(packaged)
     registry = CollectorRegistry()
     limits = dataclasses.replace(load_params(packaged / PARAMS).serve, **serve)
-    gate = api.Gateway(package, backend, limits, RequestLog(tmp_path / "logs"), "reviews-model",
+    gate = api.Gateway(package, backend, limits, RequestLog(tmp_path / "logs", limits.logs), "reviews-model",
                        "v7", api_key=key, telemetry=Telemetry(registry=registry))  # fmt: skip
     root, sub = FastAPI(), FastAPI()
     root.mount("/v1", sub)
@@ -153,14 +153,44 @@ def test_whitespace_and_invisible_characters_are_cleaned_before_the_length_check
     assert client.post("/answer", {"input": {"text": text}}).status_code == 200
 
 
-def test_auth_rejects_a_missing_or_wrong_key(client):
+def test_auth_rejects_a_missing_or_wrong_key_counted_not_logged(client):
     for key in (None, "wrong"):
         r = client.post("/answer", {"input": {"text": "a"}}, key=key)
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "invalid_api_key"
-    assert [(x["status"], x["inputs"]) for x in client.lines()] == [(401, []), (401, [])]
+    # Before anything else about the request: a keyless non-JSON body or oversized one is 401.
+    assert client.http.post("/v1/answer", content=b"x").status_code == 401
+    big = b"x" * (client.gate.max_body_bytes + 1)
+    assert client.http.post("/v1/answer", content=big).status_code == 401
+    assert client.lines() == []  # keyless clients cannot grow the log
+    assert client.registry.get_sample_value("llmops_unlogged_refusals_total") == 4
+    series = {"endpoint": "answer", "status": "401"}
+    assert client.registry.get_sample_value("llmops_requests_total", series) == 4
     assert client.http.get("/v1/models").status_code == 401
     assert client.http.get("/v1/models", headers={"Authorization": f"Bearer {KEY}"}).is_success
+    assert client.http.get("/v1/openapi.json").is_success  # the schema is open
+
+
+def test_refusals_are_logged_within_the_rate_and_counted_past_it(packaged, worker, tmp_path):
+    limits = dataclasses.replace(load_params(packaged / PARAMS).serve.logs, refusals_per_s=3)
+    c = make_client(packaged, worker, tmp_path, logs=limits)
+    for _ in range(20):  # well within a second: 3 logged, 17 counted
+        assert c.post("/answer", {"input": {"txt": "a"}}).status_code == 422
+    logged = [x for x in c.lines() if x["status"] == 422]
+    assert 3 <= len(logged) <= 4  # the bucket refills at 3 a second while the loop runs
+    assert c.registry.get_sample_value("llmops_unlogged_refusals_total") == 20 - len(logged)
+    assert all(x["latency_ms"] > 0 for x in logged)  # timed from arrival, not from the refusal
+
+
+def test_a_chunked_body_over_the_size_limit_is_refused_while_it_is_read(client):
+    def chunks():  # a body that states no length, over the limit (TestClient sends it all;
+        for _ in range(100):  # test_service_e2e shows a real server stops reading)
+            yield b"x" * 65_536
+
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    r = client.http.post("/v1/answer", content=chunks(), headers=headers)
+    assert "content-length" not in r.request.headers
+    assert r.status_code == 413 and "over" in r.json()["error"]["message"]
 
 
 def test_no_key_configured_means_no_auth(packaged, worker, tmp_path):
@@ -179,6 +209,11 @@ def test_a_body_over_the_size_limit_is_refused_before_parsing(client):
 def test_a_body_that_is_not_json_is_refused(client):
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "text/plain"}
     assert client.http.post("/v1/answer", content=b"hi", headers=headers).status_code == 415
+    for media in ("application/json-patch+json", "text/json", "application/jsonx"):
+        headers["Content-Type"] = media
+        assert client.http.post("/v1/answer", content=b"{}", headers=headers).status_code == 415
+    headers["Content-Type"] = "Application/JSON; charset=utf-8"
+    assert client.http.post("/v1/answer", content=b"{}", headers=headers).status_code == 422
     headers["Content-Type"] = "application/json"
     r = client.http.post("/v1/answer", content=b"{not json", headers=headers)
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request_error"
@@ -406,3 +441,82 @@ def test_a_client_leaving_a_stream_early_frees_its_place_and_is_logged(client, r
     assert client.gate.in_flight == 0
     logged = client.lines()[-1]
     assert logged["status"] in (200, 499) and logged["endpoint"] == "chat"
+
+
+def raw(client, path: str, text: str, key: str | None = KEY):
+    """POST a JSON text as it is: lone surrogates ("\\ud800") are written as JSON escapes."""
+    headers = {"Content-Type": "application/json"}
+    headers |= {"Authorization": f"Bearer {key}"} if key else {}
+    return client.http.post(f"/v1{path}", content=text.encode(), headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/answer", '{"input": {"text": "broken \\ud800 lamp"}}', "input.text"),
+        ("/answer", '{"inputs": [{"text": "fine"}, {"text": "\\udfff"}]}', "inputs[1].text"),
+        ("/chat/completions", '{"model": "reviews-model", "messages": [{"role": "user", '
+         '"content": "a \\ud83d b"}]}', "messages[0].content"),
+        ("/feedback", '{"request_id": "LOGGED", "rating": 3, "correction": '
+         '{"summary": "x\\ud800"}}', "correction.summary"),
+        ("/feedback", '{"request_id": "LOGGED", "rating": 3, "correction": {"\\ud800": "x"}}',
+         "correction"),
+        ("/feedback", '{"request_id": "LOGGED", "rating": 3, "comment": "\\udc00"}', "comment"),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_is_refused_on_its_own_naming_the_field(client, rows, path, body, param):
+    logged = client.post("/answer", {"input": {"text": rows[0]["text"]}}).json()["request_id"]
+    r = raw(client, path, body.replace("LOGGED", logged))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["param"] == param and "unicode" in r.json()["error"]["message"].lower()
+    assert client.post("/answer", {"input": {"text": rows[0]["text"]}}).status_code == 200
+    assert all(x["status"] in (200, 422) for x in client.lines())  # and the log took it
+
+
+@pytest.mark.parametrize("value", ['"10"', "true", "2.0", "null"])
+def test_numbers_and_flags_have_strict_types(client, rows, value):
+    logged = client.post("/answer", {"input": {"text": rows[0]["text"]}}).json()["request_id"]
+    bodies = [
+        ("/answer", '{"input": {"text": "a"}, "max_tokens": %s}', "max_tokens"),
+        ("/feedback", '{"request_id": "' + logged + '", "rating": %s}', "rating"),
+        ("/chat/completions", '{"model": "reviews-model", "messages": [{"role": "user", '
+         '"content": "a"}], "n": %s}', "n"),
+    ]  # fmt: skip
+    for path, body, param in bodies:
+        r = raw(client, path, body % value)
+        if value == "null" and param == "max_tokens":  # optional: null is leaving it out
+            assert r.status_code == 200, r.text
+            continue
+        assert r.status_code == 422, (path, value, r.text)
+        assert r.json()["error"]["param"] == param
+    r = raw(client, "/chat/completions", '{"model": "reviews-model", "stream": "true", '
+            '"messages": [{"role": "user", "content": "a"}]}')  # fmt: skip
+    assert r.status_code == 422 and r.json()["error"]["param"] == "stream"
+
+
+def test_the_openapi_schema_declares_the_bearer_key(client):
+    schema = client.http.get("/v1/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    (name,) = [n for n, s in schemes.items() if s == {**s, "type": "http", "scheme": "bearer"}]
+    for path in ("/answer", "/chat/completions", "/feedback", "/models"):
+        (operation,) = schema["paths"][path].values()
+        assert operation["security"] == [{name: []}], path
+
+
+def test_feedback_requests_are_in_the_request_log(client, rows):
+    request_id = client.post("/answer", {"input": {"text": rows[0]["text"]}}).json()["request_id"]
+    assert client.post("/feedback", {"request_id": request_id, "rating": 5}).status_code == 201
+    assert client.post("/feedback", {"request_id": "f" * 32, "rating": 5}).status_code == 404
+    logged = [(x["endpoint"], x["status"]) for x in client.lines()]
+    assert logged[-2:] == [("feedback", 201), ("feedback", 404)]
+
+
+def test_a_failing_item_fails_alone_and_its_batch_neighbours_are_answered(served, rows):
+    items = [serving.Item({"text": r["text"]}, 16) for r in rows[:3]]
+    poisoned = serving.Item(
+        {"text": "x \ud800 y"}, 16
+    )  # past the API's check: the tokenizer raises
+    results = served.complete([items[0], poisoned, items[1], items[2]])
+    assert results[1].error_code == serving.FAILED and results[1].refusal("x").status == 500
+    alone = [served.complete([i])[0] for i in items]
+    assert [results[0], results[2], results[3]] == alone

@@ -237,7 +237,7 @@ class LeakyBackend:
 def test_the_request_log_holds_no_secret(tmp_path):
     params = load_params(write_params(tmp_path / "params.yaml", {"prep": {"redact": list(KINDS)}}))
     package = serving.Package.from_params(params, merged=False, lineage={})
-    gate = api.Gateway(package, LeakyBackend(), params.serve, RequestLog(tmp_path / "logs"),
+    gate = api.Gateway(package, LeakyBackend(), params.serve, RequestLog(tmp_path / "logs", params.serve.logs),
                        "reviews-model", "v1")  # fmt: skip
     app, sub = FastAPI(), FastAPI()
     app.mount("/v1", sub)

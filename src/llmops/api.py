@@ -1,7 +1,7 @@
 """The service's HTTP API (FastAPI, mounted at /v1 by service.py): the routes.
 
     app = FastAPI()
-    install(app, Gateway(package, backend, params.serve, RequestLog(Path("logs")), ...))
+    install(app, Gateway(package, backend, params.serve, RequestLog(Path("logs"), ...), ...))
 
 What the routes share (limits, auth, admission, the request log) is `llmops.gateway`;
 error answers are `llmops.api_errors`; streamed chat completions `llmops.streaming`.
@@ -11,12 +11,14 @@ Routes (all answer errors with OpenAI's error body, naming the field):
   the parsed output fields, the raw text, whether it parsed, token counts, the model.
 - POST /chat/completions (non-streaming, or server-sent events ending in [DONE]) and
   GET /models, GET /models/{id}: the OpenAI dialect (`llmops.openai_api`), with lineage.
-- POST /feedback: a rating (1-5) and an optional corrected answer for a logged request.
-Guards: a bearer API key when one is configured (401), the request body size and the
-number of inputs (413), input length after cleaning (413), `max_tokens` (400), the body's
-schema (422), and at most `serve.max_queue` generation requests in flight (503 with
-Retry-After). Every request to /answer, /chat/completions and /feedback is logged
-(`llmops.requestlog`): inputs and outputs after redaction; a refused one without its input.
+- POST /feedback: a rating (1-5) and an optional corrected answer for an answered request.
+Guards: a bearer API key when one is configured (401), the body's type (415), size (413,
+however it is sent) and arrival time (408) (`llmops.intake`), the number of inputs (413),
+text UTF-8 cannot encode (422), input length after cleaning (413), `max_tokens` (400), the
+body's schema with strict types (422), and at most `serve.max_queue` generation requests
+in flight (503 with Retry-After). Every request to /answer, /chat/completions and
+/feedback is logged (`llmops.requestlog`): inputs and outputs after redaction; a refused
+one without its input, and within `serve.logs.refusals_per_s` (401s are only counted).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations, and the
@@ -24,17 +26,17 @@ Retry-After). Every request to /answer, /chat/completions and /feedback is logge
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-import anyio
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 
 from llmops import openai_api, streaming
 from llmops.api_errors import install_errors
 from llmops.api_models import ERRORS, AnswerRequest, FeedbackRequest, task_models
 from llmops.gateway import Gateway
-from llmops.serving import Item, RequestError, Result, label
+from llmops.serving import Item, RequestError, Result, encodable, label
 
 log = logging.getLogger(__name__)
 # One server-sent event (`itemSchema`, as OpenAPI 3.2 writes it): its data is a
@@ -60,7 +62,12 @@ CHAT_RESPONSES = {
 def install(app: FastAPI, gate: Gateway) -> None:
     """Add the routes and error handlers to `app`."""
     answer_request, answer_response = task_models(gate.package.task_form)
-    auth = [Depends(gate.authorize)]
+    bearer = HTTPBearer(auto_error=False, description=f"The API key ({gate.serve.api_key_env})")
+
+    def authorized(request: Request, _: Annotated[Any, Security(bearer)] = None) -> None:
+        gate.authorize(request)  # also checked by the intake; here it is in the schema
+
+    auth = [Depends(authorized)]
     install_errors(app, gate)
 
     @app.post("/answer", dependencies=auth, response_model=answer_response, responses=ERRORS)
@@ -86,10 +93,15 @@ def install(app: FastAPI, gate: Gateway) -> None:
 
     @app.post("/feedback", dependencies=auth, status_code=201, responses=ERRORS)
     async def feedback(body: FeedbackRequest) -> dict:
-        """Record a rating and an optional corrected answer for a logged request."""
-        # The lookup may read the log files: off the event loop.
-        known = await anyio.to_thread.run_sync(gate.requests.known, body.request_id)
-        return _feedback(gate, body, known)
+        """Record a rating and an optional corrected answer for an answered request."""
+        request_id, started = uuid.uuid4().hex, time.perf_counter()
+        try:
+            recorded = _feedback(gate, body)
+        except Exception as err:
+            _failed(gate, "feedback", request_id, started, err)
+            raise
+        gate.record("feedback", request_id, started, 201)
+        return recorded
 
 
 def _model_card(gate: Gateway) -> dict:
@@ -138,11 +150,10 @@ def _failed(gate: Gateway, endpoint: str, request_id: str, started: float, err: 
 
 
 def _refused(results: list[Result], where: str, gate: Gateway) -> None:
-    """413 for the first input the model could not take (its prompt is over the context)."""
+    """The error of the first input the model could not answer (`Result.refusal`)."""
     for i, result in enumerate(results):
-        if result.error:
-            param = where.format(i)
-            raise RequestError(413, f"{param}: {result.error}", param, "context_length_exceeded")
+        if refused := result.refusal(where.format(i)):
+            raise refused
 
 
 def _answer_body(result: Result) -> dict:
@@ -175,14 +186,17 @@ async def _chat(gate: Gateway, body: openai_api.ChatRequest, request: Request):
     return JSONResponse(body_out, headers={"x-request-id": request_id})
 
 
-def _feedback(gate: Gateway, body: FeedbackRequest, known: bool) -> dict:
-    if not known:
-        message = "request_id: no such request in the request log"
+def _feedback(gate: Gateway, body: FeedbackRequest) -> dict:
+    if not gate.requests.known(body.request_id):
+        window = gate.serve.logs.feedback_window
+        message = f"request_id: not one of the latest {window} answered requests"
         raise RequestError(404, message, "request_id", "request_not_found")
     correction = None
     if body.correction is not None:
         correction = _correction(gate, body.correction)
-    comment = gate.package.redact_text(body.comment) if body.comment else ""
+    comment = ""
+    if body.comment:
+        comment = gate.package.redact_text(encodable(body.comment, "comment"))
     line = {"request_id": body.request_id, "rating": body.rating, "correction": correction,
             "comment": comment, "model": gate.model, "version": gate.version}  # fmt: skip
     gate.requests.feedback(line)
@@ -194,7 +208,8 @@ def _correction(gate: Gateway, correction: dict[str, str]) -> dict[str, str]:
     task, out = gate.package.task_form, {}
     names = [f.name for f in task.outputs]
     for name, value in correction.items():
-        param = f"correction.{name}"
+        param = f"correction.{encodable(name, 'correction')}"
+        encodable(value, param)
         if name not in names:
             raise RequestError(422, f"{param}: not an output field; expected {names}", param)
         f = task.field(name)

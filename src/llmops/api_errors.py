@@ -1,6 +1,6 @@
-"""The API's error answers: every error as OpenAI's body naming the field, a body too
-large or not JSON refused before it is parsed, and every refused request logged (without
-its input) and counted."""
+"""The API's error answers: every error as OpenAI's body naming the field, every refused
+request counted and (within limits, `Gateway.record`) logged without its input; and the
+intake (`llmops.intake`: API key, body type, size and deadline) ahead of the routes."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from llmops import openai_api
 from llmops.gateway import Gateway
+from llmops.intake import Intake
 from llmops.serving import RequestError
 
 log = logging.getLogger(__name__)
@@ -30,20 +31,24 @@ def endpoint(request: Request) -> str:
 
 
 def install_errors(app: FastAPI, gate: Gateway) -> None:
-    """Every error as OpenAI's body; a body too large is refused before it is parsed."""
+    """Every error as OpenAI's body; the intake checks a request before a route reads it."""
 
     def respond(request: Request, err: Exception | None, status: int, message: str,
                 param: str | None = None, code: str = "") -> JSONResponse:  # fmt: skip
+        message, param = _text(message), param and _text(param)
         if err is None or not getattr(err, "logged", False):  # the routes log their own
-            gate.record(endpoint(request), uuid.uuid4().hex, time.perf_counter(), status,
-                        error=message)  # fmt: skip
+            started = getattr(request.state, "started", time.perf_counter())
+            gate.record(endpoint(request), uuid.uuid4().hex, started, status, error=message)
         headers = {"retry-after": str(gate.serve.retry_after_s)} if status == 503 else None
         body = openai_api.error_body(status, message, param, code)
         return JSONResponse(body, status_code=status, headers=headers)
 
+    def refuse(request: Request, err: RequestError) -> JSONResponse:
+        return respond(request, err, err.status, err.message, err.param, err.code)
+
     @app.exception_handler(RequestError)
     async def request_error(request: Request, err: RequestError):
-        return respond(request, err, err.status, err.message, err.param, err.code)
+        return refuse(request, err)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError):
@@ -59,15 +64,14 @@ def install_errors(app: FastAPI, gate: Gateway) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, err: Exception):
-        log.exception("unhandled error on %s", request.url.path)
+        log.exception("unhandled error on %s", endpoint(request))
         return respond(request, err, 500, "internal error; see the server log")
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        size = request.headers.get("content-length", "")
-        if size.isdigit() and int(size) > gate.max_body_bytes:
-            message = f"request body of {size} bytes, at most {gate.max_body_bytes}"
-            return respond(request, None, 413, message)
-        if request.method == "POST" and "json" not in request.headers.get("content-type", ""):
-            return respond(request, None, 415, "expected Content-Type: application/json")
-        return await call_next(request)
+    open_paths = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    app.add_middleware(Intake, gate=gate, refuse=refuse, open_paths=open_paths)
+
+
+def _text(value: str) -> str:
+    """`value` as UTF-8 can encode it: an error may name a field a client spelled with a
+    lone surrogate, and the answer must still be sent."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -20,6 +20,7 @@ class AnswerRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # "10", true and 2.0 are not integers
         json_schema_extra={"oneOf": [{"required": ["input"]}, {"required": ["inputs"]}]},
     )
 
@@ -54,10 +55,13 @@ ERRORS = {status: {"model": ErrorBody, "description": what} for status, what in 
           "cannot be parsed"),
     (401, "Missing or wrong API key"),
     (404, "Unknown model or request id"),
+    (408, "The request body did not arrive in time"),
     (413, "Input over its field's max_chars after cleaning, too many inputs, body too large, "
           "prompt over the model's context"),
-    (415, "Body is not JSON"),
-    (422, "Body does not match the schema, or a label not among the field's values"),
+    (415, "Body is not JSON (Content-Type: application/json)"),
+    (422, "Body does not match the schema (strict types), text that is not valid Unicode, "
+          "or a label not among the field's values"),
+    (500, "The model failed to answer this request (others are unaffected)"),
     (503, "Overloaded: too many requests in flight (see Retry-After)"),
 )}  # fmt: skip
 
@@ -65,9 +69,9 @@ ERRORS = {status: {"model": ErrorBody, "description": what} for status, what in 
 class FeedbackRequest(BaseModel):
     """A rating of a logged answer, and optionally the answer it should have been."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    request_id: str = Field(min_length=1, max_length=64)
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     rating: int = Field(ge=1, le=5, description="1 (wrong) to 5 (right)")
     correction: dict[str, str] | None = Field(None, description="corrected output fields")
     comment: str | None = Field(None, max_length=2000)
@@ -81,7 +85,7 @@ def _describe(f: TaskField) -> str:
 
 def task_models(task: Task) -> tuple[type[AnswerRequest], type[BaseModel]]:
     """The request model of POST /answer for `task`, and its response model."""
-    forbid = ConfigDict(extra="forbid")
+    forbid = ConfigDict(extra="forbid", strict=True)
     inputs = create_model(
         "TaskInput", __config__=forbid,
         **{f.name: (str, Field(description=_describe(f))) for f in task.inputs},

@@ -1,7 +1,8 @@
 """What every route of the API shares (llmops.api): the package, the backend that
 generates, the limits, the API key, the request log and the metrics.
 
-    gate = Gateway(package, backend, params.serve, RequestLog(Path("logs")), "name", "v1")
+    gate = Gateway(package, backend, params.serve, RequestLog(Path("logs"), params.serve.logs),
+                   "name", "v1")
     with gate.admit():          # one of serve.max_queue places, else RequestError(503)
         results = await gate.backend.complete(items)
     gate.record("answer", request_id, started, 200, inputs, results)
@@ -22,6 +23,22 @@ from llmops.params import ServeParams
 from llmops.requestlog import RequestLog
 from llmops.serving import Package, RequestError, Result
 from llmops.telemetry import Telemetry
+
+
+class Bucket:
+    """A token bucket: `take()` is true at most `rate` times a second (bursts of `rate`)."""
+
+    def __init__(self, rate: float):
+        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class Place:
@@ -51,6 +68,10 @@ class Gateway:
     api_key: str = ""
     telemetry: Telemetry = field(default_factory=Telemetry)
     in_flight: int = 0
+    refusals: Bucket = field(init=False)  # refused requests that may still be logged
+
+    def __post_init__(self) -> None:
+        self.refusals = Bucket(self.serve.logs.refusals_per_s)
 
     @property
     def max_body_bytes(self) -> int:
@@ -95,13 +116,18 @@ class Gateway:
     def record(self, endpoint: str, request_id: str, started: float, status: int,
                inputs: list[dict] | None = None, results: list[Result] | None = None,
                error: str = "") -> None:  # fmt: skip
-        """One request-log line and the metrics of one finished request. A refused request
-        (`error`) is logged without its inputs; the error text is redacted too."""
+        """The metrics of one finished request, and its request-log line. A refused request
+        (`error`) is logged without its inputs, its error text redacted; one without a valid
+        API key (401), or past `serve.logs.refusals_per_s`, is counted but not logged, so
+        clients without a key cannot grow the disk."""
         seconds = time.perf_counter() - started
-        if error:
-            inputs, error = None, self.package.redact_text(error)
         results = results or []
         self.telemetry.observe(endpoint, status, seconds, results)
+        if error and (status == 401 or not self.refusals.take()):
+            self.telemetry.unlogged.inc()
+            return
+        if error:
+            inputs, error = None, self.package.redact_text(error)
         self.requests.request({
             "request_id": request_id, "endpoint": endpoint, "model": self.model,
             "version": self.version, "status": status, "latency_ms": round(1000 * seconds, 1),

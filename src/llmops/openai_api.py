@@ -34,13 +34,16 @@ def error_body(status: int, message: str, param: str | None = None, code: str = 
     return {"error": {"message": message, "type": kind, "param": param, "code": code or None}}
 
 
+# Strict types throughout: "10", true and 2.0 are not integers, nor "true" a boolean.
 class TextPart(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     type: Literal["text"]
     text: str
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
@@ -52,13 +55,13 @@ class Message(BaseModel):
 
 
 class ResponseFormat(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     type: Literal["text", "json_object", "json_schema"]
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     include_usage: bool = False
 
@@ -66,7 +69,7 @@ class StreamOptions(BaseModel):
 class ChatRequest(BaseModel):
     """A chat-completions request; other OpenAI parameters are accepted and ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str
     messages: list[Message] = Field(min_length=1)

@@ -18,6 +18,7 @@ that does not parse is a result with `parsed: false`.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -29,10 +30,13 @@ from llmops.redact import redact
 from llmops.task import Field, Task
 from llmops.textnorm import normalize
 
+log = logging.getLogger(__name__)
 SERVING_FILE = "serving.json"
 TEMPLATE_FILE = "prompt.jinja"
 FORMAT = 1
-CODES = {400: "invalid_request", 404: "not_found", 413: "too_large", 422: "invalid_value",
+CONTEXT, FAILED = "context_length_exceeded", "generation_failed"  # why a Result has no answer
+CODES = {400: "invalid_request", 401: "invalid_api_key", 404: "not_found", 408: "timeout",
+         413: "too_large", 415: "unsupported_media", 422: "invalid_value",
          503: "overloaded"}  # fmt: skip
 
 
@@ -104,6 +108,7 @@ class Package:
             if not isinstance(value, str):
                 got = "nothing" if value is None else type(value).__name__
                 raise RequestError(422, f"{param}: expected a string, got {got}", param)
+            encodable(value, param)
             if f.is_label:
                 out[f.name] = label(f, value, param)
                 continue
@@ -119,6 +124,18 @@ class Package:
     def redact_text(self, text: str) -> str:
         """PII redacted from text bound for the request log (model output, feedback)."""
         return redact(text, self.redact)[0]
+
+
+def encodable(value: str, param: str) -> str:
+    """`value` if it is Unicode text UTF-8 can encode, else a 422 naming `param`. JSON may
+    carry a lone surrogate ("\\ud800"); it is refused here, on its own, before it can reach a
+    tokenizer, a batch shared with other requests, a log line or a response."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        message = f"{param}: not valid Unicode text (a lone surrogate at character {err.start})"
+        raise RequestError(422, message, param, "invalid_text") from None
+    return value
 
 
 def label(field: Field, value: str, param: str) -> str:
@@ -152,10 +169,19 @@ class Result:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"  # stop: the model ended it; length: cut at max_tokens
-    error: str = ""  # non-empty: not generated (the prompt does not fit the context)
+    error: str = ""  # non-empty: not generated, for the reason `error_code` names
+    error_code: str = ""  # CONTEXT (the prompt does not fit) or FAILED (generation raised)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def refusal(self, param: str) -> RequestError | None:
+        """What the client gets for a result without an answer (413 for a prompt over the
+        context, 500 for a failed generation), naming `param`; None for an answer."""
+        if not self.error:
+            return None
+        status = 500 if self.error_code == FAILED else 413
+        return RequestError(status, f"{param}: {self.error}", param, self.error_code or CONTEXT)
 
 
 @dataclass
@@ -196,7 +222,23 @@ class Served:
         return prompts, errors
 
     def complete(self, items: list[Item]) -> list[Result]:
-        """Answers in input order (batched, grouped by length, as eval generates)."""
+        """Answers in input order (batched, grouped by length, as eval generates). A batch
+        holds several clients' requests: when it fails, each item is answered alone, so an
+        item that cannot be generated fails itself (a `FAILED` result) and no other."""
+        try:
+            return self._complete(items)
+        except Exception:
+            log.exception("a batch of %d failed; answering its items one by one", len(items))
+        return [self._alone(item) for item in items]
+
+    def _alone(self, item: Item) -> Result:
+        try:
+            return self._complete([item])[0]
+        except Exception as err:
+            log.exception("an item failed on its own")
+            return Result(error=f"generation failed ({type(err).__name__})", error_code=FAILED)
+
+    def _complete(self, items: list[Item]) -> list[Result]:
         prompts, errors = self._fits(items)
         todo = [i for i, e in enumerate(errors) if not e]
         done = self.model.complete(
@@ -205,7 +247,7 @@ class Served:
             self.batch_size,
             [items[i].max_tokens for i in todo],
         )
-        results = [Result(error=e) for e in errors]
+        results = [Result(error=e, error_code=CONTEXT if e else "") for e in errors]
         for i, generated in zip(todo, done, strict=True):
             results[i] = self._result(generated)
         return results
@@ -215,7 +257,7 @@ class Served:
         generation and setting the event `stop` ends it early (see `TaskModel.stream`)."""
         prompts, errors = self._fits([item])
         if errors[0]:
-            yield Result(error=errors[0])
+            yield Result(error=errors[0], error_code=CONTEXT)
             return
         decoding = self.package.decoding
         for piece in self.model.stream(prompts[0], decoding, item.max_tokens, start, stop):

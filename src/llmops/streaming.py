@@ -16,7 +16,7 @@ from starlette.responses import StreamingResponse
 
 from llmops import openai_api
 from llmops.gateway import Gateway
-from llmops.serving import Item, RequestError, Result
+from llmops.serving import Item, Result
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ async def stream(gate: Gateway, body: openai_api.ChatRequest, item: Item, reques
         place.release()
         await pieces.aclose()
         raise
-    if isinstance(first, Result) and first.error:
+    if isinstance(first, Result) and (refused := first.refusal("messages")):
         place.release()
         await pieces.aclose()
-        raise RequestError(413, f"messages: {first.error}", "messages", "context_length_exceeded")
+        raise refused
     state = {"status": 499, "result": Result(), "error": "client closed the stream"}
     events = _events(gate, body, request_id, first, pieces, state)
 

@@ -41,6 +41,11 @@ class Telemetry:
         self.rejected = metrics.Counter(
             name="llmops_overload_rejections", documentation="Requests refused with 503", **where
         )
+        self.unlogged = metrics.Counter(
+            name="llmops_unlogged_refusals",
+            documentation="Refused requests counted but not logged: unauthenticated ones, and "
+            "others past serve.logs.refusals_per_s", **where,
+        )  # fmt: skip
         self.in_flight = metrics.Gauge(
             name="llmops_in_flight", documentation="Generation requests in flight",
             multiprocess_mode="livesum", **where,
