@@ -9,6 +9,7 @@ concurrent requests, within params.yaml `serve.max_batch_size` and `max_latency_
 
 import logging
 import os
+import sys
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -16,13 +17,24 @@ import bentoml
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+# A built Bento carries the library as a wheel (bentofile.yaml): served from the Bento, that
+# copy is what runs, never an llmops the serving environment happens to have installed (an
+# editable checkout would answer with code nobody packaged). A wheel of pure Python imports
+# as it is; in development (service.py in the repository) there is none.
+BENTO_WHEELS = Path(__file__).resolve().parent.parent / "env" / "python" / "wheels"
+PACKAGED = sorted(BENTO_WHEELS.glob("llmops_template-*.whl"))
+if PACKAGED:
+    sys.path.insert(0, str(PACKAGED[-1]))
+
 with bentoml.importing():
-    from llmops import api, generator, serving
+    import llmops
+    from llmops import api, generator, routelabels, serving, slowclients
     from llmops.params import load_params
     from llmops.requestlog import RequestLog
     from llmops.telemetry import Telemetry
 
 log = logging.getLogger("llmops.service")
+logging.getLogger("llmops").setLevel(logging.INFO)  # BentoML's server shows WARNING and up
 SERVE = load_params(Path(__file__).with_name("params.yaml")).serve
 
 
@@ -38,6 +50,10 @@ MODEL = bentoml.models.BentoModel(ARGS.model or f"{SERVE.name}:latest")
 # LLMOPS_BATCHING=off answers each request alone (the benchmark's baseline, make bench-serve).
 BATCHING = os.environ.get("LLMOPS_BATCHING", "on") != "off"
 app = FastAPI(title="llmops", summary="The task endpoint and the OpenAI chat API")
+# Before the server starts (this module is imported first): a deadline on slow clients'
+# headers, and BentoML's request metrics labelled by route, never by a client's raw path.
+slowclients.install(SERVE.timeouts)
+routelabels.install(app, "/v1")
 
 
 # runner_connection: BentoML's client of this service (in `api`) replaces its connection
@@ -74,6 +90,7 @@ class Api:
     model = MODEL
 
     def __init__(self) -> None:
+        log.info("llmops library: %s", Path(llmops.__file__).parent)
         key = os.environ.get(SERVE.api_key_env, "")
         if not key:
             log.warning("%s is not set: the API answers without authentication", SERVE.api_key_env)
@@ -82,7 +99,7 @@ class Api:
             package=serving.Package.read(Path(stored.path)),
             backend=generator.RemoteBackend(self.generator),
             serve=SERVE,
-            requests=RequestLog(Path(os.environ.get("LLMOPS_LOG_DIR", "logs"))),
+            requests=RequestLog(Path(os.environ.get("LLMOPS_LOG_DIR", "logs")), SERVE.logs),
             model=SERVE.name,
             version=str(stored.tag.version),
             api_key=key,
@@ -91,4 +108,5 @@ class Api:
         api.install(app, gateway)
 
     async def __is_ready__(self) -> bool:
-        return await self.generator.is_ready(5)  # ready when the model is loaded
+        """Ready when the generator has loaded the model; never waits past timeouts.ready_s."""
+        return await generator.ready(self.generator, SERVE.timeouts.ready_s)

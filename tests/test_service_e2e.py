@@ -1,5 +1,7 @@
 """The built Bento under the real `bentoml serve` on a free loopback port, driven over real
-HTTP and by the official `openai` client: answers equal eval's, guards, metrics, the log."""
+HTTP and by the official `openai` client: answers equal eval's, guards, metrics, the log;
+and attacked: poisoned requests among ordinary ones, made-up paths, keyless floods,
+chunked and slow bodies, slow headers (loops bounded, all on loopback)."""
 
 from __future__ import annotations
 
@@ -22,8 +24,13 @@ def logs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def url(bento, logs):
-    with served(bento, KEY, logs) as url:
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("server") / "bentoml.log"
+
+
+@pytest.fixture(scope="module")
+def url(bento, logs, server_log):
+    with served(bento, KEY, logs, server_log) as url:
         yield url
 
 
@@ -151,3 +158,198 @@ def test_models_reports_the_lineage_of_the_model_store_entry(url, bento):
     stored = yaml.safe_load((bento.home / "models" / name / version / "model.yaml").read_text())
     assert card["id"] == name and card["version"] == version
     assert card["lineage"] == stored["metadata"]
+
+
+def test_the_served_bento_runs_its_packaged_library(url, server_log, bento):
+    (where,) = set(re.findall(r"llmops library: (\S+)", server_log.read_text(errors="replace")))
+    assert where.startswith(str(bento.home)) and ".whl" in where, where  # not the checkout
+
+
+def raw(path: str, text: str, key: str | None = KEY, client=httpx) -> httpx.Response:
+    """POST a JSON text as it is (lone surrogates written as JSON escapes)."""
+    headers = {"Content-Type": "application/json"} | (
+        {"Authorization": f"Bearer {key}"} if key else {}
+    )
+    return client.post(f"{path}", content=text.encode(), headers=headers, timeout=120)
+
+
+def ordinary_texts(predictions) -> list[str]:
+    return [p["inputs"]["text"] for p in predictions[:2]]
+
+
+@pytest.fixture(scope="module")
+def answered(url, predictions) -> str:
+    body = {"input": {"text": predictions[0]["inputs"]["text"]}}
+    return httpx.post(f"{url}/v1/answer", json=body, headers=auth(), timeout=60).json()[
+        "request_id"
+    ]
+
+
+async def alongside(url: str, texts: list[str], odd: list[tuple[str, str]]) -> tuple[list, list]:
+    """Ordinary answers for `texts` and the raw `odd` requests (path, JSON text), all at once."""
+    import asyncio
+
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        plain = [
+            client.post("/v1/answer", json={"input": {"text": t}}, headers=auth()) for t in texts
+        ]
+        others = [raw(path, text, client=client) for path, text in odd]
+        done = await asyncio.gather(*plain, *others)
+    return done[: len(texts)], done[len(texts) :]
+
+
+def test_a_request_that_cannot_be_encoded_fails_alone_not_its_batch(url, predictions, answered):
+    import asyncio
+
+    odd = [
+        ("/v1/answer", '{"input": {"text": "broken \\ud800 lamp"}}'),
+        ("/v1/chat/completions", '{"model": "reviews-model", "messages": [{"role": "user", '
+         '"content": "\\udfff"}]}'),
+        ("/v1/feedback", '{"request_id": "' + answered + '", "rating": 2, "correction": '
+         '{"summary": "x\\ud800"}}'),
+    ]  # fmt: skip
+    for _ in range(3):
+        plain, others = asyncio.run(alongside(url, ordinary_texts(predictions), odd))
+        assert [r.status_code for r in plain] == [200, 200]
+        assert [r.status_code for r in others] == [422, 422, 422]
+        params = [r.json()["error"]["param"] for r in others]
+        assert params == ["input.text", "messages[0].content", "correction.summary"]
+
+
+def any_text():
+    from hypothesis import strategies as st
+
+    surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=())
+    return st.text(st.one_of(surrogate, st.characters(exclude_categories=())), max_size=40)
+
+
+def any_json():
+    from hypothesis import strategies as st
+
+    leaf = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text()
+    return st.recursive(leaf, lambda x: st.lists(x, max_size=3)
+                        | st.dictionaries(any_text(), x, max_size=3), max_leaves=8)  # fmt: skip
+
+
+def test_arbitrary_unicode_and_json_never_fail_an_ordinary_request(url, predictions, answered):
+    import asyncio
+
+    from hypothesis import given, settings
+
+    @settings(max_examples=20, deadline=None, database=None)
+    @given(text=any_text(), junk=any_json())
+    def check(text: str, junk) -> None:
+        dump = lambda x: json.dumps(x)  # noqa: E731  (ASCII: surrogates as \\u escapes)
+        odd = [
+            ("/v1/answer", dump({"input": {"text": text}})),
+            ("/v1/chat/completions", dump({"model": "reviews-model",
+                                           "messages": [{"role": "user", "content": text}]})),
+            ("/v1/feedback", dump({"request_id": answered, "rating": 3, "comment": text,
+                                   "correction": junk})),
+            ("/v1/answer", dump(junk)),
+        ]  # fmt: skip
+        plain, others = asyncio.run(alongside(url, ordinary_texts(predictions), odd))
+        assert [r.status_code for r in plain] == [200, 200], [r.text for r in plain]
+        for r in others:  # answered, refused by a guard, or overloaded; never a server error
+            assert r.status_code in (200, 201, 400, 413, 422, 503), r.text
+
+    check()
+
+
+def metric(text: str, series: str) -> float:
+    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_stay_bounded_under_thousands_of_made_up_paths(url):
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for path in ("/warm", "/v1/warm", "/v1/models/warm"):
+            client.get(path, headers=auth())
+        before = client.get("/metrics").text
+        for i in range(1500):
+            client.get(f"/x{i}/%00{i}")
+            client.get(f"/v1/models/m{i}", headers=auth())
+        after = client.get("/metrics").text
+    assert "\x00" not in after and "/x1499" not in after and "/v1/models/m1499" not in after
+    assert len(after) < len(before) + 4096, (len(before), len(after))  # counts grow, not series
+    assert 'endpoint="other"' in after
+
+
+def test_keyless_floods_leave_the_request_log_as_it_is(url, logs):
+    size = lambda: sum(p.stat().st_size for p in logs.glob("*.jsonl"))  # noqa: E731
+    series = "llmops_unlogged_refusals_total"
+    with httpx.Client(base_url=url, timeout=10) as client:
+        counted, before = metric(client.get("/metrics").text, series), size()
+        for _ in range(300):
+            client.post("/v1/answer", json={"input": {"text": "a"}})
+            client.post("/v1/feedback", content=b"junk", headers={"Content-Type": "text/plain"})
+            client.get("/v1/models", headers={"Authorization": "Bearer wrong"})
+        assert size() == before
+        assert metric(client.get("/metrics").text, series) == counted + 900
+
+
+def connect(url: str):
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=20)
+
+
+def head(path: str, *lines: str) -> bytes:
+    return "\r\n".join([f"POST {path} HTTP/1.1", "Host: test", *lines, "", ""]).encode()
+
+
+def test_a_chunked_body_is_refused_once_past_the_limit_not_read_whole(url):
+    import select
+
+    chunk = b"%x\r\n%s\r\n" % (65_536, b"x" * 65_536)
+    sent = 0
+    with connect(url) as s:
+        s.sendall(head("/v1/answer", f"Authorization: Bearer {KEY}",
+                       "Content-Type: application/json", "Transfer-Encoding: chunked"))  # fmt: skip
+        try:
+            while sent < 50 * 2**20 and not select.select([s], [], [], 0)[0]:
+                s.sendall(chunk)
+                sent += len(chunk)
+        except OSError:  # the server answered and closed while the client still sent
+            pass
+        answer = s.recv(65_536)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert sent < 16 * 2**20, sent  # stopped at the limit (plus socket buffers), not at 50 MB
+
+
+def test_a_body_that_does_not_arrive_in_time_is_answered_408(url):
+    with connect(url) as s:
+        s.sendall(head("/v1/answer", f"Authorization: Bearer {KEY}",
+                       "Content-Type: application/json", "Content-Length: 100") + b'{"input":')  # fmt: skip
+        answer = s.recv(65_536)  # serve.timeouts.body_s is 3 in the test params
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+def test_slow_clients_lose_their_connections_at_the_header_deadline(url):
+    import select
+    import time
+
+    request = head("/v1/answer", f"Authorization: Bearer {KEY}")
+    sockets = [connect(url) for _ in range(60)]
+    waiting, timed_out, start = set(range(60)), 0, time.monotonic()
+    try:
+        for i in range(60):  # a byte every 0.25 s per connection: headers after 30 s
+            for k in list(waiting):
+                try:
+                    sockets[k].send(request[i : i + 1])
+                    if select.select([sockets[k]], [], [], 0)[0]:
+                        timed_out += sockets[k].recv(200).startswith(b"HTTP/1.1 408")
+                        waiting.discard(k)
+                except OSError:
+                    waiting.discard(k)
+            if not waiting:
+                break
+            time.sleep(0.25)
+        elapsed = time.monotonic() - start
+    finally:
+        for s in sockets:
+            s.close()
+    assert not waiting and timed_out >= 55, (len(waiting), timed_out)  # headers_s: 3
+    assert elapsed < 12, elapsed  # long before the headers could have been sent whole
+    assert httpx.get(f"{url}/v1/models", headers=auth(), timeout=10).status_code == 200

@@ -10,10 +10,13 @@ Items and results travel as dicts, a stream as JSON lines ({"text": piece} ... t
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from typing import Any
 
 from llmops.serving import Item, ModelThread, RequestError, Result
+
+log = logging.getLogger(__name__)
 
 
 async def complete_wire(model: ModelThread, items: list[dict]) -> list[dict]:
@@ -24,6 +27,19 @@ async def stream_wire(model: ModelThread, item: dict):
     async for piece in model.stream(Item(**item)):
         body = {"text": piece} if isinstance(piece, str) else {"result": piece.to_dict()}
         yield json.dumps(body, ensure_ascii=False) + "\n"
+
+
+async def ready(client: Any, seconds: float) -> bool:
+    """Whether the generator (a `bentoml.depends` client) says it is ready within `seconds`:
+    a probe that errs or hangs is an answer, not ready, with the reason logged."""
+    import anyio
+
+    try:
+        with anyio.fail_after(seconds):
+            return bool(await client.is_ready(max(1, round(seconds))))
+    except Exception as err:
+        log.warning("the generator is not ready: %s", f"{type(err).__name__}: {err}"[:300])
+        return False
 
 
 class RemoteBackend:

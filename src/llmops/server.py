@@ -45,13 +45,17 @@ def running(
     cwd: Path | None = None,
     timeout: float = 180.0,
     args: tuple[str, ...] = (),
+    log: Path | None = None,
 ) -> Iterator[str]:
-    """Serve `target` (a Bento tag, or service.py's `service:Api` in `cwd`); yield its URL."""
+    """Serve `target` (a Bento tag, or service.py's `service:Api` in `cwd`); yield its URL.
+    The server's output goes to `log`, kept, or to a temporary file removed at the end."""
     port = free_port()
     bentoml = Path(sys.executable).with_name("bentoml")
     command = [str(bentoml), "serve", target, "--host", "127.0.0.1", "--port", str(port), *args]
-    with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as handle:
-        logfile = Path(handle.name)
+    logfile = log
+    if logfile is None:
+        with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as handle:
+            logfile = Path(handle.name)
     process = spawn(command, logfile, env, cwd)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -59,7 +63,8 @@ def running(
         yield url
     finally:
         stop(process)
-        logfile.unlink(missing_ok=True)
+        if log is None:
+            logfile.unlink(missing_ok=True)
 
 
 def wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
@@ -68,19 +73,21 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) -
     ever, so such a server never exits and never gets ready)."""
     import httpx
 
-    deadline = time.monotonic() + timeout
+    deadline, last = time.monotonic() + timeout, "never answered"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"bentoml serve exited with {process.returncode}:\n{tail(log)}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            r = httpx.get(f"{url}/readyz", timeout=2)
+            if r.status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
+            last = f"answered {r.status_code}, not ready"
+        except httpx.HTTPError as err:
+            last = f"no answer ({type(err).__name__})"
         if log.read_text(errors="replace").count(STARTUP_ERROR) >= FAILED_STARTS:
             raise RuntimeError(f"a service failed to start {FAILED_STARTS} times:\n{tail(log)}")
         time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f} s:\n{tail(log)}")
+    raise RuntimeError(f"{url}/readyz: {last} after {timeout:.0f} s:\n{tail(log)}")
 
 
 def stop(process: subprocess.Popen, grace: float = 15.0) -> None:

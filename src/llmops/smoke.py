@@ -113,17 +113,22 @@ def _expect(r: httpx.Response, status: int) -> httpx.Response:
 
 
 def _poll(s: Smoke, path: str) -> str:
-    last = ""
+    """Wait for `path` to answer 200; on timeout say which it was: the server answered, not
+    ready (and how), or never answered (and why)."""
+    last, answered = "", False
     while True:
         try:
             r = s.http.get(path, timeout=2)
             if r.status_code == 200:
                 return f"GET {path} 200 after {time.monotonic() - s.started:.1f} s"
-            last = f"status {r.status_code}"
+            answered, last = True, f"status {r.status_code}: {r.text[:200]!r}"
         except httpx.HTTPError as err:
             last = f"{type(err).__name__}: {err}"
         if time.monotonic() - s.started >= s.ready_timeout:
-            raise CheckError(f"GET {s.url}{path}: {last} (waited {s.ready_timeout:g} s)")
+            state = "answered but not ready" if answered else "never answered"
+            raise CheckError(
+                f"GET {s.url}{path}: {state} within {s.ready_timeout:g} s; last: {last}"
+            )
         time.sleep(0.5)
 
 
