@@ -291,7 +291,7 @@ export SEEDS
 # spread: make noise POOL=benchmarks/results/noise.json
 POOL ?=
 
-bench-serve: $(STAMP) ## Benchmark the served Bento: adaptive batching vs batch size 1 (needs make bento)
+bench-serve: $(STAMP) ## Benchmark the served Bento: adaptive batching vs batch size 1; fails on a missed target (needs make bento)
 	python -m benchmarks.bench_serve --params params.yaml --data data/prepared/test.jsonl \
 	  --bento "$$BENTO" --out benchmarks/results/serve.json
 

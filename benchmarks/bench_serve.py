@@ -29,6 +29,7 @@ import os
 import platform
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from llmops.task import Task
 
 SIDES = {"batching": "on", "baseline": "off"}  # result key -> LLMOPS_BATCHING
 TARGETS = {"throughput_ratio": 3.0, "tail_latency_ratio": 4.0}  # at least, less than
+AIM_CLIENTS = 32  # the clients the targets are measured at
 # BentoML's batch dispatcher fits its latency model on its first ~11 batches, some of which
 # wait for a 2nd or 3rd request; concurrent warm-up requests take it through that phase.
 WARMUP_CLIENTS = 4
@@ -187,21 +189,28 @@ def bench(params_path: Path, data: Path, bento: str, levels: list[int], requests
 
 
 def headline(ours: dict, base: dict, levels: list[int]) -> dict:
-    """The two figures with targets: throughput gain at the most clients, and the tail
-    latency there against one client's median, with batching."""
-    most, fewest = str(max(levels)), str(min(levels))
-    speed = ours[most]["requests_per_s"] / base[most]["requests_per_s"]
-    tail = ours[most]["p99_ms"] / ours[fewest]["p50_ms"]
+    """The two figures with targets: throughput gain at AIM_CLIENTS (or the most clients
+    measured, when fewer), and the tail latency there against one client's median, with
+    batching; `missed` names each target not met."""
+    at = str(min(AIM_CLIENTS, max(levels))) if AIM_CLIENTS not in levels else str(AIM_CLIENTS)
+    fewest = str(min(levels))
+    speed = ours[at]["requests_per_s"] / base[at]["requests_per_s"]
+    tail = ours[at]["p99_ms"] / ours[fewest]["p50_ms"]
+    aims = {
+        "throughput_ratio": f">= {TARGETS['throughput_ratio']} (batching / baseline "
+        f"req/s at {at} clients)",
+        "tail_latency_ratio": f"< {TARGETS['tail_latency_ratio']} (batching p99 at "
+        f"{at} clients / batching p50 at {fewest})",
+    }
+    missed = [f"throughput_ratio {speed:.2f}, aim {aims['throughput_ratio']}"] * (
+        speed < TARGETS["throughput_ratio"]
+    ) + [f"tail_latency_ratio {tail:.2f}, aim {aims['tail_latency_ratio']}"] * (
+        tail >= TARGETS["tail_latency_ratio"]
+    )
     return {
         "throughput_ratio": speed,
         "tail_latency_ratio": tail,
-        "targets": {
-            "throughput_ratio": f">= {TARGETS['throughput_ratio']} (batching / baseline "
-            f"req/s at {most} clients)",
-            "tail_latency_ratio": f"< {TARGETS['tail_latency_ratio']} (batching p99 at "
-            f"{most} clients / batching p50 at {fewest})",
-            "met": speed >= TARGETS["throughput_ratio"] and tail < TARGETS["tail_latency_ratio"],
-        },
+        "targets": {**aims, "met": not missed, "missed": missed},
     }
 
 
@@ -217,12 +226,10 @@ def table(result: dict) -> str:
                 f"| {r['requests_per_s']:.2f} | {r['tokens_per_s']:,.0f} | {r['p50_ms']:,.0f} "
                 f"| {r['p99_ms']:,.0f} | {batch} |"
             )
-    most, fewest = max(result["levels"]), min(result["levels"])
     speed, tail = result["throughput_ratio"], result["tail_latency_ratio"]
     lines.append(
-        f"\nthroughput at {most} clients: {speed:.1f}x the baseline (target >= "
-        f"{TARGETS['throughput_ratio']:.0f}x); p99 at {most} clients / p50 at {fewest}: "
-        f"{tail:.1f} (target < {TARGETS['tail_latency_ratio']:.0f})"
+        f"\nthroughput_ratio {speed:.1f} ({result['targets']['throughput_ratio']}); "
+        f"tail_latency_ratio {tail:.1f} ({result['targets']['tail_latency_ratio']})"
     )
     return "\n".join(lines)
 
@@ -237,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="a prepared split (JSONL)")
     parser.add_argument("--bento", default="llmops-service:latest")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--levels", type=counts, default=[1, 8, 32], help="clients, e.g. 1,8,32")
-    parser.add_argument("--requests", type=counts, default=[64, 256, 256],
+    parser.add_argument("--levels", type=counts, default=[1, 8, 32, 64],
+                        help="clients, e.g. 1,8,32,64")  # fmt: skip
+    parser.add_argument("--requests", type=counts, default=[64, 256, 256, 256],
                         help="requests per level: one number, or one per level")  # fmt: skip
     parser.add_argument("--warmup", type=int, default=32, help="uncounted requests per server")
     args = parser.parse_args(argv)
@@ -252,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     if result["bentoml_config_options"]:
         print(f"BentoML config overrides: {result['bentoml_config_options']}")
     print(f"total: {result['total_seconds']:.0f} s, both servers started and stopped included")
+    if result["targets"]["missed"]:  # the results are written; the command still fails
+        sys.exit("bench-serve: target missed: " + "; ".join(result["targets"]["missed"]))
 
 
 if __name__ == "__main__":
