@@ -110,7 +110,7 @@ PARAMS: dict = {
               "retry_after_s": 1, "api_key_env": "LLMOPS_TEST_API_KEY",
               "logs": {"file_mb": 64, "retain_days": 30, "retain_mb": 2048,
                        "refusals_per_s": 10, "feedback_window": 1000},
-              "timeouts": {"headers_s": 3, "body_s": 3, "idle_s": 5, "ready_s": 5}},
+              "timeouts": {"headers_s": 3, "body_s": 3, "idle_s": 2, "ready_s": 5}},
 }  # fmt: skip
 
 

@@ -99,6 +99,8 @@ def outputs(d) -> dict:
         (lambda d: d["serve"].update(max_batch_size=1), "serve.max_batch_size: expected an integer in [2, 1024], got 1"),
         (lambda d: d["serve"].update(max_tokens=10), "serve.max_tokens (10) is below decoding.max_new_tokens (48)"),
         (lambda d: d["serve"].pop("max_queue"), "serve.max_queue: missing"),
+        (lambda d: d["serve"]["timeouts"].update(idle_s=3), "serve.timeouts: idle_s (3) must be below headers_s (3"),
+        (lambda d: d["serve"]["logs"].update(retain_mb=10, file_mb=64), "serve.logs: retain_mb (10) is below file_mb (64)"),
     ],
 )  # fmt: skip
 def test_invalid_params_fail_with_key_and_expectation(tmp_path, edit, message):

@@ -61,11 +61,24 @@ def test_feedback_lookups_use_memory_read_back_at_start_within_the_window(tmp_pa
     assert restarted.known("r79") and not restarted.known("never")
 
 
-def test_a_line_cut_short_by_a_crash_is_skipped_at_start(tmp_path):
+def test_a_line_cut_short_by_a_crash_is_skipped_and_the_next_one_kept_whole(tmp_path):
     path = tmp_path / f"requests-{time.strftime('%Y-%m-%d', time.gmtime())}.jsonl"
     path.write_text(json.dumps(line(1)) + "\n" + '{"request_id": "r2", "sta')
     os.utime(path)
     log = RequestLog(tmp_path, PARAMS)
     assert log.known("r1") and not log.known("r2")
     log.request(line(3))
-    assert log.known("r3") and Path(path).read_text().count("\n") == 2
+    lines = Path(path).read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["request_id"] == "r3"
+    assert RequestLog(tmp_path, PARAMS).known("r3")  # after a restart too
+
+
+def test_a_bucket_gives_its_rate_and_a_slow_rate_still_gives():
+    from llmops.gateway import Bucket
+
+    now = [0.0]
+    fast, slow, off = (Bucket(rate, clock=lambda: now[0]) for rate in (3, 0.5, 0))
+    assert [fast.take() for _ in range(5)] == [True, True, True, False, False]
+    assert slow.take() and not slow.take() and not off.take()
+    now[0] = 2.0  # two seconds on: 6 tokens for the fast one (capped at 3), 1 for the slow
+    assert sum(fast.take() for _ in range(5)) == 3 and slow.take() and not off.take()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,14 +26,16 @@ from llmops.telemetry import Telemetry
 
 
 class Bucket:
-    """A token bucket: `take()` is true at most `rate` times a second (bursts of `rate`)."""
+    """A token bucket: `take()` is true at most `rate` times a second on average, in bursts
+    of at most max(1, rate); never for a rate of 0."""
 
-    def __init__(self, rate: float):
-        self.rate, self.tokens, self.at = rate, rate, time.monotonic()
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.size, self.clock = rate, max(1.0, rate) if rate else 0.0, clock
+        self.tokens, self.at = self.size, clock()
 
     def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        now = self.clock()
+        self.tokens = min(self.size, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens < 1:
             return False
@@ -118,12 +120,14 @@ class Gateway:
                error: str = "") -> None:  # fmt: skip
         """The metrics of one finished request, and its request-log line. A refused request
         (`error`) is logged without its inputs, its error text redacted; one without a valid
-        API key (401), or past `serve.logs.refusals_per_s`, is counted but not logged, so
-        clients without a key cannot grow the disk."""
+        API key (401), or a client error (4xx) past `serve.logs.refusals_per_s`, is counted
+        but not logged, so clients without a key cannot grow the disk. Server errors (5xx)
+        are always logged."""
         seconds = time.perf_counter() - started
         results = results or []
         self.telemetry.observe(endpoint, status, seconds, results)
-        if error and (status == 401 or not self.refusals.take()):
+        refused = error and status < 500
+        if refused and (status == 401 or not self.refusals.take()):
             self.telemetry.unlogged.inc()
             return
         if error:

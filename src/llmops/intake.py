@@ -71,20 +71,18 @@ class Intake:
     async def _read(self, receive: Receive) -> bytes:
         """The whole body, or 413 once it passes the limit, or 408 past the deadline."""
         limit, deadline = self.gate.max_body_bytes, self.gate.serve.timeouts.body_s
-        chunks, size = [], 0
+        body = bytearray()
         try:
             with anyio.fail_after(deadline):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         raise ClientGoneError
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
+                    body += message.get("body", b"")
+                    if len(body) > limit:
                         raise RequestError(413, f"request body over {limit} bytes")
-                    chunks.append(chunk)
                     if not message.get("more_body", False):
-                        return b"".join(chunks)
+                        return bytes(body)
         except TimeoutError:
             message = f"the request body did not arrive within {deadline:g} s"
             raise RequestError(408, message, code="timeout") from None

@@ -303,6 +303,10 @@ class TimeoutsParams:
     idle_s: Annotated[int, Range(1, 3600)]  # a kept-alive connection with no request
     ready_s: Annotated[float, Range(0.1, 3600.0)]  # the readiness probe's wait on the model
 
+    def validate(self) -> None:
+        if self.idle_s >= self.headers_s:  # else an idle connection would be answered 408
+            raise ValueError(f"idle_s ({self.idle_s}) must be below headers_s ({self.headers_s})")
+
 
 @dataclass(frozen=True)
 class ServeParams:

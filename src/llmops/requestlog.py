@@ -12,7 +12,7 @@ oldest past `logs.retain_mb` in all, are deleted; feedback files are kept (peopl
 them: harvest them). Feedback may name one of the latest `logs.feedback_window` answered
 requests (status 200): their ids are held in memory, read back from the files at start,
 so no lookup reads the disk. Writing never fails a request: text UTF-8 cannot encode (a
-lone surrogate) is written escaped.
+lone surrogate) is written escaped, and a line a crash cut short is ended before the next.
 
 The caller passes inputs after cleaning and PII redaction, and outputs redacted the same
 way: this module writes what it is given, so nothing unredacted may be handed to it.
@@ -80,6 +80,8 @@ class RequestLog:
         for path in reversed(self.files(REQUESTS)):
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
             for text in reversed(lines):
+                if '"status": 200' not in text:  # refusals and the like: not parsed at all
+                    continue
                 line = _parsed(text)
                 if line.get("status") == 200 and isinstance(line.get("request_id"), str):
                     ids.append(line["request_id"])
@@ -115,6 +117,10 @@ class RequestLog:
         if size and size + adding > self.params.file_mb * MB:
             part = int(NAME.fullmatch(path.name)["part"] or 0) + 1  # type: ignore[index]
             path, size = self.folder / f"{kind}-{day}.{part}.jsonl", 0
+        if size and not _ends_a_line(path):  # a line cut short by a crash: end it first
+            with path.open("ab") as fh:
+                fh.write(b"\n")
+            size += 1
         self._open[kind] = (path, size)
         if kind == REQUESTS:
             self._prune(keep=path)
@@ -142,6 +148,12 @@ class RequestLog:
 def _delete(path: Path) -> None:
     log.info("request log retention: deleting %s", path.name)
     path.unlink(missing_ok=True)
+
+
+def _ends_a_line(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
 
 
 def _parsed(text: str) -> dict:

@@ -7,8 +7,9 @@ sends one byte a second keeps its connection, and a few hundred of them keep the
 `install` makes uvicorn serve HTTP/1.1 with `HeaderDeadline`, its h11 protocol plus one
 timer: a connection whose request line and headers have not all arrived within
 `timeouts.headers_s` of its opening (or of the previous response on it) is answered 408
-and closed. A kept-alive connection that sends nothing is closed after `timeouts.idle_s`
-(uvicorn's own keep-alive timeout). The body has its own deadline (`llmops.intake`).
+and closed. A kept-alive connection that sends nothing is closed earlier, silently, after
+`timeouts.idle_s` (uvicorn's own keep-alive timeout; params require idle_s < headers_s).
+The body has its own deadline (`llmops.intake`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class HeaderDeadline(H11Protocol):
         super().on_response_complete()
         if not self._in_request():  # no pipelined request started already
             self._arm()
+
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        self._disarm()  # the connection is no longer HTTP: no headers to wait for
+        super().handle_websocket_upgrade(event)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
