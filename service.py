@@ -1,10 +1,10 @@
 """The inference service: BentoML wiring only (routes, guards and answers live in llmops).
 
 Serve the latest build on 127.0.0.1:3000: make serve (make bento builds it). Two services:
-`Generator` holds the model and answers batches (BentoML's adaptive batching groups
-concurrent requests, within params.yaml `serve.max_batch_size` and `max_latency_ms`);
-`Api` serves the HTTP API at /v1 (`llmops.api`) and calls it. /livez, /readyz and
-/metrics are BentoML's and need no API key.
+`Generator` holds the model and answers every request as it comes, its rows joining the
+running batch between decoding steps (`llmops.scheduler`, at most params.yaml
+`serve.max_batch_size` rows); `Api` serves the HTTP API at /v1 (`llmops.api`) and calls
+it. /livez, /readyz and /metrics are BentoML's and need no API key.
 """
 
 import logging
@@ -47,8 +47,8 @@ class Args(BaseModel):
 
 ARGS = bentoml.use_arguments(Args)
 MODEL = bentoml.models.BentoModel(ARGS.model or f"{SERVE.name}:latest")
-# LLMOPS_BATCHING=off answers each request alone (the benchmark's baseline, make bench-serve).
-BATCHING = os.environ.get("LLMOPS_BATCHING", "on") != "off"
+# LLMOPS_BATCHING=off answers one request at a time (the benchmark's baseline, bench-serve).
+ROWS = SERVE.max_batch_size if os.environ.get("LLMOPS_BATCHING", "on") != "off" else 1
 app = FastAPI(title="llmops", summary="The task endpoint and the OpenAI chat API")
 # Before the server starts (this module is imported first): a deadline on slow clients'
 # headers, and BentoML's request metrics labelled by route, never by a client's raw path.
@@ -69,11 +69,14 @@ class Generator:
     model = MODEL
 
     def __init__(self) -> None:
+        rows = bentoml.metrics.Histogram(
+            name="llmops_decode_rows", documentation="Rows generated together per step",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )  # fmt: skip
         path = Path(self.model.path)
-        self.worker = serving.ModelThread(path, batch_size=SERVE.max_batch_size)
+        self.worker = serving.ModelThread(path, batch_size=ROWS, observe=rows.observe)
 
-    @bentoml.api(batchable=BATCHING, max_batch_size=SERVE.max_batch_size,
-                 max_latency_ms=SERVE.max_latency_ms)  # fmt: skip
+    @bentoml.api
     async def complete(self, items: list[dict]) -> list[dict]:
         return await generator.complete_wire(self.worker, items)
 

@@ -522,3 +522,25 @@ def test_a_failing_item_fails_alone_and_its_batch_neighbours_are_answered(served
     assert results[1].error_code == serving.FAILED and results[1].refusal("x").status == 500
     alone = [served.complete([i])[0] for i in items]
     assert [results[0], results[2], results[3]] == alone
+
+
+def test_items_of_a_failed_step_are_retried_alone_and_answered(worker, rows):
+    """Fault injection: the scheduler's next forward pass raises once (no input makes the
+    tiny model's forward pass fail, so the failure is made here)."""
+    scheduler, failed = worker.served.scheduler, []
+    real = scheduler._forward
+
+    def once(*args, **kwargs):
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("injected")
+        return real(*args, **kwargs)
+
+    items = [serving.Item({"text": r["text"]}, 16) for r in rows[:3]]
+    scheduler._forward = once
+    try:
+        results = asyncio.run(worker.complete(items))
+    finally:
+        del scheduler._forward
+    assert failed and not any(r.error for r in results)
+    assert results == worker.served.complete(items)

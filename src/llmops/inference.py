@@ -105,9 +105,21 @@ class TaskModel:
         each row is cut to its own: with greedy decoding that is what generating with the
         row's limit alone gives."""
         ids = [prompt_ids(self.tokenizer, p) for p in prompts]
+        generated = self.generate_ids(ids, decoding, batch_size, limits)
+        return [self.finish(g, len(i)) for g, i in zip(generated, ids, strict=True)]
+
+    @torch.no_grad()
+    def generate_ids(
+        self,
+        ids: list[list[int]],
+        decoding: DecodingParams,
+        batch_size: int,
+        limits: list[int] | None = None,
+    ) -> list[list[int]]:
+        """`complete` on token ids: the new tokens of each prompt, cut to its limit."""
         limits = limits or [decoding.max_new_tokens] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out: list[Generated] = [Generated("", 0, 0, True)] * len(ids)
+        out: list[list[int]] = [[] for _ in ids]
         if decoding.do_sample:
             torch.manual_seed(decoding.seed)
         for start in range(0, len(order), batch_size):
@@ -118,7 +130,7 @@ class TaskModel:
                 generated = self.model.generate(**batch, **options)
             new = generated[:, batch["input_ids"].shape[1] :].cpu()
             for i, row in zip(chunk, new, strict=True):
-                out[i] = self._finish(row.tolist()[: limits[i]], len(ids[i]))
+                out[i] = row.tolist()[: limits[i]]
         return out
 
     def stream(
@@ -174,9 +186,10 @@ class TaskModel:
         if "error" in result:
             raise result["error"]  # type: ignore[misc]
         new = result["ids"][0, len(ids) :].cpu().tolist()  # type: ignore[index]
-        yield self._finish(new, len(ids))
+        yield self.finish(new, len(ids))
 
-    def _finish(self, generated: list[int], prompt_tokens: int) -> Generated:
+    def finish(self, generated: list[int], prompt_tokens: int) -> Generated:
+        """The `Generated` record of new tokens (text up to end-of-sequence)."""
         eos = self.tokenizer.eos_token_id
         text, n = self.decode(generated)
         return Generated(text, n, prompt_tokens, eos in generated)

@@ -17,9 +17,13 @@ that does not parse is a result with `parsed: false`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -184,17 +188,35 @@ class Result:
         return RequestError(status, f"{param}: {self.error}", param, self.error_code or CONTEXT)
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An item queued on the scheduler: its future tokens and its prompt's length."""
+
+    tokens: Future
+    prompt_tokens: int
+
+
 @dataclass
 class Served:
-    """A packaged model, loaded: answers items through `llmops.inference`."""
+    """A packaged model, loaded: answers items through `llmops.inference`, generation
+    scheduled token by token (`llmops.scheduler`), at most `batch_size` rows at a time."""
 
     package: Package
     model: Any  # llmops.inference.TaskModel (imported on load: it pulls in torch)
     context: int | None
     batch_size: int = 64
+    observe: Any = None  # called with the rows of each decoding step (a metric)
+    scheduler: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        from llmops.scheduler import Scheduler
+
+        self.scheduler = Scheduler(self.model, self.package.decoding, self.batch_size,
+                                   self.observe)  # fmt: skip
 
     @classmethod
-    def load(cls, folder: Path, precision: str = "auto", batch_size: int = 64) -> Served:
+    def load(cls, folder: Path, precision: str = "auto", batch_size: int = 64,
+             observe: Any = None) -> Served:  # fmt: skip
         from llmops.inference import TaskModel
         from llmops.models import context_length
 
@@ -203,64 +225,70 @@ class Served:
         adapter = None if package.merged else folder / "adapter"
         model = TaskModel.load(weights, adapter, package.task_form, folder / TEMPLATE_FILE,
                                package.trust_remote_code, precision)  # fmt: skip
-        return cls(package, model, context_length(weights), batch_size)
+        return cls(package, model, context_length(weights), batch_size, observe)
 
-    def _fits(self, items: list[Item]) -> tuple[list[Any], list[str]]:
+    def _prepared(self, item: Item) -> tuple[Any, list[int]] | Result:
+        """The item's prompt and its ids, or the Result that says why it cannot be answered
+        (its prompt over the context, or its rendering or tokenizing raised)."""
         from llmops.prompts import prompt_ids
 
-        prompts = self.model.prompts([i.inputs for i in items])
-        errors = []
-        for item, prompt in zip(items, prompts, strict=True):
-            n = len(prompt_ids(self.model.tokenizer, prompt))
-            too_long = self.context is not None and n + item.max_tokens > self.context
-            errors.append(
-                f"the prompt takes {n} tokens; with max_tokens {item.max_tokens} that exceeds "
-                f"the model's context of {self.context}"
-                if too_long
-                else ""
-            )
-        return prompts, errors
+        try:
+            (prompt,) = self.model.prompts([item.inputs])
+            ids = prompt_ids(self.model.tokenizer, prompt)
+        except Exception as err:
+            log.exception("an item could not be tokenized")
+            return Result(error=f"generation failed ({type(err).__name__})", error_code=FAILED)
+        if self.context is not None and len(ids) + item.max_tokens > self.context:
+            return Result(error_code=CONTEXT, error=(
+                f"the prompt takes {len(ids)} tokens; with max_tokens {item.max_tokens} that "
+                f"exceeds the model's context of {self.context}"))  # fmt: skip
+        return prompt, ids
+
+    def start(self, items: list[Item]) -> list[Pending | Result]:
+        """Queue each item that can be answered on the scheduler; the others' Results."""
+        out: list[Pending | Result] = []
+        for item in items:
+            prepared = self._prepared(item)
+            if isinstance(prepared, Result):
+                out.append(prepared)
+            else:
+                ids = prepared[1]
+                out.append(Pending(self.scheduler.submit(ids, item.max_tokens), len(ids)))
+        return out
+
+    def outcome(self, pending: Pending) -> Result | None:
+        """The Result of a finished pending item; None when its generation raised."""
+        if pending.tokens.exception() is not None:
+            return None
+        return self._result(self.model.finish(pending.tokens.result(), pending.prompt_tokens))
 
     def complete(self, items: list[Item]) -> list[Result]:
-        """Answers in input order (batched, grouped by length, as eval generates). A batch
-        holds several clients' requests: when it fails, each item is answered alone, so an
-        item that cannot be generated fails itself (a `FAILED` result) and no other."""
-        try:
-            return self._complete(items)
-        except Exception:
-            log.exception("a batch of %d failed; answering its items one by one", len(items))
-        return [self._alone(item) for item in items]
+        """Answers in input order, generated here (the caller's thread runs the scheduler).
+        A step that fails fails the items in it; each is then tried alone, so an item that
+        cannot be generated fails itself (a `FAILED` result) and no other."""
+        results = [self._run(p) for p in self.start(items)]
+        return [r if r is not None else self._alone(i) for r, i in zip(results, items, strict=True)]
+
+    def _run(self, started: Pending | Result) -> Result | None:
+        if isinstance(started, Result):
+            return started
+        while not started.tokens.done():
+            self.scheduler.step()
+        return self.outcome(started)
 
     def _alone(self, item: Item) -> Result:
-        try:
-            return self._complete([item])[0]
-        except Exception as err:
-            log.exception("an item failed on its own")
-            return Result(error=f"generation failed ({type(err).__name__})", error_code=FAILED)
-
-    def _complete(self, items: list[Item]) -> list[Result]:
-        prompts, errors = self._fits(items)
-        todo = [i for i, e in enumerate(errors) if not e]
-        done = self.model.complete(
-            [prompts[i] for i in todo],
-            self.package.decoding,
-            self.batch_size,
-            [items[i].max_tokens for i in todo],
-        )
-        results = [Result(error=e, error_code=CONTEXT if e else "") for e in errors]
-        for i, generated in zip(todo, done, strict=True):
-            results[i] = self._result(generated)
-        return results
+        result = self._run(self.start([item])[0])
+        return result or Result(error="generation failed", error_code=FAILED)
 
     def stream(self, item: Item, start: Any = None, stop: Any = None) -> Iterator[str | Result]:
         """Text pieces as they are generated, then the whole `Result`; `start` runs the
         generation and setting the event `stop` ends it early (see `TaskModel.stream`)."""
-        prompts, errors = self._fits([item])
-        if errors[0]:
-            yield Result(error=errors[0], error_code=CONTEXT)
+        prepared = self._prepared(item)
+        if isinstance(prepared, Result):
+            yield prepared
             return
         decoding = self.package.decoding
-        for piece in self.model.stream(prompts[0], decoding, item.max_tokens, start, stop):
+        for piece in self.model.stream(prepared[0], decoding, item.max_tokens, start, stop):
             yield piece if isinstance(piece, str) else self._result(piece)
 
     def _result(self, generated: Any) -> Result:
@@ -282,25 +310,61 @@ class ModelThread:
 
     One thread, because torch's CPU thread team belongs to the thread that first ran it:
     with the model loaded on one thread and answering on another, an answer took 265 ms
-    instead of 120 ms on 2 cores. Awaiting callers are not blocked.
+    instead of 120 ms on 2 cores. Awaiting callers are not blocked. Requests join the
+    scheduler's running batch between decoding steps; the thread runs one step at a time,
+    so a streamed answer (generated whole, in one go) takes its turn between steps.
     """
 
-    def __init__(self, folder: Path, batch_size: int = 64, precision: str = "auto"):
+    def __init__(self, folder: Path, batch_size: int = 64, precision: str = "auto",
+                 observe: Any = None):  # fmt: skip
         from concurrent.futures import ThreadPoolExecutor
 
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
-        self.served = self._pool.submit(Served.load, folder, precision, batch_size).result()
+        load = self._pool.submit(Served.load, folder, precision, batch_size, observe)
+        self.served = load.result()
+        self._lock = threading.Lock()
+        self._stepping = False
 
     async def complete(self, items: list[Item]) -> list[Result]:
-        import asyncio
+        """Answers in input order; an item whose generation failed is tried once alone."""
+        results = [await self._answer(s) for s in await self._start(items)]
+        for i, result in enumerate(results):
+            if result is None:
+                (again,) = await self._start([items[i]])
+                retried = await self._answer(again)
+                results[i] = retried or Result(error="generation failed", error_code=FAILED)
+        return results  # type: ignore[return-value]
 
-        return await asyncio.wrap_future(self._pool.submit(self.served.complete, items))
+    async def _start(self, items: list[Item]) -> list[Pending | Result]:
+        started = await asyncio.wrap_future(self._pool.submit(self.served.start, items))
+        self._pump()
+        return started
+
+    async def _answer(self, started: Pending | Result) -> Result | None:
+        if isinstance(started, Result):
+            return started
+        with contextlib.suppress(Exception):  # its error: outcome() says None
+            await asyncio.wrap_future(started.tokens)
+        return self.served.outcome(started)
+
+    def _pump(self) -> None:
+        """Make sure the scheduler steps while it has work."""
+        with self._lock:
+            if self._stepping:
+                return
+            self._stepping = True
+        self._pool.submit(self._step)
+
+    def _step(self) -> None:
+        more = self.served.scheduler.step()
+        with self._lock:
+            self._stepping = more
+        if more:  # the next step after whatever else waits for the thread (a stream)
+            self._pool.submit(self._step)
 
     async def stream(self, item: Item):
         """Pieces, then the `Result`; the generation runs on the model's thread, and stops
         when this generator is closed before the end (the client went away)."""
-        import threading
-
         import anyio
 
         stop = threading.Event()
