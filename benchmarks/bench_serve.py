@@ -1,21 +1,21 @@
-"""Throughput and latency of the served Bento: adaptive batching against batch size 1.
+"""Throughput and latency of the served Bento: batched generation against batch size 1.
 
 Run: make bench-serve  (after make bento)
      (python -m benchmarks.bench_serve --params params.yaml --data data/prepared/test.jsonl \
         --bento llmops-service:latest --out benchmarks/results/serve.json)
 
 One Bento, served twice by the real `bentoml serve` on a loopback port (`llmops.server`),
-one server at a time: with adaptive batching (the default; params.yaml serve.max_batch_size
-and max_latency_ms) and with LLMOPS_BATCHING=off, where the generator answers each request
-alone (the baseline, batch size 1). At each concurrency level (--levels) that many closed-loop
+one server at a time: batched (the default: requests join the running batch between
+decoding steps, at most params.yaml serve.max_batch_size rows, `llmops.scheduler`) and with
+LLMOPS_BATCHING=off, where the generator answers one request at a time (the baseline,
+batch size 1). At each concurrency level (--levels) that many closed-loop
 clients (asyncio + httpx) send single-input POST /v1/answer requests, built from distinct
 test rows, until --requests have been answered; both sides get the same rows at each level.
-Uncounted requests from a few clients warm each server up first (and take BentoML's batch
-dispatcher through its first, self-calibrating batches).
+Uncounted requests from a few clients warm each server up first.
 
 Throughput is answered requests and generated (completion) tokens per wall-clock second of
-a level; latency is each request's round trip as its client saw it. The mean batch the
-generator ran comes from its `bentoml_service_adaptive_batch_size` histogram on /metrics.
+a level; latency is each request's round trip as its client saw it. The mean batch is the
+rows per decoding step, from the generator's `llmops_decode_rows` histogram on /metrics.
 Any request not answered 200 fails the run, naming it.
 """
 
@@ -92,17 +92,17 @@ async def load(url: str, key: str, bodies: list[dict], clients: int) -> tuple[li
 
 
 def batches(url: str) -> tuple[float, float]:
-    """Sum and count of the generator's adaptive batch-size histogram (0, 0 when unbatched)."""
+    """Sum and count of the generator's rows-per-step histogram."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"{url}/metrics", timeout=30).text
     total = {"_sum": 0.0, "_count": 0.0}
     for family in text_string_to_metric_families(text):
-        if family.name != "bentoml_service_adaptive_batch_size":
+        if family.name != "llmops_decode_rows":
             continue
         for sample in family.samples:
             suffix = sample.name.removeprefix(family.name)
-            if suffix in total and sample.labels.get("method_name") == "complete":
+            if suffix in total:
                 total[suffix] += sample.value
     return total["_sum"], total["_count"]
 
@@ -172,7 +172,6 @@ def bench(params_path: Path, data: Path, bento: str, levels: list[int], requests
         "bento": bento, "bentoml": importlib.metadata.version("bentoml"),
         "bentoml_config_options": overrides,  # BentoML settings changed for this run, if any
         "max_batch_size": params.serve.max_batch_size,
-        "max_latency_ms": params.serve.max_latency_ms,
         "max_queue": params.serve.max_queue,
         "levels": levels, "warmup_requests": warmup, "distinct_inputs": len(bodies),
     }  # fmt: skip
@@ -217,7 +216,7 @@ def headline(ours: dict, base: dict, levels: list[int]) -> dict:
 def table(result: dict) -> str:
     lines = ["| side | clients | requests | seconds | req/s | tokens/s | p50 ms | p99 ms "
              "| mean batch |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    names = {"batching": "adaptive batching", "baseline": "batch size 1 (baseline)"}
+    names = {"batching": "batched (iteration-level)", "baseline": "batch size 1 (baseline)"}
     for side, name in names.items():
         for clients, r in result[side].items():
             batch = "-" if r["mean_batch_size"] is None else f"{r['mean_batch_size']:.1f}"

@@ -106,7 +106,7 @@ PARAMS: dict = {
              "confidence": 0.95},
     "report": {"examples": 3},
     "serve": {"name": "reviews-model", "merge": False, "max_batch_size": 8,
-              "max_latency_ms": 10000, "max_items": 8, "max_tokens": 64, "max_queue": 4,
+              "max_items": 8, "max_tokens": 64, "max_queue": 4,
               "retry_after_s": 1, "api_key_env": "LLMOPS_TEST_API_KEY",
               "logs": {"file_mb": 64, "retain_days": 30, "retain_mb": 2048,
                        "refusals_per_s": 10, "feedback_window": 1000},

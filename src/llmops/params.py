@@ -314,8 +314,7 @@ class ServeParams:
 
     name: Annotated[str, NonEmpty()]  # model and Bento name in the BentoML stores
     merge: bool  # serve base + adapter merged into one model
-    max_batch_size: Annotated[int, Range(2, 1024)]  # adaptive batching: most prompts per batch
-    max_latency_ms: Annotated[int, Range(1, 600_000)]  # adaptive batching: latency bound
+    max_batch_size: Annotated[int, Range(2, 1024)]  # most rows generated together
     max_items: Annotated[int, Range(1, 1024)]  # inputs per task request
     max_tokens: Annotated[int, Range(1, 8192)]  # most tokens a request may ask to generate
     max_queue: Annotated[int, Range(1, 100_000)]  # requests in flight before 503
