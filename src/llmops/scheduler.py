@@ -33,6 +33,10 @@ from torch.nn.functional import pad
 
 from llmops.params import DecodingParams
 
+# While rows run, waiting prompts join once JOIN_AT of them can (or after JOIN_AT steps):
+# on 2 CPU cores, one prefill of 4 prompts costs 14 ms, four prefills of one 27 ms, and a
+# decoding step of 32 rows 10 ms.
+JOIN_AT = 4
 # Generation-config settings that add a logits processor unless they hold these values.
 NEUTRAL = {
     "repetition_penalty": (None, 1.0), "encoder_repetition_penalty": (None, 1.0),
@@ -69,6 +73,7 @@ class Scheduler:
         self._rows: list[Job] = []
         self._cache: Any = None
         self._mask = self._next = torch.empty(0)
+        self._held = 0  # steps the waiting prompts have been held back
 
     def submit(self, ids: list[int], limit: int) -> Future:
         job = Job(ids, limit)
@@ -86,7 +91,10 @@ class Scheduler:
         row, retire the finished. Whether work remains."""
         with self._lock:
             joining = min(self.max_rows - len(self._rows), len(self._waiting))
+            if self._rows and joining < JOIN_AT and self._held < JOIN_AT:
+                joining = 0  # gather a few: one prefill of several costs less than several
             admitted = [self._waiting.popleft() for _ in range(joining)]
+            self._held = 0 if admitted or not self._waiting else self._held + 1
         try:
             if not self.continuous:
                 self._group(admitted)
