@@ -544,3 +544,19 @@ def test_items_of_a_failed_step_are_retried_alone_and_answered(worker, rows):
         del scheduler._forward
     assert failed and not any(r.error for r in results)
     assert results == worker.served.complete(items)
+
+
+@pytest.mark.timeout(30)  # a hanging probe would hang the test
+@pytest.mark.parametrize("kind", ["hangs", "raises", "ready"])
+def test_readiness_answers_in_time_whatever_the_generator_does(kind):
+    from llmops import generator
+
+    class Probe:
+        async def is_ready(self, timeout):
+            if kind == "hangs":
+                await asyncio.sleep(3600)
+            if kind == "raises":
+                raise RuntimeError("model not loaded")
+            return True
+
+    assert asyncio.run(generator.ready(Probe(), 0.3)) is (kind == "ready")

@@ -87,3 +87,32 @@ def test_no_service_fails_fast_in_one_line(project, capsys):
     reason = captured.err.strip()
     assert len(reason.splitlines()) == 1 and "liveness" in reason, reason
     assert "Traceback" not in captured.out + captured.err
+    assert "never answered" in captured.out  # nothing listens: said so, not "not ready"
+
+
+def test_a_service_that_answers_but_is_not_ready_is_told_apart(project, capsys):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotReady(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (http.server's name)
+            body = b"model still loading"
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotReady)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(SystemExit):
+            main(smoke_args(project, f"http://127.0.0.1:{server.server_port}",
+                            "--ready-timeout", "1"))  # fmt: skip
+    finally:
+        server.shutdown()
+    captured = capsys.readouterr()
+    out = captured.out + captured.err
+    assert "answered 503 but not ready: 'model still loading'" in captured.err, out

@@ -115,20 +115,17 @@ def _expect(r: httpx.Response, status: int) -> httpx.Response:
 def _poll(s: Smoke, path: str) -> str:
     """Wait for `path` to answer 200; on timeout say which it was: the server answered, not
     ready (and how), or never answered (and why)."""
-    last, answered = "", False
+    last = ""
     while True:
         try:
             r = s.http.get(path, timeout=2)
             if r.status_code == 200:
                 return f"GET {path} 200 after {time.monotonic() - s.started:.1f} s"
-            answered, last = True, f"status {r.status_code}: {r.text[:200]!r}"
+            last = f"answered {r.status_code} but not ready: {r.text[:200]!r}"
         except httpx.HTTPError as err:
-            last = f"{type(err).__name__}: {err}"
+            last = last or f"never answered ({type(err).__name__}: {err})"
         if time.monotonic() - s.started >= s.ready_timeout:
-            state = "answered but not ready" if answered else "never answered"
-            raise CheckError(
-                f"GET {s.url}{path}: {state} within {s.ready_timeout:g} s; last: {last}"
-            )
+            raise CheckError(f"GET {path}: {last} (waited {s.ready_timeout:g} s)")
         time.sleep(0.5)
 
 
