@@ -95,7 +95,7 @@ def test_a_service_that_answers_but_is_not_ready_is_told_apart(project, capsys):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class NotReady(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802  (http.server's name)
+        def do_GET(self):  # http.server's name for it
             body = b"model still loading"
             self.send_response(503)
             self.send_header("Content-Length", str(len(body)))
