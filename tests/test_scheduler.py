@@ -94,3 +94,41 @@ def test_a_failing_step_fails_its_jobs_and_the_next_ones_are_served(model, decod
     assert isinstance(bad.exception(), Exception) and good.exception() is not None
     later = run(scheduler, [[(ids[0], 5)]])
     assert later == [model.generate_ids([ids[0]], decoding, 1, [5])[0][: len(later[0])]]
+
+
+def test_a_cancelled_caller_leaves_without_failing_its_neighbours(model, decoding, ids):
+    scheduler = Scheduler(model, decoding, max_rows=4)
+    futures = [scheduler.submit(i, decoding.max_new_tokens) for i in ids[:3]]
+    scheduler.step()  # all three prefilled and running
+    assert futures[1].cancel()  # as asyncio does when a request times out
+    while scheduler.step():
+        pass
+    expected = texts(model, [ids[0], ids[2]], model.generate_ids([ids[0], ids[2]], decoding, 2))
+    assert texts(model, [ids[0], ids[2]], [futures[0].result(), futures[2].result()]) == expected
+
+
+def test_a_retry_runs_alone_and_its_failure_touches_no_running_row(model, decoding, ids):
+    scheduler = Scheduler(model, decoding, max_rows=4)
+    running = scheduler.submit(ids[0], decoding.max_new_tokens)
+    scheduler.step()
+    bad = scheduler.submit([10**9], 5, alone=True)  # fails in a step of its own
+    good = scheduler.submit(ids[1], 5, alone=True)
+    while scheduler.step():
+        pass
+    assert (
+        bad.exception() is not None
+        and good.result() == model.generate_ids([ids[1]], decoding, 1, [5])[0]
+    )
+    assert texts(model, ids[:1], [running.result()]) == texts(
+        model, ids[:1], model.generate_ids(ids[:1], decoding, 1)
+    )
+
+
+def test_a_model_that_does_not_fill_the_cache_is_generated_through_eval_path(model, decoding, ids):
+    """Fault injection: a forward pass that ignores the cache it is given, as remote code
+    that only knows `past_key_values` would."""
+    scheduler = Scheduler(model, decoding, max_rows=4)
+    scheduler._forward = lambda ids_, mask, positions, cache: ids_[:, -1]  # cache left empty
+    generated = run(scheduler, [[(i, decoding.max_new_tokens) for i in ids[:3]]])
+    assert not scheduler.continuous
+    assert generated == model.generate_ids(ids[:3], decoding, 3)

@@ -244,8 +244,9 @@ class Served:
                 f"exceeds the model's context of {self.context}"))  # fmt: skip
         return prompt, ids
 
-    def start(self, items: list[Item]) -> list[Pending | Result]:
-        """Queue each item that can be answered on the scheduler; the others' Results."""
+    def start(self, items: list[Item], alone: bool = False) -> list[Pending | Result]:
+        """Queue each item that can be answered on the scheduler (`alone`: each generated
+        by itself, as a retry is); the others' Results."""
         out: list[Pending | Result] = []
         for item in items:
             prepared = self._prepared(item)
@@ -253,7 +254,8 @@ class Served:
                 out.append(prepared)
             else:
                 ids = prepared[1]
-                out.append(Pending(self.scheduler.submit(ids, item.max_tokens), len(ids)))
+                done = self.scheduler.submit(ids, item.max_tokens, alone)
+                out.append(Pending(done, len(ids)))
         return out
 
     def outcome(self, pending: Pending) -> Result | None:
@@ -277,7 +279,7 @@ class Served:
         return self.outcome(started)
 
     def _alone(self, item: Item) -> Result:
-        result = self._run(self.start([item])[0])
+        result = self._run(self.start([item], alone=True)[0])
         return result or Result(error="generation failed", error_code=FAILED)
 
     def stream(self, item: Item, start: Any = None, stop: Any = None) -> Iterator[str | Result]:
@@ -330,13 +332,13 @@ class ModelThread:
         results = [await self._answer(s) for s in await self._start(items)]
         for i, result in enumerate(results):
             if result is None:
-                (again,) = await self._start([items[i]])
+                (again,) = await self._start([items[i]], alone=True)
                 retried = await self._answer(again)
                 results[i] = retried or Result(error="generation failed", error_code=FAILED)
         return results  # type: ignore[return-value]
 
-    async def _start(self, items: list[Item]) -> list[Pending | Result]:
-        started = await asyncio.wrap_future(self._pool.submit(self.served.start, items))
+    async def _start(self, items: list[Item], alone: bool = False) -> list[Pending | Result]:
+        started = await asyncio.wrap_future(self._pool.submit(self.served.start, items, alone))
         self._pump()
         return started
 
@@ -356,7 +358,11 @@ class ModelThread:
         self._pool.submit(self._step)
 
     def _step(self) -> None:
-        more = self.served.scheduler.step()
+        try:
+            more = self.served.scheduler.step()
+        except Exception:  # never leave the scheduler unstepped: it would hang every caller
+            log.exception("a scheduler step failed")
+            more = self.served.scheduler.busy()
         with self._lock:
             self._stepping = more
         if more:  # the next step after whatever else waits for the thread (a stream)
