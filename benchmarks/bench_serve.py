@@ -38,7 +38,7 @@ from pathlib import Path
 import httpx
 
 from llmops.examples import read_split
-from llmops.params import load_params
+from llmops.params import Params, load_params
 from llmops.server import running
 from llmops.task import Task
 
@@ -151,13 +151,27 @@ def serve_side(bento: str, batching: str, plan: list[tuple[int, list[dict]]],
     return out
 
 
+def request_bodies(params: Params, data: Path) -> list[dict]:
+    """A `POST /v1/answer` body per row of a prepared split: the task's input fields."""
+    fields = [f.name for f in Task.from_params(params.task).inputs]
+    return [{"input": {name: row[name] for name in fields}} for row in read_split(data)]
+
+
+def bento_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every serving benchmark takes: params, a prepared split, Bento, output."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data", type=Path, required=True, help="a prepared split (JSONL)")
+    parser.add_argument("--bento", default="llmops-service:latest")
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
 def bench(params_path: Path, data: Path, bento: str, levels: list[int], requests: list[int],
           warmup: int = 32, env: dict | None = None, cwd: Path | None = None) -> dict:  # fmt: skip
     """Both servers at every level; the results (fails if any request was not answered 200)."""
     params = load_params(params_path)
-    fields = [f.name for f in Task.from_params(params.task).inputs]
-    rows = read_split(data)
-    bodies = [{"input": {name: row[name] for name in fields}} for row in rows]
+    bodies = request_bodies(params, data)
 
     def cycle(start: int, n: int) -> list[dict]:
         return [bodies[(start + i) % len(bodies)] for i in range(n)]
@@ -238,11 +252,7 @@ def counts(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--data", type=Path, required=True, help="a prepared split (JSONL)")
-    parser.add_argument("--bento", default="llmops-service:latest")
-    parser.add_argument("--out", type=Path, required=True)
+    parser = bento_parser(__doc__)
     parser.add_argument("--levels", type=counts, default=[1, 8, 32, 64],
                         help="clients, e.g. 1,8,32,64")  # fmt: skip
     parser.add_argument("--requests", type=counts, default=[64, 256, 256, 256],

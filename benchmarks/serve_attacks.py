@@ -22,7 +22,6 @@ Each figure is printed and written to `--out`.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from llmops.examples import read_split
+from benchmarks.bench_serve import bento_parser, request_bodies
 from llmops.params import load_params
 from llmops.server import running
 
@@ -55,22 +54,26 @@ def seed_log(folder: Path, mb: int) -> None:
             fh.write(json.dumps(line | {"request_id": f"old{i}"}) + "\n")
 
 
-async def poisoned(url: str, key: str, texts: list[str], answered: str) -> int:
-    odd = [("/v1/answer", '{"input": {"text": "a \\ud800 b"}}'),
-           ("/v1/chat/completions", '{"model": "m", "messages": [{"role": "user", '
-            '"content": "\\udfff"}]}'),
-           ("/v1/feedback", '{"request_id": "' + answered + '", "rating": 2, "comment": '
-            '"\\ud800"}')]  # fmt: skip
+async def poisoned(url: str, key: str, bodies: list[dict], model: str, answered: str) -> dict:
+    """Ordinary answers sent at once with three requests holding a lone surrogate (the
+    task's own input fields, a chat message to the served model, a feedback comment), three
+    rounds: how many ordinary requests failed, and what the poisoned ones were answered."""
+    bad = "a \ud800 b"  # json.dumps writes it as the JSON escape
+    fields = dict.fromkeys(bodies[0]["input"], bad)
+    chat = {"model": model, "messages": [{"role": "user", "content": bad}]}
+    odd = [("/v1/answer", {"input": fields}), ("/v1/chat/completions", chat),
+           ("/v1/feedback", {"request_id": answered, "rating": 2, "comment": bad})]  # fmt: skip
     headers = auth(key) | {"Content-Type": "application/json"}
-    failed = 0
+    failed, refused = 0, []
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         for _ in range(3):
-            plain = [client.post("/v1/answer", json={"input": t}, headers=auth(key))
-                     for t in texts[:12]]  # fmt: skip
-            bad = [client.post(p, content=b.encode(), headers=headers) for p, b in odd]
-            done = await asyncio.gather(*plain, *bad)
+            plain = [client.post("/v1/answer", json=b, headers=auth(key)) for b in bodies]
+            posts = [client.post(p, content=json.dumps(b), headers=headers) for p, b in odd]
+            done = await asyncio.gather(*plain, *posts)
             failed += sum(r.status_code != 200 for r in done[: len(plain)])
-    return failed
+            refused += [r.status_code for r in done[len(plain) :]]
+    return {"ordinary_sent": 3 * len(bodies), "ordinary_failed": failed,
+            "poisoned_statuses": sorted(set(refused))}  # fmt: skip
 
 
 def made_up_paths(url: str, n: int) -> dict:
@@ -86,12 +89,12 @@ def made_up_paths(url: str, n: int) -> dict:
             "nul_in_metrics": "\x00" in after}  # fmt: skip
 
 
-def keyless(url: str, n: int, logs: Path) -> dict:
+def keyless(url: str, n: int, logs: Path, body: dict) -> dict:
     size = lambda: sum(p.stat().st_size for p in logs.glob("*.jsonl"))  # noqa: E731
     before, start = size(), time.perf_counter()
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(n):
-            client.post("/v1/answer", json={"input": {"text": "a"}})
+            client.post("/v1/answer", json=body)
     return {"requests": n, "seconds": round(time.perf_counter() - start, 1),
             "log_bytes_added": size() - before}  # fmt: skip
 
@@ -175,18 +178,13 @@ def slow_clients(url: str, headers_s: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--data", type=Path, required=True, help="a prepared split (JSONL)")
-    parser.add_argument("--bento", default="llmops-service:latest")
-    parser.add_argument("--out", type=Path, required=True)
+    parser = bento_parser(__doc__)
     parser.add_argument("--paths", type=int, default=3000)
     parser.add_argument("--keyless", type=int, default=10_000)
     parser.add_argument("--log-mb", type=int, default=200)
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    field = next(f for f in params.task.inputs)
-    texts = [{field: r[field]} for r in read_split(args.data)[:12]]
+    bodies = request_bodies(params, args.data)[:12]
     key, out = secrets.token_hex(16), {}
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp)
@@ -196,13 +194,11 @@ def main(argv: list[str] | None = None) -> None:
         with running(args.bento, env=env, timeout=600) as url:
             seconds = round(time.perf_counter() - started, 1)
             out["start_s_with_log"] = {"log_mb": args.log_mb, "seconds": seconds}
-            r = httpx.post(f"{url}/v1/answer", json={"input": texts[0]}, headers=auth(key),
-                           timeout=60)  # fmt: skip
+            r = httpx.post(f"{url}/v1/answer", json=bodies[0], headers=auth(key), timeout=60)
             answered = r.json()["request_id"]
-            out["poisoned"] = {"ordinary_failed": asyncio.run(poisoned(url, key, texts, answered)),
-                               "ordinary_sent": 36}  # fmt: skip
+            out["poisoned"] = asyncio.run(poisoned(url, key, bodies, params.serve.name, answered))
             out["made_up_paths"] = made_up_paths(url, args.paths)
-            out["keyless"] = keyless(url, args.keyless, logs)
+            out["keyless"] = keyless(url, args.keyless, logs, bodies[0])
             out["unknown_feedback"] = unknown_feedback(url, key)
             out["chunked"] = chunked(url, key)
             out["slow_clients"] = slow_clients(url, params.serve.timeouts.headers_s)
