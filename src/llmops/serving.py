@@ -179,6 +179,12 @@ class Result:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def failed(cls, err: BaseException | None = None) -> Result:
+        """The result of an item whose generation raised (`err`, when it is known)."""
+        why = f" ({type(err).__name__})" if err is not None else ""
+        return cls(error=f"generation failed{why}", error_code=FAILED)
+
     def refusal(self, param: str) -> RequestError | None:
         """What the client gets for a result without an answer (413 for a prompt over the
         context, 500 for a failed generation), naming `param`; None for an answer."""
@@ -237,7 +243,7 @@ class Served:
             ids = prompt_ids(self.model.tokenizer, prompt)
         except Exception as err:
             log.exception("an item could not be tokenized")
-            return Result(error=f"generation failed ({type(err).__name__})", error_code=FAILED)
+            return Result.failed(err)
         if self.context is not None and len(ids) + item.max_tokens > self.context:
             return Result(error_code=CONTEXT, error=(
                 f"the prompt takes {len(ids)} tokens; with max_tokens {item.max_tokens} that "
@@ -280,7 +286,7 @@ class Served:
 
     def _alone(self, item: Item) -> Result:
         result = self._run(self.start([item], alone=True)[0])
-        return result or Result(error="generation failed", error_code=FAILED)
+        return result or Result.failed()
 
     def stream(self, item: Item, start: Any = None, stop: Any = None) -> Iterator[str | Result]:
         """Text pieces as they are generated, then the whole `Result`; `start` runs the
@@ -334,7 +340,7 @@ class ModelThread:
             if result is None:
                 (again,) = await self._start([items[i]], alone=True)
                 retried = await self._answer(again)
-                results[i] = retried or Result(error="generation failed", error_code=FAILED)
+                results[i] = retried or Result.failed()
         return results  # type: ignore[return-value]
 
     async def _start(self, items: list[Item], alone: bool = False) -> list[Pending | Result]:
