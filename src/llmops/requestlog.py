@@ -44,7 +44,7 @@ class RequestLog:
     def __init__(self, folder: Path, params: LogsParams):
         self.folder, self.params = folder, params
         self._lock = threading.Lock()
-        self._open: dict[str, tuple[Path, int]] = {}  # kind: (file being written, its size)
+        self._open: dict[str, tuple[str, Path, int]] = {}  # kind: (day, file written, size)
         self._ids: OrderedDict[str, None] = OrderedDict()
         for request_id in reversed(self._latest_ids()):
             self._note(request_id)
@@ -64,9 +64,13 @@ class RequestLog:
 
     def files(self, kind: str) -> list[Path]:
         """The log files of `kind`, oldest first."""
+        return [path for *_, path in self._parts(kind)]
+
+    def _parts(self, kind: str) -> list[tuple[str, int, Path]]:
+        """(day, part, path) of each log file of `kind`, oldest first."""
         found = [(NAME.fullmatch(p.name), p) for p in self.folder.glob(f"{kind}-*.jsonl")]
         keyed = [(m["day"], int(m["part"] or 0), p) for m, p in found if m and m["kind"] == kind]
-        return [p for *_, p in sorted(keyed)]
+        return sorted(keyed)
 
     def _note(self, request_id: str) -> None:
         self._ids[request_id] = None
@@ -95,47 +99,46 @@ class RequestLog:
         text = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         data = text.encode("utf-8", "backslashreplace")  # a lone surrogate, escaped
         with self._lock:
-            path = self._file(kind, f"{stamp:%Y-%m-%d}", len(data))
+            day, path, size = self._file(kind, f"{stamp:%Y-%m-%d}", len(data))
             with path.open("ab") as fh:
                 fh.write(data)
-            self._open[kind] = (path, self._open[kind][1] + len(data))
+            self._open[kind] = (day, path, size + len(data))
 
-    def _file(self, kind: str, day: str, adding: int) -> Path:
-        """The file the next line of `kind` goes to: today's, or a new one when the day
-        changed or the current one would pass `file_mb` (and then old logs are pruned)."""
-        path, size = self._open.get(kind, (None, 0))
-        if (
-            path is not None
-            and path.name.startswith(f"{kind}-{day}")
-            and (size + adding <= self.params.file_mb * MB or size == 0)
-        ):
-            return path
+    def _file(self, kind: str, day: str, adding: int) -> tuple[str, Path, int]:
+        """The day, file and size the next line of `kind` goes to: today's file, or a new
+        one when the day changed or the current one would pass `file_mb` (and then old logs
+        are pruned)."""
+        limit = self.params.file_mb * MB
+        if kind in self._open:
+            opened, path, size = self._open[kind]
+            if opened == day and (size + adding <= limit or size == 0):
+                return self._open[kind]
         self.folder.mkdir(parents=True, exist_ok=True)
-        parts = [p for p in self.files(kind) if p.name.startswith(f"{kind}-{day}")]
-        path = parts[-1] if parts else self.folder / f"{kind}-{day}.jsonl"
+        today = [(part, p) for d, part, p in self._parts(kind) if d == day]
+        part, path = today[-1] if today else (0, self.folder / f"{kind}-{day}.jsonl")
         size = path.stat().st_size if path.exists() else 0
-        if size and size + adding > self.params.file_mb * MB:
-            part = int(NAME.fullmatch(path.name)["part"] or 0) + 1  # type: ignore[index]
-            path, size = self.folder / f"{kind}-{day}.{part}.jsonl", 0
+        if size and size + adding > limit:
+            path, size = self.folder / f"{kind}-{day}.{part + 1}.jsonl", 0
         if size and not _ends_a_line(path):  # a line cut short by a crash: end it first
             with path.open("ab") as fh:
                 fh.write(b"\n")
             size += 1
-        self._open[kind] = (path, size)
+        self._open[kind] = (day, path, size)
         if kind == REQUESTS:
             self._prune(keep=path)
-        return path
+        return self._open[kind]
 
     def _prune(self, keep: Path) -> None:
         """Delete request logs older than `retain_days`, then the oldest until the rest and
         the open file `keep`, once full, fit in `retain_mb`."""
-        today = datetime.now(UTC).date()
-        files = [p for p in self.files(REQUESTS) if p != keep]
-        for path in list(files):
-            day = datetime.strptime(NAME.fullmatch(path.name)["day"], "%Y-%m-%d").date()  # type: ignore[index]
-            if (today - day).days > self.params.retain_days:
+        today, files = datetime.now(UTC).date(), []
+        for day, _, path in self._parts(REQUESTS):
+            if path == keep:
+                continue
+            if (today - datetime.strptime(day, "%Y-%m-%d").date()).days > self.params.retain_days:
                 _delete(path)
-                files.remove(path)
+            else:
+                files.append(path)
         sizes = {p: p.stat().st_size for p in files if p.exists()}
         total = sum(sizes.values()) + self.params.file_mb * MB  # the open file, once full
         for path in files:
