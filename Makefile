@@ -29,7 +29,7 @@ export DVC_NO_ANALYTICS := 1
 .DEFAULT_GOAL := help
 .PHONY: help install repro dag gate report init test test-fast lint format params sample-data ui \
   test-e2e pull push summary pr-meta comment notice profile image container-smoke \
-  push-image bento serve smoke bench-train bench-prep exp-table bench-eval bench-serve noise lock hooks clean
+  push-image bento serve smoke bench-train bench-prep exp-table bench-eval bench-serve bench-attacks noise lock hooks clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -291,9 +291,13 @@ export SEEDS
 # spread: make noise POOL=benchmarks/results/noise.json
 POOL ?=
 
-bench-serve: $(STAMP) ## Benchmark the served Bento: adaptive batching vs batch size 1; fails on a missed target (needs make bento)
+bench-serve: $(STAMP) ## Benchmark the served Bento: batched (token by token) vs batch size 1; fails on a missed target (needs make bento)
 	python -m benchmarks.bench_serve --params params.yaml --data data/prepared/test.jsonl \
 	  --bento "$$BENTO" --out benchmarks/results/serve.json
+
+bench-attacks: $(STAMP) ## Measure what hostile clients cost the served Bento: poisoned, keyless, chunked, slow (needs make bento)
+	python -m benchmarks.serve_attacks --params params.yaml --data data/prepared/test.jsonl \
+	  --bento "$$BENTO" --out benchmarks/results/serve_attacks.json
 
 noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, thread count (needs make repro; POOL=file adds its runs)
 	python -m benchmarks.noise --params params.yaml --data data/prepared --base models/base \
