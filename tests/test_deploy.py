@@ -208,7 +208,9 @@ def refused(deployment: Deployment, tag: str, task: Task, *more: str):
     done, versions, line = deploy_under_traffic(deployment, tag, task, *more)
     assert versions == [serving]
     assert done.returncode == 1 and "FAILED, nothing switched" in done.stderr, done.stderr
-    pid = int(re.search(r"serving \S+ at \S+ \(pid (\d+)", done.stderr).group(1))
+    served = re.search(r"serving \S+ at \S+ \(pid (\d+)", done.stderr)
+    assert served, f"refused before a server started:\n{done.stderr[-3000:]}"
+    pid = int(served.group(1))
     assert gone(pid), f"the refused server (pid {pid}) still runs"
     assert deployment.state.read_bytes() == before
     assert served_version(deployment.url) == serving
