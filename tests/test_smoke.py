@@ -41,8 +41,13 @@ def results(out: str) -> dict[str, str]:
 TINY = ("--min-parsed", "0", "--min-label-match", "0", "--budget-ms", "30000")
 
 
+def version_of(bento) -> str:
+    return bento.model.split(":", 1)[1]  # the model store tag's version: what /v1/models says
+
+
 def test_every_check_passes_with_the_right_key(bento, url, capsys):
-    main(smoke_args(bento.project, url, "--api-key", KEY, *TINY))  # no SystemExit: exit 0
+    main(smoke_args(bento.project, url, "--api-key", KEY, "--expect-version", version_of(bento),
+                    *TINY))  # fmt: skip  # no SystemExit: exit 0
     out = capsys.readouterr().out
     print(out)  # the summary, for -s
     assert results(out) == {name: "ok" for name, _ in CHECKS}, out
@@ -60,6 +65,27 @@ def test_a_wrong_key_fails_naming_the_failing_checks(bento, url, capsys):
     assert found["liveness"] == found["readiness"] == found["auth"] == "ok"
     assert all(name in captured.err for name in failing)
     assert "not-the-key" not in captured.out + captured.err
+
+
+def test_a_service_serving_another_version_than_the_one_built_fails(bento, url, capsys):
+    # What a rollout that has not replaced the old revision yet looks like to the smoke test.
+    other = "a" * 16 if version_of(bento) != "a" * 16 else "b" * 16
+    with pytest.raises(SystemExit) as done:
+        main(smoke_args(bento.project, url, "--api-key", KEY, "--expect-version", other, *TINY))
+    assert done.value.code == 1
+    captured = capsys.readouterr()
+    found = results(captured.out)
+    assert found["version"] == "FAIL", captured.out
+    assert {found[n] for n in ("golden", "openai", "auth", "malformed", "latency")} == {"skipped"}
+    assert "not run: version failed" in captured.out
+    assert captured.err.startswith("smoke: FAIL version;"), captured.err
+    assert version_of(bento) in captured.err and other in captured.err
+
+
+def test_without_an_expected_version_the_version_check_says_it_was_skipped(bento, url, capsys):
+    main(smoke_args(bento.project, url, "--api-key", KEY, *TINY))
+    out = capsys.readouterr().out
+    assert results(out)["version"] == "skipped" and "no --expect-version" in out
 
 
 def test_a_model_that_writes_no_json_or_is_slow_fails_its_checks(bento, url, capsys):

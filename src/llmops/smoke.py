@@ -1,21 +1,24 @@
 """Smoke-test a freshly started service before it takes traffic (what a deploy job runs).
 
 Run: python -m llmops.smoke http://127.0.0.1:3000 --params params.yaml \
-         --data data/prepared/test.jsonl [--api-key KEY] [--golden 5] [--budget-ms 2000]
+         --data data/prepared/test.jsonl [--api-key KEY] [--expect-version V] [--golden 5] \
+         [--budget-ms 2000]
 
-Checks, in order (none after a failed liveness or readiness): liveness and readiness
-(GET /livez and /readyz answer 200 within --ready-timeout s); golden (the first --golden
-test rows in one POST /v1/answer: at least --min-parsed of the answers parse, default all,
-and at least --min-label-match of their label values equal the rows'); openai (the official
-client lists `serve.name`, answers the first golden row with token counts and, unless
---min-parsed is 0, content that parses into the output fields, and streams the same
-content); auth (a wrong API key gets 401 with OpenAI's error body; skipped with no key);
-malformed (an empty input gets 422 naming an input field); latency (the median client-side
-wall time, network + queue + generation, of --latency-requests single-input POST
-/v1/answer calls is at most --budget-ms). --min-label-match defaults to 0.4: well above
-chance for a task with several labels per field, and well under what a gated model gets on
-a handful of rows (a 0.66 model fails 0.6 on 1 choice of 5 rows in 4): this catches a wrong
-or broken model; eval measures quality.
+Checks, in order (none after a failed liveness, readiness or version): liveness and
+readiness (GET /livez and /readyz answer 200 within --ready-timeout s); version (GET
+/v1/models names --expect-version, the model version the deployed Bento was built with: a
+rollout still serving the old revision fails here; skipped when none is given); golden (the
+first --golden test rows in one POST /v1/answer: at least --min-parsed of the answers
+parse, default all, and at least --min-label-match of their label values equal the rows');
+openai (the official client lists `serve.name`, answers the first golden row with token
+counts and, unless --min-parsed is 0, content that parses into the output fields, and
+streams the same content); auth (a wrong API key gets 401 with OpenAI's error body; skipped
+with no key); malformed (an empty input gets 422 naming an input field); latency (the
+median client-side wall time, network + queue + generation, of --latency-requests
+single-input POST /v1/answer calls is at most --budget-ms). --min-label-match defaults to
+0.4: well above chance for a task with several labels per field, and well under what a
+gated model gets on a handful of rows (a 0.66 model fails 0.6 on 1 choice of 5 rows in 4):
+this catches a wrong or broken model; eval measures quality.
 
 Prints a table (check, result, detail, ms); exits 1 with a one-line reason on stderr if a
 check failed; `run_smoke(argv)` returns the same as a value (llmops.deploy calls it). The
@@ -45,7 +48,7 @@ from llmops.params import ParamsError, load_params
 from llmops.task import Task
 
 OK, FAIL, SKIPPED = "ok", "FAIL", "skipped"
-GATES = ("liveness", "readiness")  # the other checks need a live, ready service
+GATES = ("liveness", "readiness", "version")  # the others need a ready service, the right model
 ERROR_KEYS = {"message", "type", "param", "code"}  # OpenAI's error body
 MAX_DETAIL = 90  # characters of a detail in the table, to keep it one screen wide
 
@@ -82,6 +85,7 @@ class Smoke:
     budget_ms: float = 2000.0
     latency_requests: int = 5
     ready_timeout: float = 60.0
+    expect_version: str = ""  # the model version the service must serve ("": not checked)
     started: float = field(default_factory=time.monotonic)
 
     def inputs(self, row: dict) -> dict[str, str]:
@@ -127,6 +131,19 @@ def _poll(s: Smoke, path: str) -> str:
         if time.monotonic() - s.started >= s.ready_timeout:
             raise CheckError(f"GET {path}: {last} (waited {s.ready_timeout:g} s)")
         time.sleep(0.5)
+
+
+def version(s: Smoke) -> str:
+    """The served model's version (GET /v1/models, `version` of `serve.name`) is the one
+    expected: the Bento just built, not the revision a rollout has not replaced yet."""
+    if not s.expect_version:
+        raise SkipError("skipped (no --expect-version): the served version is not checked")
+    data = _expect(s.http.get("/v1/models"), 200).json().get("data") or []
+    served = [str(m.get("version")) for m in data if isinstance(m, dict) and m.get("id") == s.model]
+    if served != [s.expect_version]:
+        raise CheckError(f"{s.model} serves model version {', '.join(served) or 'none'}, "
+                         f"expected {s.expect_version} (the one built)")  # fmt: skip
+    return f"{s.model} version {s.expect_version}"
 
 
 def golden(s: Smoke) -> str:
@@ -201,8 +218,8 @@ def latency(s: Smoke) -> str:
 
 CHECKS: tuple[tuple[str, Callable[[Smoke], str]], ...] = (
     ("liveness", partial(_poll, path="/livez")), ("readiness", partial(_poll, path="/readyz")),
-    ("golden", golden), ("openai", openai_path), ("auth", auth), ("malformed", malformed),
-    ("latency", latency),
+    ("version", version), ("golden", golden), ("openai", openai_path), ("auth", auth),
+    ("malformed", malformed), ("latency", latency),
 )  # fmt: skip
 
 
@@ -225,7 +242,7 @@ def run_check(name: str, check: Callable[[Smoke], str], s: Smoke) -> Check:
 
 
 def run_checks(s: Smoke) -> list[Check]:
-    """Every check in order; none after a failed liveness or readiness check."""
+    """Every check in order; none after a failed liveness, readiness or version check."""
     done: list[Check] = []
     for name, check in CHECKS:
         down = next((c.name for c in done if c.name in GATES and c.result == FAIL), "")
@@ -259,6 +276,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ready-timeout", type=float, default=60.0,
                         help="seconds to wait for /livez and /readyz")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    parser.add_argument(
+        "--expect-version",
+        default="",
+        help="the model version the service must serve (empty: not checked)",
+    )
     return parser.parse_args(argv)
 
 
@@ -283,7 +305,7 @@ def setup(args: argparse.Namespace) -> Smoke:
                            timeout=args.timeout)  # fmt: skip
     return Smoke(url, key or "", task, params.serve.name, rows, http, client, args.min_parsed,
                  args.min_label_match, args.budget_ms, args.latency_requests,
-                 args.ready_timeout)  # fmt: skip
+                 args.ready_timeout, args.expect_version.strip())  # fmt: skip
 
 
 def verdict(checks: list[Check]) -> tuple[bool, str]:
