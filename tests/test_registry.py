@@ -41,21 +41,34 @@ def train_run(root: Path, label: str) -> Path:
 
 def register(adapter: Path, *extra: str) -> None:
     registry.main(["register", "--adapter", str(adapter), "--eval", "eval.json",
-                   "--name", NAME, "--alias", "champion", *extra])  # fmt: skip
+                   "--name", NAME, *extra])  # fmt: skip
 
 
-def champion() -> str:
-    return str(registry.client().get_model_version_by_alias(NAME, "champion").version)
+def promote() -> None:
+    registry.main(["promote", "--name", NAME])
 
 
-def test_register_moves_the_alias_records_the_previous_one_and_rolls_back(
+def champion() -> str | None:
+    return registry.alias_version(registry.client(), NAME, "champion")
+
+
+def challenger() -> str | None:
+    return registry.alias_version(registry.client(), NAME, "challenger")
+
+
+def test_register_names_a_challenger_promote_moves_the_champion_and_rollback_undoes_it(
     store, capsys, monkeypatch
 ):
     monkeypatch.setenv("GITHUB_OUTPUT", str(store / "github_output"))
     first, second = train_run(store, "one"), train_run(store, "two")
     register(first, "--bento-model", "reviews-model:abc")
+    assert (challenger(), champion()) == ("1", None)  # registered, not serving yet
+    promote()
     assert champion() == "1"
     register(second)
+    # A release cancelled or failed after register leaves the champion where it was.
+    assert (challenger(), champion()) == ("2", "1")
+    promote()
     assert champion() == "2"
     assert "previous_champion: 1" in capsys.readouterr().out
     mlflow = registry.client()
@@ -67,39 +80,66 @@ def test_register_moves_the_alias_records_the_previous_one_and_rolls_back(
     assert mlflow.get_model_version(NAME, "1").tags["bento_model"] == "reviews-model:abc"
 
     register(second)  # the same run again: no new version, the record kept
+    promote()
     assert len(mlflow.search_model_versions(f"name = '{NAME}'")) == 2
     assert champion() == "2"
     assert "already registered as" in capsys.readouterr().out
-    assert (store / "github_output").read_text().splitlines()[-4:] == [
-        "registered_version=2", "alias_moved=true",  # the second run
-        "registered_version=2", "alias_moved=false",  # the same again: a rollback would undo v2
-    ]  # fmt: skip
+    lines = (store / "github_output").read_text().splitlines()
+    assert lines == ["registered_version=1", "alias_moved=true", "registered_version=2",
+                     "alias_moved=true", "registered_version=2", "alias_moved=false"]  # fmt: skip
     assert mlflow.get_model_version(NAME, "2").tags["previous_champion"] == "1"
 
-    registry.main(["rollback", "--name", NAME, "--alias", "champion"])
+    registry.main(["rollback", "--name", NAME])
     assert champion() == "1"
     assert "version 2 -> 1" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="version 1, which records no previous_champion"):
-        registry.main(["rollback", "--name", NAME, "--alias", "champion"])
+        registry.main(["rollback", "--name", NAME])
     assert champion() == "1"
+
+
+def test_promote_without_a_challenger_is_refused_and_moves_nothing(store):
+    with pytest.raises(SystemExit, match="reviews-model@challenger points to no version"):
+        promote()
+    register(train_run(store, "one"))
+    promote()
+    with pytest.raises(SystemExit, match="@nobody points to no version"):
+        registry.main(["promote", "--name", NAME, "--from", "nobody"])
+    assert champion() == "1"
+
+
+def test_record_tags_the_challenger_with_what_serves_it(store, capsys):
+    register(train_run(store, "one"))
+    registry.main(["record", "--name", NAME, "bento=llmops-service:x1y2",
+                   "image_digest=sha256:" + "a" * 64, "previous_bento=llmops-service:old"])  # fmt: skip
+    tags = registry.client().get_model_version(NAME, "1").tags
+    assert tags["bento"] == "llmops-service:x1y2"
+    assert tags["image_digest"] == "sha256:" + "a" * 64
+    assert tags["previous_bento"] == "llmops-service:old"
+    assert "recorded bento, image_digest, previous_bento" in capsys.readouterr().out
+    for bad in ("novalue", "Upper=x", "key=line\nbreak", "key="):
+        with pytest.raises(SystemExit, match="bad record"):
+            registry.main(["record", "--name", NAME, bad])
 
 
 def test_the_registered_version_downloads_as_the_adapter_folder(store, tmp_path):
     import mlflow
 
     register(train_run(store, "one"))
+    promote()
     got = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}@champion", dst_path="dl"))
     assert json.loads((got / "adapter_config.json").read_text()) == {"r": 4}
 
 
 def test_show_lists_versions_with_their_aliases(store, capsys):
     register(train_run(store, "one"))
+    promote()
     register(train_run(store, "two"))
+    promote()
     capsys.readouterr()
     registry.main(["show", "--name", NAME])
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{NAME} (sqlite:///")
-    assert out[1].startswith("  v2  aliases=champion  run=")
+    assert out[1].startswith("  v2  aliases=challenger,champion  run=")
     assert "previous_champion=1" in out[1] and f"git_commit={COMMIT}" in out[1]
     assert out[2].startswith("  v1  aliases=-  run=")
 

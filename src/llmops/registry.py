@@ -1,21 +1,27 @@
-"""Register the trained adapter in MLflow's model registry and move an alias (make register).
+"""Register the trained adapter in MLflow's model registry; promote it when it serves.
 
 Run: python -m llmops.registry register --adapter models/adapter --eval metrics/eval.json \
-        [--name NAME] --alias champion [--bento-model TAG] [--require-server] [--params params.yaml]
-     python -m llmops.registry rollback [--name NAME] --alias champion
+        [--name NAME] [--alias challenger] [--bento-model TAG] [--require-server] [--params P]
+     python -m llmops.registry record [--name NAME] [--alias challenger] KEY=VALUE ...
+     python -m llmops.registry promote [--name NAME] [--from challenger] [--alias champion]
+     python -m llmops.registry rollback [--name NAME] [--alias champion]
      python -m llmops.registry show [--name NAME]
 
 NAME defaults to params.yaml `serve.name`. `register` makes the train stage's run artifact
 (`runs:/<run id>/adapter`, run id from <adapter>/training.json) a version of the registered
 model, tags it with the commit, the eval metrics (`eval.<metric>`, the fine-tuned model's)
-and the BentoML model tag, and moves the alias to it. The version the alias left is recorded
-on the new one as the tag `previous_champion`, which `rollback` moves the alias back to.
-Registering the same run again reuses its version. Under GitHub Actions `register` also
-writes `registered_version` and `alias_moved` to $GITHUB_OUTPUT (false when the alias was
-already there: a rollback then would undo an earlier release, not this one).
+and the BentoML model tag, and points the `challenger` alias at it: registering moves no
+alias that serves. `record` tags the challenger with what serves it (the Bento tag, the
+image and its digest, the deployment and the Bento it replaced), so a later run can find
+them. `promote` moves `champion` to the challenger, the release's last step once the
+deployed service answered the smoke test with it, and records the version it left as the
+tag `previous_champion`, which `rollback` moves the alias back to. Registering the same
+run again reuses its version. Under GitHub Actions `register` writes `registered_version`,
+and `promote` writes `alias_moved` (false when the alias was already there: a rollback then
+would undo an earlier release, not this one) to $GITHUB_OUTPUT.
 
 The registry is the tracking store's (llmops.tracking: MLFLOW_TRACKING_URI, else the local
-sqlite:///mlflow.db). With `--require-server` (CI), `register` and `rollback` skip with a
+sqlite:///mlflow.db). With `--require-server` (CI), every command but `show` skips with a
 one-line notice, exiting 0, unless MLFLOW_TRACKING_URI is an http(s) server.
 """
 
@@ -34,9 +40,13 @@ from llmops import tracking
 from llmops.release import ReleaseError, github_output, is_server
 
 ARTIFACT_PATH = "adapter"  # where the train stage logs the adapter in its run (log_artifacts)
+CHALLENGER, CHAMPION = "challenger", "champion"  # registered; serving
 PREVIOUS = "previous_champion"  # version tag: the version the alias pointed to before
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # also keeps search filters quote-free
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+# `record`'s tags: a lowercase key, a value without line breaks (both shown in the registry UI)
+RECORD_KEY = re.compile(r"[a-z][a-z0-9_.]{0,62}")
+RECORD_VALUE = re.compile(r"[^\x00-\x1f\x7f]{1,500}")
 
 
 class RegistryError(RuntimeError):
@@ -118,7 +128,8 @@ def ensure_model(mlflow: Any, name: str) -> None:
 
 
 def register(mlflow: Any, name: str, run_id: str, tags: dict[str, str], alias: str) -> Registered:
-    """The run's adapter as a version of `name` (reused if registered), tagged, under `alias`."""
+    """The run's adapter as a version of `name` (reused if registered), tagged, under `alias`
+    (the challenger: no alias that serves moves here)."""
     check_run(mlflow, run_id)
     ensure_model(mlflow, name)
     found = mlflow.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
@@ -130,12 +141,44 @@ def register(mlflow: Any, name: str, run_id: str, tags: dict[str, str], alias: s
         source = f"runs:/{run_id}/{ARTIFACT_PATH}"
         version = str(mlflow.create_model_version(name, source, run_id, tags=tags).version)
     previous = alias_version(mlflow, name, alias)
-    if previous is not None and previous != version:
-        mlflow.set_model_version_tag(name, version, PREVIOUS, previous)
-        mlflow.set_registered_model_alias(name, alias, version)
-    elif previous is None:
+    if previous != version:
         mlflow.set_registered_model_alias(name, alias, version)
     return Registered(name, version, alias, previous, created=not found)
+
+
+def aliased(mlflow: Any, name: str, alias: str) -> str:
+    """The version `alias` points to; fails when it points nowhere."""
+    version = alias_version(mlflow, name, alias)
+    if version is None:
+        raise RegistryError(f"{name}@{alias} points to no version (run make register first)")
+    return version
+
+
+def record(mlflow: Any, name: str, alias: str, pairs: list[str]) -> dict[str, str]:
+    """Tag the version `alias` points to with KEY=VALUE pairs (what serves it); the tags."""
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not RECORD_KEY.fullmatch(key) or not RECORD_VALUE.fullmatch(value):
+            raise RegistryError(f"bad record {pair!r}: expected key=value, a lowercase key "
+                                "(letters, digits, _ .) and a one-line value")  # fmt: skip
+        tags[key] = value
+    version = aliased(mlflow, name, alias)
+    for key, value in tags.items():
+        mlflow.set_model_version_tag(name, version, key, value)
+    return tags
+
+
+def promote(mlflow: Any, name: str, source: str, alias: str) -> Registered:
+    """Move `alias` (champion) to the version `source` (challenger) points to, recording
+    the version it left on that version as `previous_champion`."""
+    version = aliased(mlflow, name, source)
+    previous = alias_version(mlflow, name, alias)
+    if previous != version:
+        if previous is not None:
+            mlflow.set_model_version_tag(name, version, PREVIOUS, previous)
+        mlflow.set_registered_model_alias(name, alias, version)
+    return Registered(name, version, alias, previous, created=False)
 
 
 def rollback(mlflow: Any, name: str, alias: str) -> tuple[str, str]:
@@ -177,12 +220,14 @@ def show(mlflow: Any, name: str) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in ("register", "rollback", "show"):
+    aliases = {"register": CHALLENGER, "record": CHALLENGER, "promote": CHAMPION,
+               "rollback": CHAMPION}  # fmt: skip
+    for command in (*aliases, "show"):
         sub = commands.add_parser(command)
         sub.add_argument("--name", help="registered model (default: params serve.name)")
         sub.add_argument("--params", type=Path, default=Path("params.yaml"))
-        if command != "show":
-            sub.add_argument("--alias", default="champion")
+        if command in aliases:
+            sub.add_argument("--alias", default=aliases[command])
             sub.add_argument(
                 "--require-server",
                 action="store_true",
@@ -192,6 +237,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     reg.add_argument("--adapter", type=Path, required=True)
     reg.add_argument("--eval", type=Path, required=True, help="metrics/eval.json")
     reg.add_argument("--bento-model", default="", help="the BentoML model tag, if packaged")
+    commands.choices["record"].add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+    promote_args = commands.choices["promote"]
+    promote_args.add_argument("--from", dest="source", default=CHALLENGER, help="its alias")
     return parser.parse_args(argv)
 
 
@@ -214,17 +262,24 @@ def run(args: argparse.Namespace) -> str:
     if args.command == "rollback":
         was, now = rollback(mlflow, name, args.alias)
         return f"{name}@{args.alias}: version {was} -> {now}"
+    if args.command == "record":
+        tags = record(mlflow, name, args.alias, args.pairs)
+        return f"{name}@{args.alias}: recorded {', '.join(sorted(tags))}"
+    if args.command == "promote":
+        done = promote(mlflow, name, args.source, args.alias)
+        moved = done.previous != done.version
+        github_output({"alias_moved": moved}, os.environ)
+        where = f"{name}@{done.alias} -> {done.version}"
+        if not moved:
+            return f"{where} already"
+        return f"{where} (from {args.source}; {PREVIOUS}: {done.previous or 'none'})"
     tags = {"git_commit": tracking.git_commit(), **eval_tags(args.eval)}
     if args.bento_model:
         tags["bento_model"] = args.bento_model
     done = register(mlflow, name, training_run(args.adapter), tags, args.alias)
-    moved = done.previous != done.version
-    github_output({"registered_version": done.version, "alias_moved": moved}, os.environ)
+    github_output({"registered_version": done.version}, os.environ)
     how = "registered" if done.created else "already registered as"
-    where = f"{name}@{done.alias} -> {done.version}"
-    if not moved:
-        return f"{how} {name} version {done.version}; {where} already"
-    return f"{how} {name} version {done.version}; {where} ({PREVIOUS}: {done.previous or 'none'})"
+    return f"{how} {name} version {done.version}; {name}@{done.alias} -> {done.version}"
 
 
 def main(argv: list[str] | None = None) -> None:
