@@ -226,7 +226,7 @@ pr-meta: ## Write pr.json (the pull request number, PR=...) for the commenting w
 	@printf '{"number": %d}\n' "$$PR" > pr.json && cat pr.json
 
 # Runs on the default branch's code without the venv: standard library only.
-comment: ## Post report-artifact/report.md on its pull request via CML, checked and defused (CI)
+comment: ## Post report-artifact/report.md on its pull request (GitHub API), checked and defused (CI)
 	PYTHONPATH=src python3 -m llmops.comment --artifact report-artifact \
 	  --head-sha "$$HEAD_SHA" --repo "$$GITHUB_REPOSITORY"
 
