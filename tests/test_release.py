@@ -2,9 +2,14 @@
 and deploy/rollback on BentoCloud.
 
 BentoCloud cannot be reached from a test, so the `bentoml` CLI is replaced by a small fake
-executable put first on PATH (FAKE_BENTOML below): it appends its argv to a log and keeps
-the deployment's current Bento in a file, answering `deployment get -o json` with canned
-JSON the way BentoCloud's CLI does (and "not found" when there is no deployment yet).
+executable put first on PATH (FAKE_BENTOML below). It appends its argv to a log and keeps
+the deployment's Bento and its coming statuses in files: `deployment get -o json` answers
+with JSON shaped like the real CLI's (bentoml 1.4: "bento" and "status": {"status": ...};
+"not found" when there is no deployment), taking the next status of the rollout each time
+(`deploying` → `running`, or → `failed`, as FAKE_BENTOML_ROLLOUTS says per Bento); `deploy`
+and `deployment update` start a rollout, `deployment terminate` ends in `terminated`,
+`secret list -o json` prints FAKE_BENTOML_SECRETS, and `get <bento> -o json` answers from
+the local store in FAKE_BENTOML_LOCAL.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from llmops import release
+from tests.synthetic import write_params
 
 FAKE_BENTOML = f"""#!{sys.executable}
 import json, os, sys
@@ -27,30 +33,64 @@ args = sys.argv[1:]
 with open(os.environ["FAKE_BENTOML_LOG"], "a") as log:
     log.write(json.dumps(args) + "\\n")
 current = Path(os.environ["FAKE_BENTOML_CURRENT"])
+statuses = current.with_name("statuses")  # the rollout's coming statuses, the last one stays
 if not os.environ.get("BENTO_CLOUD_API_KEY"):  # the real CLI's credentials variable
     print("Error: [deployment] `get` failed: No cloud context default found", file=sys.stderr)
     sys.exit(1)
-if os.environ.get("FAKE_BENTOML_FAIL") == " ".join(args[:2]):
+if os.environ.get("FAKE_BENTOML_FAIL") and " ".join(args).startswith(os.environ["FAKE_BENTOML_FAIL"]):
     print("Error: unauthorized: invalid API token", file=sys.stderr)
     sys.exit(1)
+
+def roll_out(bento):
+    current.write_text(bento)
+    rollouts = json.loads(os.environ.get("FAKE_BENTOML_ROLLOUTS", "{{}}"))
+    statuses.write_text(json.dumps(rollouts.get(bento, ["deploying", "running"])))
+
 if args[:2] == ["deployment", "get"]:
     if not current.exists():
         print(f"Error: [deployment] `get` failed: Deployment {{args[2]}} is not found", file=sys.stderr)
         sys.exit(1)
+    coming = json.loads(statuses.read_text()) if statuses.exists() else ["running"]
+    statuses.write_text(json.dumps(coming[1:] or coming))
+    status = {{"status": coming[0], "created_at": "2025-01-01 00:00:00", "updated_at": "2025-01-01 00:00:00"}}
     print("using context __env__")  # a notice before the JSON, as the real CLI may print
-    print(json.dumps({{"name": args[2], "bento": current.read_text(), "cluster": "gcp-us-1"}}, indent=2))
+    print(json.dumps({{"name": args[2], "bento": current.read_text(), "cluster": "gcp-us-1",
+                      "admin_console": "https://example.cloud.bentoml.com", "status": status}}, indent=2))
 elif args[0] == "deploy":
-    current.write_text(args[1])
+    roll_out(args[1])
 elif args[:2] == ["deployment", "update"]:
-    current.write_text(args[args.index("--bento") + 1])
+    roll_out(args[args.index("--bento") + 1])
+elif args[:2] == ["deployment", "terminate"]:
+    if not current.exists():
+        print(f"Error: Deployment {{args[2]}} is not found", file=sys.stderr)
+        sys.exit(1)
+    statuses.write_text(json.dumps(["terminating", "terminated"]))
+elif args[:2] == ["secret", "list"]:
+    print(os.environ["FAKE_BENTOML_SECRETS"])
+elif args[0] == "get":  # the local Bento store
+    name, _, version = args[1].partition(":")
+    local = json.loads(os.environ.get("FAKE_BENTOML_LOCAL", "{{}}"))
+    if name not in local or version not in ("", "latest"):
+        print(f"Error: Bento '{{args[1]}}' is not found in BentoML store", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps({{"service": "service:Svc", "name": name, "version": local[name]}}, indent=2))
 """
+KEY_VALUE = "key-value-that-never-goes-on-argv"
+SECRET = {  # as `bentoml secret list -o json` prints one (bentoml 1.4 Secret.to_dict)
+    "name": "llmops-api-key",
+    "description": "the service's API key",
+    "content": {"type": "env", "items": [{"key": "LLMOPS_TEST_API_KEY"}], "stage": "runtime"},
+    "cluster": {"name": "gcp-us-1"},
+}
+SECRET_LIST = ["secret", "list", "-o", "json"]
 
 
 class FakeCloud:
-    """The fake CLI's view: the commands it received and the Bento it runs now."""
+    """The fake CLI's view: the commands it received, the Bento it runs and its status."""
 
     def __init__(self, root: Path) -> None:
         self.log, self.current = root / "bentoml.log", root / "current"
+        self.statuses = root / "statuses"
 
     def commands(self) -> list[list[str]]:
         if not self.log.exists():
@@ -62,6 +102,20 @@ class FakeCloud:
     def bento(self) -> str | None:
         return self.current.read_text() if self.current.exists() else None
 
+    def status(self) -> str:
+        return json.loads(self.statuses.read_text())[-1] if self.statuses.exists() else "running"
+
+
+class FakeClock:
+    """Time that passes only when slept through, so a 15-minute wait takes no time."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 0.0, []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
 
 @pytest.fixture
 def cloud(tmp_path, monkeypatch) -> FakeCloud:
@@ -70,39 +124,58 @@ def cloud(tmp_path, monkeypatch) -> FakeCloud:
     fake = bin_dir / "bentoml"
     fake.write_text(FAKE_BENTOML)
     fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    write_params(tmp_path / "params.yaml")  # serve.api_key_env: LLMOPS_TEST_API_KEY
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_BENTOML_LOG", str(tmp_path / "bentoml.log"))
     monkeypatch.setenv("FAKE_BENTOML_CURRENT", str(tmp_path / "current"))
+    monkeypatch.setenv("FAKE_BENTOML_SECRETS", json.dumps([SECRET]))
     monkeypatch.setenv("BENTOML_CLOUD_API_KEY", "test-key")  # the project's secret name
+    monkeypatch.setenv("BENTOCLOUD_SECRET", "llmops-api-key")  # as make deploy-cloud sets it
+    monkeypatch.setenv("LLMOPS_TEST_API_KEY", KEY_VALUE)
     monkeypatch.delenv("BENTO_CLOUD_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     return FakeCloud(tmp_path)
+
+
+def deploy(bento: str, *more: str) -> None:
+    release.main(["deploy", "--bento", bento, "--name", "llmops", "--interval", "0", *more])
 
 
 def recorded() -> dict:
     return json.loads(Path(".release/previous.json").read_text())
 
 
+GET = ["deployment", "get", "llmops", "-o", "json"]
+
+
 def test_deploy_records_the_replaced_bento_and_rollback_restores_it(cloud, capsys):
-    release.main(["deploy", "--bento", "svc:v1", "--name", "llmops"])
+    deploy("svc:v1")
     assert cloud.commands() == [
-        ["deployment", "get", "llmops", "-o", "json"],
-        ["deploy", "svc:v1", "-n", "llmops"],  # no deployment yet: create it
+        SECRET_LIST,
+        GET,  # not found: create it, with the secret, and wait below
+        ["deploy", "svc:v1", "-n", "llmops", "--secret", "llmops-api-key", "--no-wait"],
+        GET,  # deploying
+        GET,  # running
     ]
     assert recorded() == {"deployment": "llmops", "previous": None, "deployed": "svc:v1"}
 
-    release.main(["deploy", "--bento", "svc:v2", "--name", "llmops"])
+    deploy("svc:v2")
     assert cloud.commands() == [
-        ["deployment", "get", "llmops", "-o", "json"],
-        ["deployment", "update", "llmops", "--bento", "svc:v2"],  # keeps its scaling config
+        SECRET_LIST,
+        GET,
+        # keeps its scaling config; --secret keeps the API key attached
+        ["deployment", "update", "llmops", "--bento", "svc:v2", "--secret", "llmops-api-key"],
+        GET,
+        GET,
     ]
-    assert recorded()["previous"] == "svc:v1"
-    assert cloud.bento() == "svc:v2"
-    assert "previous: svc:v1" in capsys.readouterr().out
+    assert recorded() == {"deployment": "llmops", "previous": "svc:v1", "deployed": "svc:v2"}
+    assert (cloud.bento(), cloud.status()) == ("svc:v2", "running")
+    assert "deployed svc:v2 (previous: svc:v1" in capsys.readouterr().out
 
-    release.main(["rollback", "--name", "llmops"])
-    assert cloud.commands() == [["deployment", "update", "llmops", "--bento", "svc:v1"]]
-    assert cloud.bento() == "svc:v1"
+    # a later step (the smoke test of the endpoint) failed: the workflow rolls back
+    release.main(["rollback", "--name", "llmops", "--interval", "0"])
+    assert cloud.commands() == [["deployment", "update", "llmops", "--bento", "svc:v1"], GET, GET]
+    assert (cloud.bento(), cloud.status()) == ("svc:v1", "running")
     assert "rolled back to svc:v1" in capsys.readouterr().out
 
     with pytest.raises(SystemExit) as exited:
@@ -110,6 +183,186 @@ def test_deploy_records_the_replaced_bento_and_rollback_restores_it(cloud, capsy
     assert exited.value.code == 1
     assert "records no previous Bento for 'llmops'" in capsys.readouterr().err
     assert cloud.commands() == []
+
+
+def test_deploy_without_a_configured_secret_refuses_and_runs_nothing(cloud, capsys, monkeypatch):
+    cloud.current.write_text("svc:v1")
+    monkeypatch.setenv("BENTOCLOUD_SECRET", "")  # an unset CI variable reads as empty
+    with pytest.raises(SystemExit) as exited:
+        deploy("svc:v2")
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "set BENTOCLOUD_SECRET (or --secret)" in err
+    assert "`bentoml secret create <name> LLMOPS_TEST_API_KEY=...`" in err
+    assert len(err.strip().splitlines()) == 1
+    assert cloud.commands() == []
+    assert cloud.bento() == "svc:v1"
+    assert not Path(".release/previous.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("secrets", "says"),
+    [
+        (
+            [],
+            "BentoCloud secret 'llmops-api-key' not found: create it with `bentoml secret create llmops-api-key LLMOPS_TEST_API_KEY=...`",
+        ),
+        ([{**SECRET, "name": "other"}], "secret 'llmops-api-key' not found"),
+        (
+            [{**SECRET, "content": {"type": "env", "items": [{"key": "OTHER"}]}}],
+            "does not set LLMOPS_TEST_API_KEY at run time (keys: OTHER)",
+        ),
+        (
+            [{**SECRET, "content": {**SECRET["content"], "type": "mountfile"}}],
+            "does not set LLMOPS_TEST_API_KEY",
+        ),
+        (
+            [{**SECRET, "content": {**SECRET["content"], "stage": "build"}}],
+            "does not set LLMOPS_TEST_API_KEY",
+        ),
+    ],
+)
+def test_deploy_refuses_a_secret_that_does_not_hold_the_key(
+    cloud, capsys, monkeypatch, secrets, says
+):
+    monkeypatch.setenv("FAKE_BENTOML_SECRETS", json.dumps(secrets))
+    with pytest.raises(SystemExit):
+        deploy("svc:v1")
+    assert says in capsys.readouterr().err
+    assert cloud.commands() == [SECRET_LIST]  # nothing deployed
+
+
+def test_the_api_key_is_attached_as_a_secret_and_never_on_argv(cloud, monkeypatch):
+    monkeypatch.setenv("FAKE_BENTOML_SECRETS", json.dumps([SECRET, {**SECRET, "name": "team-key"}]))
+    deploy("svc:v1", "--secret", "team-key")  # --secret over $BENTOCLOUD_SECRET: create
+    deploy("svc:v2", "--secret", "team-key")  # and update
+    commands = cloud.commands()
+    changes = [c for c in commands if c[0] == "deploy" or c[:2] == ["deployment", "update"]]
+    assert len(changes) == 2
+    assert all(c[c.index("--secret") + 1] == "team-key" for c in changes)
+    assert not any(KEY_VALUE in arg for command in commands for arg in command)
+    assert not any(arg.startswith("LLMOPS_TEST_API_KEY") for command in commands for arg in command)
+
+
+def test_deploy_waits_until_the_new_bento_runs(cloud, monkeypatch):
+    cloud.current.write_text("svc:v1")
+    rollout = ["image-building", "deploying", "deploying", "running"]
+    monkeypatch.setenv("FAKE_BENTOML_ROLLOUTS", json.dumps({"svc:v2": rollout}))
+    deploy("svc:v2")
+    commands = cloud.commands()
+    update = commands.index(
+        ["deployment", "update", "llmops", "--bento", "svc:v2", "--secret", "llmops-api-key"]
+    )
+    assert commands[update + 1 :] == [GET] * 4  # one look per status, until running
+    assert (cloud.bento(), cloud.status()) == ("svc:v2", "running")
+
+
+def test_the_wait_sleeps_between_looks_and_gives_up_at_the_timeout(cloud, monkeypatch):
+    cloud.current.write_text("svc:v1")
+    monkeypatch.setenv("FAKE_BENTOML_ROLLOUTS", json.dumps({"svc:v2": ["deploying"]}))
+    clock = FakeClock()
+    wait = release.Wait(timeout=30, interval=10, sleep=clock.sleep, clock=lambda: clock.now)
+    with pytest.raises(release.ReleaseError) as failed:
+        release.deploy("svc:v2", "llmops", "llmops-api-key", "LLMOPS_TEST_API_KEY", wait=wait)
+    assert str(failed.value) == (
+        "'llmops' not running svc:v2 after 30 s: last status deploying (Bento svc:v2); "
+        "put svc:v1 back"
+    )
+    gets = [c for c in cloud.commands() if c == GET]
+    assert len(gets) == 1 + 3 + 2  # the first read, 3 looks at svc:v2, 2 at svc:v1 put back
+    assert clock.slept == [10] * 5
+    assert cloud.bento() == "svc:v1"
+
+
+@pytest.mark.parametrize(
+    ("rollout", "timeout", "says"),
+    [
+        (["deploying", "failed"], "900", "'llmops' did not start svc:v2: status failed"),
+        (["image-building", "image-build-failed"], "900", "status image-build-failed"),
+        (["deploying", "unhealthy"], "900", "status unhealthy"),
+        (["deploying"], "0", "not running svc:v2 after 0 s: last status deploying"),
+    ],
+)
+def test_a_failed_rollout_puts_the_previous_bento_back(
+    cloud, capsys, monkeypatch, rollout, timeout, says
+):
+    cloud.current.write_text("svc:v1")
+    rollouts = {"svc:v2": rollout, "svc:v1": ["running"]}  # putting back waits as long
+    monkeypatch.setenv("FAKE_BENTOML_ROLLOUTS", json.dumps(rollouts))
+    with pytest.raises(SystemExit) as exited:
+        deploy("svc:v2", "--timeout", timeout)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert says in err
+    assert err.rstrip().endswith("; put svc:v1 back")
+    assert ["deployment", "update", "llmops", "--bento", "svc:v1"] in cloud.commands()
+    assert (cloud.bento(), cloud.status()) == ("svc:v1", "running")
+    assert recorded() == {"deployment": "llmops", "previous": None, "deployed": "svc:v1"}
+
+
+def test_a_failed_update_puts_the_previous_bento_back(cloud, capsys, monkeypatch):
+    cloud.current.write_text("svc:v1")
+    monkeypatch.setenv("FAKE_BENTOML_FAIL", "deployment update llmops --bento svc:v2")
+    with pytest.raises(SystemExit):
+        deploy("svc:v2")
+    assert (
+        "could not deploy svc:v2 to 'llmops' (see above); put svc:v1 back"
+        in capsys.readouterr().err
+    )
+    assert cloud.bento() == "svc:v1"
+
+
+def test_when_putting_back_fails_too_the_previous_bento_stays_recorded(cloud, capsys, monkeypatch):
+    cloud.current.write_text("svc:v1")
+    monkeypatch.setenv("FAKE_BENTOML_FAIL", "deployment update")
+    with pytest.raises(SystemExit):
+        deploy("svc:v2")
+    assert "putting svc:v1 back failed too" in capsys.readouterr().err
+    assert recorded()["previous"] == "svc:v1"  # make rollback-cloud can try again
+
+
+def test_a_failing_first_deploy_terminates_the_deployment(cloud, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_BENTOML_ROLLOUTS", json.dumps({"svc:v1": ["deploying", "failed"]}))
+    with pytest.raises(SystemExit) as exited:
+        deploy("svc:v1")
+    assert exited.value.code == 1
+    assert "status failed; terminated 'llmops'" in capsys.readouterr().err
+    assert cloud.commands()[-1] == ["deployment", "terminate", "llmops"]
+    assert cloud.status() == "terminated"
+
+    # the terminated deployment runs nothing: the next deploy has no Bento to put back
+    monkeypatch.delenv("FAKE_BENTOML_ROLLOUTS")
+    deploy("svc:v2")
+    assert recorded() == {"deployment": "llmops", "previous": None, "deployed": "svc:v2"}
+    assert [
+        "deployment",
+        "update",
+        "llmops",
+        "--bento",
+        "svc:v2",
+        "--secret",
+        "llmops-api-key",
+    ] in cloud.commands()
+
+
+def test_latest_is_deployed_as_the_version_in_the_local_store(cloud, capsys, monkeypatch):
+    cloud.current.write_text("svc:v1")
+    monkeypatch.setenv("FAKE_BENTOML_LOCAL", json.dumps({"svc": "v9"}))
+    deploy("svc:latest")  # BentoCloud reports svc:v9: the wait must look for that
+    assert [
+        "deployment",
+        "update",
+        "llmops",
+        "--bento",
+        "svc:v9",
+        "--secret",
+        "llmops-api-key",
+    ] in cloud.commands()
+    assert recorded()["deployed"] == "svc:v9"
+    with pytest.raises(SystemExit):
+        deploy("other:latest")
+    assert "no Bento other:latest in the local store" in capsys.readouterr().err
+    assert cloud.commands() == [SECRET_LIST, ["get", "other:latest", "-o", "json"]]
 
 
 def test_rollback_without_a_recorded_deploy_fails_clearly(cloud, capsys):
@@ -123,27 +376,29 @@ def test_a_deployment_that_cannot_be_read_is_not_touched(cloud, capsys, monkeypa
     cloud.current.write_text("svc:v1")
     monkeypatch.setenv("FAKE_BENTOML_FAIL", "deployment get")
     with pytest.raises(SystemExit):
-        release.main(["deploy", "--bento", "svc:v2", "--name", "llmops"])
+        deploy("svc:v2")
     assert "unauthorized: invalid API token" in capsys.readouterr().err
-    assert cloud.commands() == [["deployment", "get", "llmops", "-o", "json"]]
+    assert cloud.commands() == [SECRET_LIST, GET]
     assert not Path(".release/previous.json").exists()
 
 
 def test_without_credentials_the_cli_refuses_and_nothing_is_recorded(cloud, capsys, monkeypatch):
     monkeypatch.delenv("BENTOML_CLOUD_API_KEY")
     with pytest.raises(SystemExit):
-        release.main(["deploy", "--bento", "svc:v2", "--name", "llmops"])
+        deploy("svc:v2")
     assert "No cloud context default found" in capsys.readouterr().err
     assert not Path(".release/previous.json").exists()
 
 
-def test_a_failed_update_still_leaves_the_previous_bento_recorded(cloud, capsys, monkeypatch):
-    cloud.current.write_text("svc:v1")
-    monkeypatch.setenv("FAKE_BENTOML_FAIL", "deployment update")
-    with pytest.raises(SystemExit):
-        release.main(["deploy", "--bento", "svc:v2", "--name", "llmops"])
-    assert "could not deploy svc:v2" in capsys.readouterr().err
-    assert recorded()["previous"] == "svc:v1"
+def test_write_record_writes_the_release_as_json(tmp_path):
+    path = release.write_record(
+        tmp_path / "out" / "release.json", release.Release("llmops", "svc:v1", "svc:v2")
+    )
+    assert json.loads(path.read_text()) == {
+        "deployment": "llmops",
+        "previous": "svc:v1",
+        "deployed": "svc:v2",
+    }
 
 
 def test_the_image_target_runs_nothing(cloud, capsys):

@@ -3,18 +3,30 @@
 Run: python -m llmops.release plan
      python -m llmops.release image-tag --repository ghcr.io/org/app --sha <git sha>
      python -m llmops.release deploy --bento llmops-service:latest --name llmops \
+        [--secret llmops-api-key] [--params params.yaml] [--timeout 900] [--interval 10] \
         [--target bentocloud|image] [--state .release/previous.json]
-     python -m llmops.release rollback --name llmops [--state .release/previous.json]
+     python -m llmops.release rollback --name llmops [--timeout 900] [--interval 10] \
+        [--state .release/previous.json]
 
 `plan` says which release features the environment configures (true/false only, never a
 value), also as `key=value` lines appended to $GITHUB_OUTPUT when that is set. `image-tag`
 prints `<repository>:<sha>` after checking both, as the value goes into shell commands.
-`deploy --target bentocloud` reads the Bento the deployment runs now (`bentoml deployment
-get`), records it in the state file, then updates the deployment to the new Bento (or
-creates it); `rollback` puts the recorded Bento back. With `--target image` pushing the
-image is the deployment and there is nothing to do. The `bentoml` CLI is found on PATH and
-authenticates with BENTOML_CLOUD_API_KEY (and BENTOML_CLOUD_API_ENDPOINT) from the
-environment, passed on under the names it reads (BENTO_CLOUD_API_KEY, ..._ENDPOINT).
+
+`deploy --target bentocloud` ships a Bento that requires its API key, and waits for it:
+1. the BentoCloud secret `--secret` (default $BENTOCLOUD_SECRET; none: refused) must exist
+   and set the variable params.yaml `serve.api_key_env` names (LLMOPS_API_KEY), as
+   `bentoml secret create <name> LLMOPS_API_KEY=...` makes it; the key is never on argv;
+2. the Bento the deployment runs now (`bentoml deployment get`) and the new one (its version
+   from the local store for `name:latest`) are written to the state file;
+3. the deployment is created (`bentoml deploy`) or updated to the new Bento, the secret
+   attached, and `bentoml deployment get` is polled until it runs that Bento (`--timeout`);
+4. when the update or the wait fails, the previous Bento is put back (a deployment that ran
+   nothing before is terminated) and the command fails, naming the last status seen.
+`rollback` puts the Bento the state file records back and waits for it, e.g. when the smoke
+test of the deployed endpoint fails. With `--target image` pushing the image is the
+deployment and there is nothing to do. The `bentoml` CLI is found on PATH and authenticates
+with BENTOML_CLOUD_API_KEY (and BENTOML_CLOUD_API_ENDPOINT) from the environment, passed on
+under the names it reads (BENTO_CLOUD_API_KEY, ..._ENDPOINT).
 """
 
 from __future__ import annotations
@@ -26,8 +38,12 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from llmops.params import ParamsError, load_params
 
 STATE = Path(".release/previous.json")
 # Docker reference grammar, lowercase: [host[:port]/]component[/component...]
@@ -37,6 +53,11 @@ REPOSITORY = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*")
 SHA = re.compile(r"[0-9a-f]{7,40}")
 BENTO = re.compile(r"[a-z0-9][a-z0-9._-]*(?::[A-Za-z0-9][A-Za-z0-9._-]*)?")
 DEPLOYMENT = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+SECRET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# BentoCloud deployment statuses (bentoml 1.4.40 DeploymentStatus); READY and FAILED are the
+# sets `bentoml deploy`'s own wait (Deployment.wait_until_ready) stops on.
+READY = ("running", "scaled-to-zero")
+FAILED = ("failed", "image-build-failed", "unhealthy", "terminating", "terminated")
 
 
 class ReleaseError(RuntimeError):
@@ -110,52 +131,194 @@ def cloud_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def bentoml(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
     """Run the `bentoml` CLI found on PATH, credentials in its environment (never argv)."""
+    # rich wraps what the CLI prints at the terminal width (80 when piped), which breaks
+    # long strings in `-o json` output (seen with `secret list -o json`); COLUMNS widens it
+    env = {**cloud_env(os.environ), "COLUMNS": "100000"}
     try:
-        return subprocess.run(
-            ["bentoml", *args], capture_output=capture, text=True, env=cloud_env(os.environ)
-        )
+        return subprocess.run(["bentoml", *args], capture_output=capture, text=True, env=env)
     except OSError as err:
         raise ReleaseError(f"cannot run the bentoml CLI: {err}") from None
 
 
-def deployed_bento(name: str) -> str | None:
-    """The Bento deployment `name` runs on BentoCloud; None when there is no such deployment."""
+def said(done: subprocess.CompletedProcess[str]) -> str:
+    """The last line a failed command printed (its error), or its exit status."""
+    lines = (done.stderr or "").strip().splitlines() or (done.stdout or "").strip().splitlines()
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def parse_json(text: str) -> object:
+    """The first JSON value that starts a line of `text` (the CLI may print notices first)."""
+    for start in re.finditer(r"^[ \t]*[\[{]", text, re.MULTILINE):
+        try:
+            return json.JSONDecoder().raw_decode(text, start.end() - 1)[0]
+        except ValueError:
+            continue
+    raise ValueError("no JSON in the output")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What `bentoml deployment get -o json` says: the Bento and the status."""
+
+    bento: str
+    status: str
+
+
+def deployment_state(name: str) -> Seen | None:
+    """The Bento and status of BentoCloud deployment `name`; None when there is none."""
     done = bentoml("deployment", "get", name, "-o", "json", capture=True)
     if done.returncode != 0:
-        said = (done.stderr + done.stdout).strip()
-        if "not found" in said.lower():
+        if "not found" in (done.stderr + done.stdout).lower():
             return None
-        last = said.splitlines()[-1] if said else f"exit status {done.returncode}"
-        raise ReleaseError(f"cannot read deployment {name!r}: {last}")
-    try:  # from the first "{": the CLI may print a notice before the JSON
-        start = done.stdout.index("{")
-        return str(json.JSONDecoder().raw_decode(done.stdout[start:])[0]["bento"])
+        raise ReleaseError(f"cannot read deployment {name!r}: {said(done)}")
+    try:  # {"name", "bento": "repo:version", ..., "status": {"status", "created_at", ...}}
+        info = parse_json(done.stdout)
+        return Seen(str(info["bento"]), str(info["status"]["status"]))
     except (ValueError, KeyError, TypeError):
         raise ReleaseError(f"deployment {name!r}: no Bento in `bentoml deployment get`") from None
 
 
-def record(state: Path, name: str, previous: str | None, deployed: str | None) -> None:
-    state.parent.mkdir(parents=True, exist_ok=True)
-    info = {"deployment": name, "previous": previous, "deployed": deployed}
-    state.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+def check_secret(secret: str, variable: str) -> None:
+    """Refuse unless BentoCloud secret `secret` sets environment variable `variable` at run
+    time; nothing of the listing (values included) is ever printed."""
+    create = f"create it with `bentoml secret create {secret} {variable}=...`"
+    done = bentoml("secret", "list", "-o", "json", capture=True)
+    if done.returncode != 0:
+        raise ReleaseError(f"cannot list BentoCloud secrets: {said(done)}")
+    try:  # [{"name", ..., "content": {"type": "env", "items": [{"key", ...}], "stage"}}]
+        found = [s for s in parse_json(done.stdout) if s["name"] == secret]
+        content = found[0]["content"] if found else {}
+        keys = [item["key"] for item in content.get("items") or []]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ReleaseError("cannot read `bentoml secret list -o json`") from None
+    if not found:
+        raise ReleaseError(f"BentoCloud secret {secret!r} not found: {create}")
+    if content.get("type") != "env" or variable not in keys or content.get("stage") == "build":
+        raise ReleaseError(
+            f"BentoCloud secret {secret!r} does not set {variable} at run time "
+            f"(keys: {', '.join(keys) or 'none'}): {create}"
+        )
 
 
-def deploy(bento: str, name: str, state: Path = STATE) -> str | None:
-    """Put `bento` on BentoCloud deployment `name`, recording the one it replaces first."""
+def bento_tag(bento: str) -> str:
+    """`bento` with its version: as given, or the local store's for `name`/`name:latest`
+    (`bentoml deployment get` reports the version, so the rollout waits for that)."""
+    version = bento.partition(":")[2]
+    if version and version != "latest":
+        return bento
+    done = bentoml("get", bento, "-o", "json", capture=True)
+    try:  # the local bento.yaml as JSON: {"service", "name", "version", ...}
+        info = parse_json(done.stdout) if done.returncode == 0 else {}
+        tag = f"{info['name']}:{info['version']}"
+    except (ValueError, KeyError, TypeError):
+        raise ReleaseError(f"no Bento {bento} in the local store (make bento builds it)") from None
+    return checked(BENTO, tag, "Bento tag from `bentoml get`", "name:version")
+
+
+@dataclass(frozen=True)
+class Wait:
+    """How long to wait for a rollout and how often to look; `sleep` and `clock` are
+    injectable so tests need not wait."""
+
+    timeout: float = 900.0
+    interval: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+def wait_for(name: str, bento: str, wait: Wait) -> Seen:
+    """Poll deployment `name` until it runs `bento` with a ready status; ReleaseError with
+    the last status seen when that rollout fails or `wait.timeout` passes."""
+    deadline = wait.clock() + wait.timeout
+    while True:
+        wait.sleep(wait.interval)  # first look after a pause too: the update has just begun
+        seen = deployment_state(name)
+        if seen is None:
+            raise ReleaseError(f"deployment {name!r} disappeared while rolling out {bento}")
+        if seen.bento == bento and seen.status in READY:
+            return seen
+        if seen.bento == bento and seen.status in FAILED:
+            raise ReleaseError(f"{name!r} did not start {bento}: status {seen.status}")
+        if wait.clock() >= deadline:
+            raise ReleaseError(
+                f"{name!r} not running {bento} after {wait.timeout:g} s: "
+                f"last status {seen.status} (Bento {seen.bento})"
+            )
+
+
+@dataclass(frozen=True)
+class Release:
+    """A deploy: the deployment, the Bento it ran before (None: none) and the one deployed."""
+
+    deployment: str
+    previous: str | None
+    deployed: str | None
+
+
+def write_record(path: Path, release: Release) -> Path:
+    """Write `release` as JSON to `path` (the state rollback reads; an artefact to keep)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(release), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def deploy(
+    bento: str, name: str, secret: str, api_key_env: str, state: Path = STATE, wait: Wait = Wait()
+) -> Release:
+    """Put `bento` on BentoCloud deployment `name` with `secret` (which must set
+    `api_key_env`) attached and wait until it runs; on failure take it off again, then raise."""
     checked(BENTO, bento, "Bento tag", "name[:version]")
     checked(DEPLOYMENT, name, "deployment name", "lowercase letters, digits and -")
-    previous = deployed_bento(name)
-    record(state, name, previous, bento)
+    if not secret:
+        raise ReleaseError(
+            f"no BentoCloud secret for the API key: set BENTOCLOUD_SECRET (or --secret) to a "
+            f"secret made with `bentoml secret create <name> {api_key_env}=...`"
+        )
+    checked(SECRET, secret, "secret name", "letters, digits, . _ and -")
+    check_secret(secret, api_key_env)
+    bento = bento_tag(bento)
+    now = deployment_state(name)
+    previous = now.bento if now and now.status not in ("terminating", "terminated") else None
+    release = Release(name, previous, bento)
+    write_record(state, release)
+    # --secret replaces the deployment's list of secrets; update merges the rest onto its
+    # config (bentoml 1.4.40 DeploymentAPI.update), so scaling and the like stay as they are
+    if now is None:  # --no-wait: one wait below, the same for a new deployment and an update
+        done = bentoml("deploy", bento, "-n", name, "--secret", secret, "--no-wait")
+    else:  # `deployment update` has no --wait: it returns once BentoCloud accepted it
+        done = bentoml("deployment", "update", name, "--bento", bento, "--secret", secret)
+    try:
+        if done.returncode != 0:
+            raise ReleaseError(f"bentoml could not deploy {bento} to {name!r} (see above)")
+        wait_for(name, bento, wait)
+    except ReleaseError as err:
+        raise ReleaseError(f"{err}; {take_off(name, previous, state, wait)}") from None
+    return release
+
+
+def take_off(name: str, previous: str | None, state: Path, wait: Wait) -> str:
+    """Take a failed rollout off `name`: put `previous` back, or terminate a deployment that
+    ran nothing before; what became of it."""
     if previous is None:
-        done = bentoml("deploy", bento, "-n", name)
-    else:
-        done = bentoml("deployment", "update", name, "--bento", bento)
+        done = bentoml("deployment", "terminate", name)
+        ok = done.returncode == 0
+        return f"terminated {name!r}" if ok else f"could not terminate {name!r} (see above)"
+    try:
+        put_back(name, previous, state, wait)
+    except ReleaseError as err:
+        return f"putting {previous} back failed too: {err}"
+    return f"put {previous} back"
+
+
+def put_back(name: str, previous: str, state: Path, wait: Wait) -> None:
+    done = bentoml("deployment", "update", name, "--bento", previous)
     if done.returncode != 0:
-        raise ReleaseError(f"bentoml could not deploy {bento} to {name!r} (see above)")
-    return previous
+        raise ReleaseError(f"bentoml could not roll {name!r} back to {previous} (see above)")
+    wait_for(name, previous, wait)
+    write_record(state, Release(name, None, previous))  # a second rollback has nothing to do
 
 
-def rollback(name: str, state: Path = STATE) -> str:
+def rollback(name: str, state: Path = STATE, wait: Wait = Wait()) -> str:
     """Put the Bento that `deploy` replaced back on deployment `name`; that Bento."""
     checked(DEPLOYMENT, name, "deployment name", "lowercase letters, digits and -")
     try:
@@ -166,10 +329,7 @@ def rollback(name: str, state: Path = STATE) -> str:
     if info.get("deployment") != name or not previous:
         raise ReleaseError(f"{state} records no previous Bento for {name!r}: nothing to roll back")
     checked(BENTO, previous, "recorded Bento tag", "name[:version]")
-    done = bentoml("deployment", "update", name, "--bento", previous)
-    if done.returncode != 0:
-        raise ReleaseError(f"bentoml could not roll {name!r} back to {previous} (see above)")
-    record(state, name, None, previous)  # rolled back: a second rollback has nothing to do
+    put_back(name, previous, state, wait)
     return previous
 
 
@@ -183,11 +343,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     dep = commands.add_parser("deploy")
     dep.add_argument("--bento", required=True)
     dep.add_argument("--target", choices=("bentocloud", "image"), default="bentocloud")
+    dep.add_argument("--secret", help="BentoCloud secret with the API key ($BENTOCLOUD_SECRET)")
+    dep.add_argument("--params", type=Path, default=Path("params.yaml"))
     back = commands.add_parser("rollback")
     for sub in (dep, back):
         sub.add_argument("--name", required=True, help="the deployment")
         sub.add_argument("--state", type=Path, default=STATE, help="the record of deploys")
-    return parser.parse_args(argv)
+        sub.add_argument("--timeout", type=float, default=Wait.timeout, help="seconds")
+        sub.add_argument("--interval", type=float, default=Wait.interval, help="seconds")
+    args = parser.parse_args(argv)
+    if args.command in ("deploy", "rollback") and (args.timeout < 0 or args.interval < 0):
+        parser.error("--timeout and --interval: expected seconds >= 0")
+    return args
 
 
 def run(args: argparse.Namespace) -> str:
@@ -196,12 +363,19 @@ def run(args: argparse.Namespace) -> str:
         return github_output(plan(os.environ), os.environ).rstrip("\n")
     if args.command == "image-tag":
         return image_tag(args.repository, args.sha)
+    wait = Wait(timeout=args.timeout, interval=args.interval)
     if args.command == "rollback":
-        return f"{args.name}: rolled back to {rollback(args.name, args.state)}"
+        return f"{args.name}: rolled back to {rollback(args.name, args.state, wait)}"
     if args.target == "image":
         return "target image: pushing the image is the deployment; nothing to do here"
-    previous = deploy(args.bento, args.name, args.state)
-    return f"{args.name}: deployed {args.bento} (previous: {previous or 'none'}, in {args.state})"
+    secret = args.secret if args.secret is not None else os.environ.get("BENTOCLOUD_SECRET", "")
+    try:
+        api_key_env = load_params(args.params).serve.api_key_env
+    except ParamsError as err:
+        raise ReleaseError(str(err)) from None
+    done = deploy(args.bento, args.name, secret, api_key_env, args.state, wait)
+    return (f"{done.deployment}: deployed {done.deployed} "
+            f"(previous: {done.previous or 'none'}, recorded in {args.state})")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
