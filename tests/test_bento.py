@@ -71,8 +71,8 @@ def test_a_package_of_another_format_is_refused(tmp_path):
 
 def test_requirements_pin_the_serving_closure_to_this_environment():
     pins = dict(line.split("==") for line in bento.requirements())
-    lock = dict(
-        line.split("==")
+    lock = dict(  # "name==version \" lines, each followed by its --hash lines
+        line.split()[0].split("==")
         for line in (REPO / "requirements.lock").read_text().splitlines()
         if "==" in line and not line.startswith("#")
     )

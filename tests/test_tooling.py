@@ -176,3 +176,62 @@ def test_a_command_line_value_still_reaches_recipes_as_text(repo, tmp_path):
                "PYTEST_ADDOPTS=-x -q", "BASELINE=$(shell echo no)", cwd=repo)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout == "-x -q|$(shell echo no)\n"
+
+
+# --- requirements.lock: every file make install takes is hash-checked -----------------------
+
+LOCK_PIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*==[^\s;+]+(?: --hash=sha256:[0-9a-f]{64})+")
+
+
+def lock_entries(text: str) -> list[str]:
+    """A requirements file's requirements, continuation lines joined as pip joins them."""
+    joined = re.sub(r"[ \t]*\\\n[ \t]*", " ", text)
+    return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def install_recipe(repo: Path) -> list[str]:
+    """The commands `make install` runs on a clean clone (make -n), one per line."""
+    done = run("make", "-n", "-B", ".venv/.installed", cwd=repo, check=True)
+    return re.sub(r"\\\n", " ", done.stdout).splitlines()
+
+
+def test_every_locked_package_is_pinned_with_hashes(repo):
+    entries = lock_entries((repo / "requirements.lock").read_text())
+    assert len(entries) > 200
+    assert [e[:120] for e in entries if not LOCK_PIN.fullmatch(e)] == []
+    # make install takes these first, by name (pip and setuptools build what has no wheel)
+    assert {"pip", "setuptools", "torch"} <= {e.split("==")[0].lower() for e in entries}
+
+
+def test_the_lock_keeps_the_hash_of_torchs_cpu_wheel(repo):
+    # PyPI's Linux torch is the CUDA build; CI and this project's machines take the CPU wheel
+    # (PyTorch's CPU index, or a local copy of the same file), whose hash PyPI does not list.
+    text = (repo / "requirements.lock").read_text()
+    torch = next(e for e in lock_entries(text) if e.startswith("torch=="))
+    noted = re.findall(
+        r"^# torch==\S+ sha256:([0-9a-f]{64}) is torch-[\d.]+\+cpu-cp311-cp311-\S+: not on PyPI",
+        text, flags=re.M,
+    )  # fmt: skip
+    assert noted and set(noted) <= set(re.findall(r"--hash=sha256:(\w+)", torch))
+
+
+def test_make_install_checks_every_hash(repo):
+    installs = [c for c in install_recipe(repo) if " -m pip install " in c]
+    unchecked = [c for c in installs if "--require-hashes" not in c]
+    # Only the project itself (an editable of this checkout, no dependencies) has no hash.
+    assert len(unchecked) == 1 and re.search(r"--no-deps .*-e \.$", unchecked[0]), unchecked
+    whole = [c for c in installs if c.endswith("-r requirements.lock")]
+    assert len(whole) == 1 and "--require-hashes" in whole[0]
+    # What is built from source is built with the lock's setuptools, not an unchecked download.
+    assert all("--no-build-isolation" in c for c in [*whole, *unchecked])
+
+
+@pytest.mark.parametrize("name", ["pip", "setuptools", "torch"])
+def test_make_install_hands_pip_a_package_whole_entry(repo, name):
+    # make install feeds pip one package's lines of the lock (<(sed ...)) before the rest.
+    recipe = "\n".join(install_recipe(repo))
+    extract = re.search(rf"<\((sed -n '/\^{name}==/[^)]*)\)", recipe)
+    assert extract, f"make install takes no {name} entry from the lock"
+    got = run("bash", "-c", extract[1], cwd=repo, check=True).stdout
+    lock = (repo / "requirements.lock").read_text()
+    assert lock_entries(got) == [e for e in lock_entries(lock) if e.startswith(f"{name}==")]
