@@ -13,6 +13,10 @@ Run: python -m llmops.bento --params params.yaml --base models/base --adapter mo
 3. Writes the image's Python requirements (`build/bento/requirements.txt`: the serving
    packages and everything they need, pinned to this environment's versions) and the
    library's wheel, then runs `bentoml build`, whose Bento pins that model version.
+
+Prints `model: <tag>` and `bento: <tag>`; under GitHub Actions it also writes `model`,
+`model_version` (what the smoke test expects the service to serve) and `bento` to
+$GITHUB_OUTPUT.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -30,6 +35,8 @@ from importlib import metadata
 from pathlib import Path
 
 from llmops.params import Params, load_params
+from llmops.release import github_output
+from llmops.reviewed import differences
 from llmops.serving import TEMPLATE_FILE, Package
 from llmops.tracking import git_commit, locked_hash
 
@@ -172,16 +179,6 @@ def build(bentofile: Path, model_tag: str, info: dict, source: Path = Path("."))
     return str(bento.tag)
 
 
-def stale() -> str:
-    """What `dvc status` says is out of date (empty when the pipeline is up to date)."""
-    dvc = Path(sys.executable).with_name("dvc")  # this environment's dvc
-    done = subprocess.run([str(dvc), "status"], capture_output=True, text=True)
-    text = done.stdout.strip()
-    if done.returncode != 0:
-        return done.stderr.strip() or text or "dvc status failed"
-    return "" if "up to date" in text else text
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -204,14 +201,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     params = load_params(args.params)
-    changed = stale()
+    changed = "\n".join(differences())
     if changed and not args.allow_stale:
         raise SystemExit(f"the pipeline is not up to date; run make repro first:\n{changed}")
     info = lineage(params, args.adapter, args.eval, args.lock) | {"up_to_date": not changed}
     tag = store(params, args.base, args.adapter, info)
     print(f"model: {tag}")
+    built = {"model": tag, "model_version": tag.rpartition(":")[2]}
     if not args.model_only:
-        print(f"bento: {build(args.bentofile, tag, info, args.source)}")
+        built["bento"] = build(args.bentofile, tag, info, args.source)
+        print(f"bento: {built['bento']}")
+    github_output(built, os.environ)
 
 
 if __name__ == "__main__":
