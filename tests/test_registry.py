@@ -116,9 +116,19 @@ def test_record_tags_the_challenger_with_what_serves_it(store, capsys):
     assert tags["image_digest"] == "sha256:" + "a" * 64
     assert tags["previous_bento"] == "llmops-service:old"
     assert "recorded bento, image_digest, previous_bento" in capsys.readouterr().out
-    for bad in ("novalue", "Upper=x", "key=line\nbreak", "key="):
+    for bad in ("novalue", "Upper=x", "key=line\nbreak", "=x"):
         with pytest.raises(SystemExit, match="bad record"):
             registry.main(["record", "--name", NAME, bad])
+    registry.main(["record", "--name", NAME, "image_digest="])  # not configured: skipped
+    assert (
+        registry.client().get_model_version(NAME, "1").tags["image_digest"] == "sha256:" + "a" * 64
+    )
+    state = store / "previous.json"  # as llmops.release deploy writes it
+    state.write_text(json.dumps({"deployment": "prod", "previous": None, "deployed": "svc:v2"}))
+    registry.main(["record", "--name", NAME, "--state", str(state)])
+    tags = registry.client().get_model_version(NAME, "1").tags
+    assert (tags["deployment"], tags["bento"]) == ("prod", "svc:v2")
+    assert tags["previous_bento"] == "llmops-service:old"  # a first deploy replaced nothing
 
 
 def test_the_registered_version_downloads_as_the_adapter_folder(store, tmp_path):

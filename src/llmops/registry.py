@@ -2,7 +2,8 @@
 
 Run: python -m llmops.registry register --adapter models/adapter --eval metrics/eval.json \
         [--name NAME] [--alias challenger] [--bento-model TAG] [--require-server] [--params P]
-     python -m llmops.registry record [--name NAME] [--alias challenger] KEY=VALUE ...
+     python -m llmops.registry record [--name NAME] [--alias challenger] [KEY=VALUE ...] \
+        [--state .release/previous.json]
      python -m llmops.registry promote [--name NAME] [--from challenger] [--alias champion]
      python -m llmops.registry rollback [--name NAME] [--alias champion]
      python -m llmops.registry show [--name NAME]
@@ -13,12 +14,13 @@ model, tags it with the commit, the eval metrics (`eval.<metric>`, the fine-tune
 and the BentoML model tag, and points the `challenger` alias at it: registering moves no
 alias that serves. `record` tags the challenger with what serves it (the Bento tag, the
 image and its digest, the deployment and the Bento it replaced), so a later run can find
-them. `promote` moves `champion` to the challenger, the release's last step once the
-deployed service answered the smoke test with it, and records the version it left as the
-tag `previous_champion`, which `rollback` moves the alias back to. Registering the same
-run again reuses its version. Under GitHub Actions `register` writes `registered_version`,
-and `promote` writes `alias_moved` (false when the alias was already there: a rollback then
-would undo an earlier release, not this one) to $GITHUB_OUTPUT.
+them (a pair with an empty value is skipped; `--state` adds the deploy record's deployment,
+Bento and replaced Bento). `promote` moves `champion` to the challenger, the release's last
+step once the deployed service answered the smoke test with it, and records the version it
+left as the tag `previous_champion`, which `rollback` moves the alias back to. Registering
+the same run again reuses its version. Under GitHub Actions `register` writes
+`registered_version`, and `promote` writes `alias_moved` (false when the alias was already
+there: a rollback then would undo an earlier release, not this one) to $GITHUB_OUTPUT.
 
 The registry is the tracking store's (llmops.tracking: MLFLOW_TRACKING_URI, else the local
 sqlite:///mlflow.db). With `--require-server` (CI), every command but `show` skips with a
@@ -155,10 +157,13 @@ def aliased(mlflow: Any, name: str, alias: str) -> str:
 
 
 def record(mlflow: Any, name: str, alias: str, pairs: list[str]) -> dict[str, str]:
-    """Tag the version `alias` points to with KEY=VALUE pairs (what serves it); the tags."""
+    """Tag the version `alias` points to with KEY=VALUE pairs (what serves it), skipping
+    pairs with an empty value (a feature not configured); the tags set."""
     tags: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if sep and RECORD_KEY.fullmatch(key) and not value:
+            continue
         if not sep or not RECORD_KEY.fullmatch(key) or not RECORD_VALUE.fullmatch(value):
             raise RegistryError(f"bad record {pair!r}: expected key=value, a lowercase key "
                                 "(letters, digits, _ .) and a one-line value")  # fmt: skip
@@ -167,6 +172,18 @@ def record(mlflow: Any, name: str, alias: str, pairs: list[str]) -> dict[str, st
     for key, value in tags.items():
         mlflow.set_model_version_tag(name, version, key, value)
     return tags
+
+
+def deployment_pairs(state: Path) -> list[str]:
+    """The deploy record `llmops.release deploy` writes, as `record` pairs: the deployment,
+    the Bento it runs and the one it replaced (what a later rollback restores)."""
+    try:
+        info = json.loads(state.read_text(encoding="utf-8"))
+        fields = {"deployment": info["deployment"], "bento": info["deployed"],
+                  "previous_bento": info["previous"]}  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RegistryError(f"{state}: no deploy record ({err!r})") from None
+    return [f"{key}={value or ''}" for key, value in fields.items()]
 
 
 def promote(mlflow: Any, name: str, source: str, alias: str) -> Registered:
@@ -237,7 +254,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     reg.add_argument("--adapter", type=Path, required=True)
     reg.add_argument("--eval", type=Path, required=True, help="metrics/eval.json")
     reg.add_argument("--bento-model", default="", help="the BentoML model tag, if packaged")
-    commands.choices["record"].add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+    record_args = commands.choices["record"]
+    record_args.add_argument("pairs", nargs="*", metavar="KEY=VALUE")
+    record_args.add_argument("--state", type=Path, help="also a deploy record (.release/...)")
     promote_args = commands.choices["promote"]
     promote_args.add_argument("--from", dest="source", default=CHALLENGER, help="its alias")
     return parser.parse_args(argv)
@@ -263,8 +282,9 @@ def run(args: argparse.Namespace) -> str:
         was, now = rollback(mlflow, name, args.alias)
         return f"{name}@{args.alias}: version {was} -> {now}"
     if args.command == "record":
-        tags = record(mlflow, name, args.alias, args.pairs)
-        return f"{name}@{args.alias}: recorded {', '.join(sorted(tags))}"
+        pairs = args.pairs + (deployment_pairs(args.state) if args.state else [])
+        tags = record(mlflow, name, args.alias, pairs)
+        return f"{name}@{args.alias}: recorded {', '.join(sorted(tags)) or 'nothing'}"
     if args.command == "promote":
         done = promote(mlflow, name, args.source, args.alias)
         moved = done.previous != done.version
