@@ -138,43 +138,78 @@ bento: $(STAMP) ## Package the evaluated model (model store, with lineage) and b
 	python -m llmops.bento --params params.yaml --base models/base --adapter models/adapter \
 	  --eval metrics/eval.json --lock dvc.lock --bentofile bentofile.yaml
 
-# --- Model registry and BentoCloud release (llmops.registry, llmops.release) ---------------
-.PHONY: register rollback-model release-plan deploy-cloud deploy-image rollback-cloud
+# --- Release: ship what was reviewed (llmops.reviewed, llmops.registry, llmops.release) ----
+.PHONY: reviewed register record record-deployment promote rollback-model release-plan \
+  push-bento deploy-cloud rollback-cloud smoke-deployed
 
-# The MLflow alias make register moves; BENTO_MODEL: the BentoML model tag, recorded on the
-# version when given. REQUIRE_SERVER (default: $CI, set by GitHub Actions) makes register and
-# rollback-model skip unless MLFLOW_TRACKING_URI is an http(s) server; locally they use the
-# sqlite registry in mlflow.db.
+reviewed: $(STAMP) preflight ## Pull the outputs dvc.lock records from DVC_REMOTE or refuse; never retrains (a rehearsal when nothing is configured to release to)
+	python -m llmops.reviewed --remote="$$DVC_REMOTE"
+
+# ALIAS: the serving alias promote moves and rollback-model moves back (register names the
+# challenger). BENTO_MODEL: the BentoML model tag, recorded on the version when given.
+# REQUIRE_SERVER (default: $CI, set by GitHub Actions) makes the registry targets skip
+# unless MLFLOW_TRACKING_URI is an http(s) server; locally they use the sqlite registry in
+# mlflow.db. RECORD_BENTO, RECORD_IMAGE, RECORD_IMAGE_DIGEST: what serves the challenger.
 ALIAS ?= champion
 BENTO_MODEL ?=
 REQUIRE_SERVER ?= $(CI)
 SERVER_FLAG = $(if $(filter 1 true yes,$(REQUIRE_SERVER)),--require-server)
 export ALIAS BENTO_MODEL
 
-register: $(STAMP) ## Register the trained adapter in MLflow's model registry and move the champion alias
+register: $(STAMP) ## Register the trained adapter in MLflow's model registry as the challenger (no serving alias moves)
 	python -m llmops.registry register --params params.yaml --adapter models/adapter \
-	  --eval metrics/eval.json --alias "$$ALIAS" --bento-model "$$BENTO_MODEL" $(SERVER_FLAG)
+	  --eval metrics/eval.json --bento-model "$$BENTO_MODEL" $(SERVER_FLAG)
+
+record: $(STAMP) ## Tag the challenger with what serves it: RECORD_BENTO, RECORD_IMAGE, RECORD_IMAGE_DIGEST
+	python -m llmops.registry record --params params.yaml $(SERVER_FLAG) \
+	  bento="$$RECORD_BENTO" image="$$RECORD_IMAGE" image_digest="$$RECORD_IMAGE_DIGEST"
+
+record-deployment: $(STAMP) ## Tag the challenger with its deployment and the Bento it replaced (DEPLOY_RECORD)
+	python -m llmops.registry record --params params.yaml --state "$$DEPLOY_RECORD" $(SERVER_FLAG)
+
+promote: $(STAMP) ## Move the champion alias to the challenger (a release's last step)
+	python -m llmops.registry promote --params params.yaml --alias "$$ALIAS" $(SERVER_FLAG)
 
 rollback-model: $(STAMP) ## Move the champion alias back to the previous version
 	python -m llmops.registry rollback --params params.yaml --alias "$$ALIAS" $(SERVER_FLAG)
 
 # The BentoCloud deployment deploy-cloud updates (an empty value, e.g. an unset CI variable,
-# means the default); the Bento it replaces is recorded in .release/previous.json.
+# means the default); the Bento it replaces is recorded in DEPLOY_RECORD. BENTOCLOUD_SECRET:
+# the BentoCloud secret deploy-cloud attaches (default llmops-api-key), which must set
+# LLMOPS_API_KEY (create it once: bentoml secret create llmops-api-key
+# LLMOPS_API_KEY=@path/to/keyfile). DEPLOY_POLL_S: seconds between looks at a rollout.
 DEPLOYMENT ?= llmops
 override DEPLOYMENT := $(or $(DEPLOYMENT),llmops)
-export DEPLOYMENT
+BENTOCLOUD_SECRET ?=
+DEPLOY_RECORD := .release/previous.json
+export DEPLOYMENT BENTOCLOUD_SECRET DEPLOY_RECORD
 
 release-plan: $(STAMP) ## Say which release features the environment configures (also to GITHUB_OUTPUT)
 	python -m llmops.release plan
 
-deploy-cloud: $(STAMP) ## Deploy BENTO to the BentoCloud deployment DEPLOYMENT, recording the Bento it replaces
-	python -m llmops.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target bentocloud
+push-bento: $(STAMP) ## Push BENTO to BentoCloud, where the deploy jobs take it (BENTOML_CLOUD_API_KEY)
+	BENTO_CLOUD_API_KEY="$${BENTO_CLOUD_API_KEY:-$$BENTOML_CLOUD_API_KEY}" \
+	BENTO_CLOUD_API_ENDPOINT="$${BENTO_CLOUD_API_ENDPOINT:-$$BENTOML_CLOUD_API_ENDPOINT}" \
+	  bentoml push "$$BENTO"
 
-deploy-image: $(STAMP) ## Say that the pushed image IMAGE_REPOSITORY:<commit> is the deployment (no BentoCloud)
-	python -m llmops.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target image
+deploy-cloud: $(STAMP) ## Deploy BENTO to the BentoCloud deployment DEPLOYMENT with the API-key secret, wait for the rollout; put the previous Bento back if it fails
+	python -m llmops.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target bentocloud \
+	  --secret="$${BENTOCLOUD_SECRET:-llmops-api-key}" --state "$$DEPLOY_RECORD" --params params.yaml \
+	  --interval "$${DEPLOY_POLL_S:-10}"
 
-rollback-cloud: $(STAMP) ## Put the Bento deploy-cloud replaced back on the BentoCloud deployment
-	python -m llmops.release rollback --name "$$DEPLOYMENT"
+rollback-cloud: $(STAMP) ## Put the Bento deploy-cloud replaced back on the BentoCloud deployment and wait for it
+	python -m llmops.release rollback --name "$$DEPLOYMENT" --state "$$DEPLOY_RECORD" \
+	  --interval "$${DEPLOY_POLL_S:-10}"
+
+# The deployed endpoint and the model version it must serve (make bento's model version).
+DEPLOY_URL ?=
+EXPECT_VERSION ?=
+export DEPLOY_URL EXPECT_VERSION
+
+smoke-deployed: $(STAMP) ## Smoke-test DEPLOY_URL, which must serve EXPECT_VERSION (the deploy jobs)
+	@test -n "$$DEPLOY_URL" || { echo "DEPLOY_URL is not set: the deployed endpoint to smoke-test" >&2; exit 1; }
+	python -m llmops.smoke "$$DEPLOY_URL" --params params.yaml --data data/prepared/test.jsonl \
+	  --expect-version="$$EXPECT_VERSION"
 
 # The Bento make serve runs (bentofile.yaml `name`) and where it listens; the API key is
 # read from the variable params.yaml serve.api_key_env names (LLMOPS_API_KEY).
@@ -190,8 +225,9 @@ serve: $(STAMP) ## Serve the latest Bento on http://127.0.0.1:3000 (PORT=...; re
 URL ?= http://127.0.0.1:3000
 export URL
 
-smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 (API key from LLMOPS_API_KEY)
-	python -m llmops.smoke "$$URL" --params params.yaml --data data/prepared/test.jsonl
+smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 [EXPECT_VERSION=...] (API key from LLMOPS_API_KEY)
+	python -m llmops.smoke "$$URL" --params params.yaml --data data/prepared/test.jsonl \
+	  --expect-version="$$EXPECT_VERSION"
 
 # --- Blue/green deployment on loopback (llmops.deploy, llmops.proxy) -----------------------
 .PHONY: deploy deploy-status deploy-stop
@@ -277,11 +313,14 @@ container-smoke: $(STAMP) ## Run the image on 127.0.0.1:PORT and smoke-test it (
 	python -m llmops.smoke "http://127.0.0.1:$$PORT" --params params.yaml \
 	  --data data/prepared/test.jsonl
 
-push-image: $(STAMP) ## Push IMAGE_REPOSITORY:<commit> (registry login from REGISTRY_TOKEN)
+push-image: $(STAMP) ## Push IMAGE_REPOSITORY:<commit> (registry login from REGISTRY_TOKEN); its digest to GITHUB_OUTPUT
 	image="$$(python -m llmops.release image-tag --repository "$$IMAGE_REPOSITORY" \
 	  --sha "$$(git rev-parse HEAD)")" && \
 	printf '%s' "$$REGISTRY_TOKEN" | docker login "$${image%%/*}" -u "$${GITHUB_ACTOR:-ci}" --password-stdin && \
-	docker push "$$image"
+	docker push "$$image" && \
+	digest="$$(docker inspect --format '{{index .RepoDigests 0}}' "$$image")" && \
+	printf 'image=%s\nimage_digest=%s\n' "$$image" "$${digest#*@}" >> "$${GITHUB_OUTPUT:-/dev/null}" && \
+	echo "pushed $$digest"
 
 ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
@@ -320,6 +359,11 @@ noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, 
 	python -m benchmarks.noise --params params.yaml --data data/prepared --base models/base \
 	  --seeds $$SEEDS --out benchmarks/results/noise.json $(if $(POOL),--pool $(POOL))
 
+# lock resolves into a scratch venv, then tools/lock_hashes.py pins what it holds (pip and
+# setuptools too, +cpu dropped) with the sha256 of every file PyPI has for each version, and
+# of each file pip took from elsewhere (its --report: torch's CPU wheel, from /opt/wheels or
+# TORCH_INDEX, which serve the same file). Hashes the old lock has for an unchanged version
+# are kept, so a lock made where torch comes from PyPI still installs the CPU wheel.
 lock: ## Re-resolve the dependency set from pyproject.toml into requirements.lock, with hashes
 	rm -rf .venv-lock && "$$PYTHON" -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip>=24"

@@ -7,7 +7,10 @@ train take seconds. It checks the outputs and the row accounting, the MLflow run
 second run does nothing, the default remote, and then the pull-request loop: main with its
 pipeline state committed, a branch that changes a param, `make report` and `make gate`; and
 at the end a rehearsal of the GitHub Actions workflows (tests/rehearsal.py): a pull request's
-`model-report` steps, then its merge's `deploy` steps that need no container engine or cloud.
+`model-report` steps, then its merge's `deploy` jobs: the build (verify, gates, Bento, local
+blue/green), a merge whose outputs are not on the remote (refused before register), a release
+cancelled after register, and a production deploy whose smoke test fails (rolled back, not
+promoted), against a real MLflow server and a fake BentoCloud CLI.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
-from tests.rehearsal import free_port, replay
+from tests.rehearsal import Job, free_port, replay, replay_job
 from tests.synthetic import INTENT_PARAMS, INTENT_PROMPT, intent_rows, merged, write_csv
 
 pytestmark = pytest.mark.e2e
@@ -43,11 +48,12 @@ TRAIN_ROWS, TEST_ROWS = 600, 80
 
 
 def sh(cwd: Path, *cmd: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", **extra}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)  # the default: mlflow.db in the repository
-    # dvc runs stage commands through the shell: the interpreter running the tests is "python",
-    # and the copy's own library is the one imported.
+    # dvc runs stage commands through the shell: the interpreter running the tests is "python"
+    # (unless the caller gives its own PATH), and the copy's own library is the one imported.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env |= extra
     env["PYTHONPATH"] = str(cwd / "src")
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and done.returncode != 0:
@@ -394,25 +400,169 @@ def test_the_pull_request_workflow_runs_pipeline_report_and_gate(branch, pull_re
     assert json.loads((branch / "pr.json").read_text()) == {"number": 7}
 
 
-def test_the_merge_workflow_plans_builds_deploys_and_smoke_tests(branch, pull_request,
-                                                                 tmp_path_factory):  # fmt: skip
+@pytest.fixture(scope="module")
+def merge(branch, pull_request, tmp_path_factory) -> dict:
+    """The pull request merged into main; what the deploy workflow's jobs are given."""
     sh(branch, "git", "checkout", "-q", "main")
+    before = sh(branch, "git", "rev-parse", "HEAD").stdout.strip()
     sh(branch, "git", "merge", "-q", "--ff-only", "tighter-gate")
-    home = tmp_path_factory.mktemp("bentoml")
-    extra = {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-             "DEPLOY_PORT": str(free_port()), "LLMOPS_LOG_DIR": str(branch.parent / "logs"),
-             "MAKEFLAGS": "--old-file=.venv/.installed"}  # fmt: skip
+    context = {"github.sha": pull_request["head"], "github.ref": "refs/heads/main",
+               "github.event.before": before}  # fmt: skip
+    return {"context": context, "home": tmp_path_factory.mktemp("bentoml")}
+
+
+def deploy_env(root: Path, home: Path) -> dict:
+    return {"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
+            "DEPLOY_PORT": str(free_port()), "LLMOPS_LOG_DIR": str(root / "logs")}  # fmt: skip
+
+
+def replay_build(repo: Path, context: dict, env: dict, **how) -> Job:
     try:
-        ran = replay(sh, branch, "deploy.yml", "release", {"github.sha": pull_request["head"]},
-                     extra)  # fmt: skip
+        return replay_job(sh, repo, "deploy.yml", "build", context, env, **how)
     finally:
-        sh(branch, "make", "-s", "deploy-stop", check=False, **extra)
-    assert ran == ["make release-plan", "make pull", "make repro", "make bento", "make deploy",
-                   "make deploy-stop"], ran  # fmt: skip
-    plan = (branch.parent / "deploy.yml-0.out").read_text()
+        sh(repo, "make", "-s", "deploy-stop", check=False, **env)
+
+
+@pytest.fixture(scope="module")
+def built(branch, merge) -> Job:
+    """The merge's build job with nothing configured to release to: a rehearsal."""
+    return replay_build(branch, merge["context"], deploy_env(branch.parent, merge["home"]))
+
+
+def test_the_merge_workflow_verifies_gates_builds_and_rehearses(branch, merge, built):
+    assert not built.failed, "\n".join(built.errors)
+    # The outputs dvc.lock records are all here: nothing is reproduced.
+    assert built.ran == ["make release-plan", "make reviewed", "make gate", "make bento",
+                         "make deploy", "make deploy-stop"], built.ran  # fmt: skip
+    plan = built.step_outputs["plan"]
     for feature in ("dvc_remote", "mlflow_server", "bentocloud", "registry"):
-        assert f"{feature}=false" in plan, plan
-    assert any(b.name != "latest" for b in (home / "bentos" / "llmops-service").iterdir())
+        assert plan[feature] == "false", plan
+    assert built.step_outputs["reviewed"] == {"exact": "true"}
+    assert built.outputs["bento"].startswith("llmops-service:"), built.outputs
+    assert built.outputs["model_version"] and built.outputs["bentocloud"] == "false"
+    assert any(b.name != "latest" for b in (merge["home"] / "bentos" / "llmops-service").iterdir())
+    needs = {"build": built}
+    assert replay_job(sh, branch, "deploy.yml", "staging", merge["context"], {}, needs) is None
+    assert replay_job(sh, branch, "deploy.yml", "production", merge["context"], {},
+                      {"build": built}) is None  # nothing to deploy to  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(branch, tmp_path_factory) -> str:
+    """A real MLflow tracking server on loopback over the clone's own store (where its
+    train runs are), as a team's server would hold them."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("mlflow-server") / "server.log").open("w")
+    mlflow = Path(sys.executable).with_name("mlflow")
+    process = subprocess.Popen([str(mlflow), "server", "--host", "127.0.0.1", "--port",
+                                str(port), "--backend-store-uri", f"sqlite:///{branch}/mlflow.db",
+                                "--workers", "1"], cwd=branch, stdout=log, stderr=log)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, Path(log.name).read_text()[-3000:]
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def aliases(url: str, name: str) -> dict[str, str]:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(MlflowClient(tracking_uri=url).get_registered_model(name).aliases or {})
+    except MlflowException:
+        return {}  # not registered at all
+
+
+def test_a_merge_whose_outputs_are_not_on_the_remote_is_refused_before_register(
+    branch, merge, mlflow_server, tmp_path
+):
+    # A fresh runner: the merged commit cloned, no outputs, no DVC cache, and a DVC remote
+    # that never received them. The registry is configured, so this is a real release.
+    runner = tmp_path / "runner" / "repo"
+    runner.parent.mkdir()
+    sh(tmp_path, "git", "clone", "-q", str(branch), str(runner))
+    home = tmp_path / "bentoml"
+    context = merge["context"] | {"vars.DVC_REMOTE": "local",
+                                  "vars.MLFLOW_TRACKING_URI": mlflow_server}  # fmt: skip
+    build = replay_build(runner, context, deploy_env(tmp_path, home))
+    assert build.failed
+    assert build.ran == ["make release-plan", "make reviewed", "make deploy-stop"], build.ran
+    error = build.errors[0]
+    assert "refusing to release: DVC remote 'local' does not hold the outputs" in error
+    assert "nothing was retrained, registered or deployed" in error
+    assert not (runner / "models" / "adapter").exists()  # not retrained
+    assert not (home / "bentos").exists()  # nothing packaged
+    name = yaml.safe_load((runner / "params.yaml").read_text())["serve"]["name"]
+    assert aliases(mlflow_server, name) == {}  # nothing registered
+
+
+def test_a_release_cancelled_after_register_leaves_the_champion_where_it_was(
+    branch, merge, built, mlflow_server
+):
+    context = merge["context"] | {"vars.MLFLOW_TRACKING_URI": mlflow_server}
+    env = deploy_env(branch.parent, merge["home"])
+    build = replay_build(branch, context, env, cancel_after="make register")
+    assert build.cancelled and not build.failed, "\n".join(build.errors)
+    assert build.ran[-1] == "make register", build.ran
+    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]["name"]
+    assert aliases(mlflow_server, name) == {"challenger": "1"}  # registered, not serving
+    assert replay_job(sh, branch, "deploy.yml", "production", context, env,
+                      {"build": build}) is None  # a cancelled run deploys nothing  # fmt: skip
+    assert aliases(mlflow_server, name) == {"challenger": "1"}
+
+
+def test_a_deployed_service_failing_its_smoke_test_is_rolled_back_and_nothing_promoted(
+    branch, merge, built, mlflow_server, tmp_path
+):
+    # BentoCloud cannot be reached from a test: its CLI is the fake (tests/fakecloud.py),
+    # running an older Bento. The endpoint is the real Bento under `bentoml serve`, which
+    # serves another model version than the one this release expects: a rollout that did
+    # not take.
+    from llmops.server import running
+    from tests.fakecloud import FakeCloud, install
+
+    bin_dir = install(tmp_path / "bin").parent
+    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]
+    key_env, name = name["api_key_env"], name["name"]
+    secret = {"name": "llmops-api-key", "content": {"type": "env", "stage": "runtime",
+                                                    "items": [{"key": key_env}]}}  # fmt: skip
+    cloud = FakeCloud(tmp_path)
+    cloud.current.write_text("llmops-service:before")
+    served_env = {"BENTOML_HOME": str(merge["home"]), "BENTOML_DO_NOT_TRACK": "true",
+                  key_env: "rehearsal-key", "LLMOPS_LOG_DIR": str(tmp_path / "logs")}  # fmt: skip
+    build = Job(outputs={"bento": built.outputs["bento"], "model_version": "0" * 16,
+                         "bentocloud": "true", "mlflow_server": "true",
+                         "image_pushed": "false"})  # fmt: skip
+    context = merge["context"] | {
+        "vars.MLFLOW_TRACKING_URI": mlflow_server, "vars.BENTOCLOUD_DEPLOYMENT": "prod",
+        "secrets.BENTOML_CLOUD_API_KEY": "cloud-key", "secrets.LLMOPS_API_KEY": "rehearsal-key",
+    }  # fmt: skip
+    with running(built.outputs["bento"], env={**os.environ, **served_env}, cwd=branch) as url:
+        env = served_env | {
+            "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_BENTOML_LOG": str(cloud.log), "FAKE_BENTOML_CURRENT": str(cloud.current),
+            "FAKE_BENTOML_SECRETS": json.dumps([secret]), "DEPLOY_URL": url,
+            "DEPLOY_POLL_S": "0.2",
+        }  # fmt: skip
+        production = replay_job(sh, branch, "deploy.yml", "production", context, env,
+                                {"build": build})  # fmt: skip
+    assert production is not None and production.failed
+    assert production.ran[:2] == ["make deploy-cloud", "make smoke-deployed"], production.errors
+    assert production.ran == ["make deploy-cloud", "make smoke-deployed", "make rollback-cloud"]
+    assert "FAIL version" in production.errors[0] and "0" * 16 in production.errors[0]
+    assert cloud.bento() == "llmops-service:before"  # put back
+    assert aliases(mlflow_server, name).get("champion") is None  # never promoted
 
 
 # --- the project's own committed pipeline state --------------------------------------------
