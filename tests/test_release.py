@@ -74,7 +74,12 @@ def test_deploy_records_the_replaced_bento_and_rollback_restores_it(cloud, capsy
         GET,  # deploying
         GET,  # running
     ]
-    assert recorded() == {"deployment": "llmops", "previous": None, "deployed": "svc:v1"}
+    assert recorded() == {
+        "deployment": "llmops",
+        "previous": None,
+        "deployed": "svc:v1",
+        "rolled_back": False,
+    }
 
     deploy("svc:v2")
     assert cloud.commands() == [
@@ -85,7 +90,12 @@ def test_deploy_records_the_replaced_bento_and_rollback_restores_it(cloud, capsy
         GET,
         GET,
     ]
-    assert recorded() == {"deployment": "llmops", "previous": "svc:v1", "deployed": "svc:v2"}
+    assert recorded() == {
+        "deployment": "llmops",
+        "previous": "svc:v1",
+        "deployed": "svc:v2",
+        "rolled_back": False,
+    }
     assert (cloud.bento(), cloud.status()) == ("svc:v2", "running")
     assert "deployed svc:v2 (previous: svc:v1" in capsys.readouterr().out
 
@@ -95,11 +105,19 @@ def test_deploy_records_the_replaced_bento_and_rollback_restores_it(cloud, capsy
     assert (cloud.bento(), cloud.status()) == ("svc:v1", "running")
     assert "rolled back to svc:v1" in capsys.readouterr().out
 
-    with pytest.raises(SystemExit) as exited:
-        release.main(["rollback", "--name", "llmops"])
-    assert exited.value.code == 1
-    assert "records no previous Bento for 'llmops'" in capsys.readouterr().err
+    release.main(["rollback", "--name", "llmops"])  # again (a later rollback step): no-op
+    assert "rolled back already: nothing to do" in capsys.readouterr().out
     assert cloud.commands() == []
+
+
+def test_a_first_deploy_that_fails_a_later_smoke_test_is_terminated_on_rollback(cloud, capsys):
+    deploy("svc:v1")  # no deployment before: it ran nothing
+    cloud.commands()
+    assert recorded()["previous"] is None
+    release.main(["rollback", "--name", "llmops", "--interval", "0"])
+    assert cloud.commands() == [["deployment", "terminate", "llmops"]]
+    assert "terminated (it ran nothing before svc:v1)" in capsys.readouterr().out
+    assert recorded()["rolled_back"] is True
 
 
 def test_deploy_without_a_configured_secret_refuses_and_runs_nothing(cloud, capsys, monkeypatch):
@@ -214,7 +232,12 @@ def test_a_failed_rollout_puts_the_previous_bento_back(
     assert err.rstrip().endswith("; put svc:v1 back")
     assert ["deployment", "update", "llmops", "--bento", "svc:v1"] in cloud.commands()
     assert (cloud.bento(), cloud.status()) == ("svc:v1", "running")
-    assert recorded() == {"deployment": "llmops", "previous": None, "deployed": "svc:v1"}
+    assert recorded() == {
+        "deployment": "llmops",
+        "previous": None,
+        "deployed": "svc:v1",
+        "rolled_back": True,
+    }
 
 
 def test_a_failed_update_puts_the_previous_bento_back(cloud, capsys, monkeypatch):
@@ -250,7 +273,12 @@ def test_a_failing_first_deploy_terminates_the_deployment(cloud, capsys, monkeyp
     # the terminated deployment runs nothing: the next deploy has no Bento to put back
     monkeypatch.delenv("FAKE_BENTOML_ROLLOUTS")
     deploy("svc:v2")
-    assert recorded() == {"deployment": "llmops", "previous": None, "deployed": "svc:v2"}
+    assert recorded() == {
+        "deployment": "llmops",
+        "previous": None,
+        "deployed": "svc:v2",
+        "rolled_back": False,
+    }
     assert [
         "deployment",
         "update",
@@ -315,6 +343,7 @@ def test_write_record_writes_the_release_as_json(tmp_path):
         "deployment": "llmops",
         "previous": "svc:v1",
         "deployed": "svc:v2",
+        "rolled_back": False,
     }
 
 

@@ -248,11 +248,13 @@ def wait_for(name: str, bento: str, wait: Wait) -> Seen:
 
 @dataclass(frozen=True)
 class Release:
-    """A deploy: the deployment, the Bento it ran before (None: none) and the one deployed."""
+    """A deploy: the deployment, the Bento it ran before (None: none), the one deployed, and
+    whether it was rolled back already (then a rollback has nothing left to do)."""
 
     deployment: str
     previous: str | None
     deployed: str | None
+    rolled_back: bool = False
 
 
 def write_record(path: Path, release: Release) -> Path:
@@ -300,9 +302,11 @@ def take_off(name: str, previous: str | None, state: Path, wait: Wait) -> str:
     """Take a failed rollout off `name`: put `previous` back, or terminate a deployment that
     ran nothing before; what became of it."""
     if previous is None:
-        done = bentoml("deployment", "terminate", name)
-        ok = done.returncode == 0
-        return f"terminated {name!r}" if ok else f"could not terminate {name!r} (see above)"
+        try:
+            terminate(name, state)
+        except ReleaseError as err:
+            return str(err)
+        return f"terminated {name!r}"
     try:
         put_back(name, previous, state, wait)
     except ReleaseError as err:
@@ -315,22 +319,38 @@ def put_back(name: str, previous: str, state: Path, wait: Wait) -> None:
     if done.returncode != 0:
         raise ReleaseError(f"bentoml could not roll {name!r} back to {previous} (see above)")
     wait_for(name, previous, wait)
-    write_record(state, Release(name, None, previous))  # a second rollback has nothing to do
+    write_record(state, Release(name, None, previous, rolled_back=True))
+
+
+def terminate(name: str, state: Path) -> None:
+    """Stop a deployment that ran nothing before this release (a first deploy that failed)."""
+    done = bentoml("deployment", "terminate", name)
+    if done.returncode != 0:
+        raise ReleaseError(f"could not terminate {name!r} (see above)")
+    write_record(state, Release(name, None, None, rolled_back=True))
 
 
 def rollback(name: str, state: Path = STATE, wait: Wait = Wait()) -> str:
-    """Put the Bento that `deploy` replaced back on deployment `name`; that Bento."""
+    """Undo the deploy `state` records on deployment `name`: put the Bento it replaced back,
+    or terminate the deployment when it ran nothing before (a first deploy); what was done."""
     checked(DEPLOYMENT, name, "deployment name", "lowercase letters, digits and -")
     try:
         info = json.loads(state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise ReleaseError(f"no deploy recorded in {state}: nothing to roll back") from None
+    if info.get("deployment") != name:
+        raise ReleaseError(f"{state} records a deploy to {info.get('deployment')!r}, not {name!r}")
+    if info.get("rolled_back"):  # the deploy took itself off, or a rollback ran already
+        return "rolled back already: nothing to do"
     previous = info.get("previous")
-    if info.get("deployment") != name or not previous:
-        raise ReleaseError(f"{state} records no previous Bento for {name!r}: nothing to roll back")
+    if not previous:
+        if not info.get("deployed"):
+            raise ReleaseError(f"{state} records no deploy to {name!r}: nothing to roll back")
+        terminate(name, state)  # nothing ran before this release: nothing failed stays live
+        return f"terminated (it ran nothing before {info['deployed']})"
     checked(BENTO, previous, "recorded Bento tag", "name[:version]")
     put_back(name, previous, state, wait)
-    return previous
+    return f"rolled back to {previous}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -365,7 +385,7 @@ def run(args: argparse.Namespace) -> str:
         return image_tag(args.repository, args.sha)
     wait = Wait(timeout=args.timeout, interval=args.interval)
     if args.command == "rollback":
-        return f"{args.name}: rolled back to {rollback(args.name, args.state, wait)}"
+        return f"{args.name}: {rollback(args.name, args.state, wait)}"
     if args.target == "image":
         return "target image: pushing the image is the deployment; nothing to do here"
     secret = args.secret if args.secret is not None else os.environ.get("BENTOCLOUD_SECRET", "")
