@@ -107,6 +107,17 @@ def test_promote_without_a_challenger_is_refused_and_moves_nothing(store):
     assert champion() == "1"
 
 
+def test_promote_takes_the_version_the_release_built_not_a_later_challenger(store):
+    register(train_run(store, "one"))
+    register(train_run(store, "two"))  # a later merge registered while v1 awaited approval
+    registry.main(["promote", "--name", NAME, "--version", "1"])
+    assert (champion(), challenger()) == ("1", "2")
+    for bad, says in (("7", "7"), ("1 or 2", "bad version")):
+        with pytest.raises(SystemExit, match=says):
+            registry.main(["promote", "--name", NAME, "--version", bad])
+    assert champion() == "1"
+
+
 def test_record_tags_the_challenger_with_what_serves_it(store, capsys):
     register(train_run(store, "one"))
     registry.main(["record", "--name", NAME, "bento=llmops-service:x1y2",

@@ -4,7 +4,8 @@ Run: python -m llmops.registry register --adapter models/adapter --eval metrics/
         [--name NAME] [--alias challenger] [--bento-model TAG] [--require-server] [--params P]
      python -m llmops.registry record [--name NAME] [--alias challenger] [KEY=VALUE ...] \
         [--state .release/previous.json]
-     python -m llmops.registry promote [--name NAME] [--from challenger] [--alias champion]
+     python -m llmops.registry promote [--name NAME] [--from challenger | --version N] \
+        [--alias champion]
      python -m llmops.registry rollback [--name NAME] [--alias champion]
      python -m llmops.registry show [--name NAME]
 
@@ -15,12 +16,13 @@ and the BentoML model tag, and points the `challenger` alias at it: registering 
 alias that serves. `record` tags the challenger with what serves it (the Bento tag, the
 image and its digest, the deployment and the Bento it replaced), so a later run can find
 them (a pair with an empty value is skipped; `--state` adds the deploy record's deployment,
-Bento and replaced Bento). `promote` moves `champion` to the challenger, the release's last
-step once the deployed service answered the smoke test with it, and records the version it
-left as the tag `previous_champion`, which `rollback` moves the alias back to. Registering
-the same run again reuses its version. Under GitHub Actions `register` writes
-`registered_version`, and `promote` writes `alias_moved` (false when the alias was already
-there: a rollback then would undo an earlier release, not this one) to $GITHUB_OUTPUT.
+Bento and replaced Bento). `promote` moves `champion` to the challenger (or `--version`,
+the one the release built), the release's last step once the deployed service answered the
+smoke test with it, and records the version it left as the tag `previous_champion`, which
+`rollback` moves the alias back to. Registering the same run again reuses its version.
+Under GitHub Actions `register` writes `registered_version`, and `promote` writes
+`alias_moved` (false when the alias was already there: a rollback then would undo an
+earlier release, not this one) to $GITHUB_OUTPUT.
 
 The registry is the tracking store's (llmops.tracking: MLFLOW_TRACKING_URI, else the local
 sqlite:///mlflow.db). With `--require-server` (CI), every command but `show` skips with a
@@ -186,10 +188,15 @@ def deployment_pairs(state: Path) -> list[str]:
     return [f"{key}={value or ''}" for key, value in fields.items()]
 
 
-def promote(mlflow: Any, name: str, source: str, alias: str) -> Registered:
-    """Move `alias` (champion) to the version `source` (challenger) points to, recording
-    the version it left on that version as `previous_champion`."""
-    version = aliased(mlflow, name, source)
+def promote(mlflow: Any, name: str, source: str, alias: str, version: str = "") -> Registered:
+    """Move `alias` (champion) to `version` (the one a release built), else to the version
+    `source` (challenger) points to, recording the version it left as `previous_champion`."""
+    if version:
+        if not version.isdigit():
+            raise RegistryError(f"bad version {version!r}: expected a registered version number")
+        mlflow.get_model_version(name, version)  # fails when there is no such version
+    else:
+        version = aliased(mlflow, name, source)
     previous = alias_version(mlflow, name, alias)
     if previous != version:
         if previous is not None:
@@ -259,6 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     record_args.add_argument("--state", type=Path, help="also a deploy record (.release/...)")
     promote_args = commands.choices["promote"]
     promote_args.add_argument("--from", dest="source", default=CHALLENGER, help="its alias")
+    promote_args.add_argument("--version", default="", help="this version (default: --from's)")
     return parser.parse_args(argv)
 
 
@@ -286,7 +294,7 @@ def run(args: argparse.Namespace) -> str:
         tags = record(mlflow, name, args.alias, pairs)
         return f"{name}@{args.alias}: recorded {', '.join(sorted(tags)) or 'nothing'}"
     if args.command == "promote":
-        done = promote(mlflow, name, args.source, args.alias)
+        done = promote(mlflow, name, args.source, args.alias, args.version.strip())
         moved = done.previous != done.version
         github_output({"alias_moved": moved}, os.environ)
         where = f"{name}@{done.alias} -> {done.version}"
