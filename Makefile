@@ -150,11 +150,14 @@ reviewed: $(STAMP) preflight ## Pull the outputs dvc.lock records from DVC_REMOT
 # REQUIRE_SERVER (default: $CI, set by GitHub Actions) makes the registry targets skip
 # unless MLFLOW_TRACKING_URI is an http(s) server; locally they use the sqlite registry in
 # mlflow.db. RECORD_BENTO, RECORD_IMAGE, RECORD_IMAGE_DIGEST: what serves the challenger.
+# PROMOTE_VERSION: the registered version promote moves the alias to (the one the release
+# built; empty: the challenger).
 ALIAS ?= champion
 BENTO_MODEL ?=
+PROMOTE_VERSION ?=
 REQUIRE_SERVER ?= $(CI)
 SERVER_FLAG = $(if $(filter 1 true yes,$(REQUIRE_SERVER)),--require-server)
-export ALIAS BENTO_MODEL
+export ALIAS BENTO_MODEL PROMOTE_VERSION
 
 register: $(STAMP) ## Register the trained adapter in MLflow's model registry as the challenger (no serving alias moves)
 	python -m llmops.registry register --params params.yaml --adapter models/adapter \
@@ -167,8 +170,9 @@ record: $(STAMP) ## Tag the challenger with what serves it: RECORD_BENTO, RECORD
 record-deployment: $(STAMP) ## Tag the challenger with its deployment and the Bento it replaced (DEPLOY_RECORD)
 	python -m llmops.registry record --params params.yaml --state "$$DEPLOY_RECORD" $(SERVER_FLAG)
 
-promote: $(STAMP) ## Move the champion alias to the challenger (a release's last step)
-	python -m llmops.registry promote --params params.yaml --alias "$$ALIAS" $(SERVER_FLAG)
+promote: $(STAMP) ## Move the champion alias to PROMOTE_VERSION (default: the challenger), a release's last step
+	python -m llmops.registry promote --params params.yaml --alias "$$ALIAS" \
+	  --version="$$PROMOTE_VERSION" $(SERVER_FLAG)
 
 rollback-model: $(STAMP) ## Move the champion alias back to the previous version
 	python -m llmops.registry rollback --params params.yaml --alias "$$ALIAS" $(SERVER_FLAG)

@@ -4,8 +4,9 @@ as Actions does (status functions, `steps`, `needs`, `vars`, `env`, `github` con
 a git repository made from this one. A failing step fails the job: later steps run only
 when their condition asks for it (`always()`, `failure()`), as on Actions; `cancel_after`
 cancels the run after a given step, the way a person pressing "Cancel" would. Steps that
-use an action (checkout, caches, artefacts) are GitHub's, not the repository's, and are
-not replayed. Used by the rehearsal tests at the end of tests/test_pipeline_e2e.py."""
+use an action (checkout, caches, artefacts, cloud logins) are GitHub's, not the
+repository's, and are not replayed; `vars.*` are the repository's (an environment's
+variables are not visible to a job's `if:` on GitHub either). Used by the rehearsal tests at the end of tests/test_pipeline_e2e.py."""
 
 from __future__ import annotations
 
@@ -75,7 +76,9 @@ def evaluate(expr: str, scope: dict) -> object:
         "always": lambda: True,
         "failure": lambda: job.failed or any(n.result == "failure" for n in scope["needs"].values()),
         "cancelled": lambda: job.cancelled,
-        "success": lambda: not job.failed and not job.cancelled,
+        # a job's `if:` also needs every job it needs to have succeeded
+        "success": lambda: not job.failed and not job.cancelled
+        and all(n.result == "success" for n in scope["needs"].values()),
     }  # fmt: skip
     return eval(text, {"__builtins__": {}}, functions)  # the repository's own workflow files
 

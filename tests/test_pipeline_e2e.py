@@ -432,8 +432,8 @@ def built(branch, merge) -> Job:
 def test_the_merge_workflow_verifies_gates_builds_and_rehearses(branch, merge, built):
     assert not built.failed, "\n".join(built.errors)
     # The outputs dvc.lock records are all here: nothing is reproduced.
-    assert built.ran == ["make release-plan", "make reviewed", "make gate", "make bento",
-                         "make deploy", "make deploy-stop"], built.ran  # fmt: skip
+    assert built.ran == ["make install", "make release-plan", "make reviewed", "make gate",
+                         "make bento", "make deploy", "make deploy-stop"], built.ran  # fmt: skip
     plan = built.step_outputs["plan"]
     for feature in ("dvc_remote", "mlflow_server", "bentocloud", "registry"):
         assert plan[feature] == "false", plan
@@ -497,7 +497,7 @@ def test_a_merge_whose_outputs_are_not_on_the_remote_is_refused_before_register(
                                   "vars.MLFLOW_TRACKING_URI": mlflow_server}  # fmt: skip
     build = replay_build(runner, context, deploy_env(tmp_path, home))
     assert build.failed
-    assert build.ran == ["make release-plan", "make reviewed", "make deploy-stop"], build.ran
+    assert build.ran == ["make install", "make release-plan", "make reviewed", "make deploy-stop"]
     error = build.errors[0]
     assert "refusing to release: DVC remote 'local' does not hold the outputs" in error
     assert "nothing was retrained, registered or deployed" in error
@@ -558,8 +558,10 @@ def test_a_deployed_service_failing_its_smoke_test_is_rolled_back_and_nothing_pr
         production = replay_job(sh, branch, "deploy.yml", "production", context, env,
                                 {"build": build})  # fmt: skip
     assert production is not None and production.failed
-    assert production.ran[:2] == ["make deploy-cloud", "make smoke-deployed"], production.errors
-    assert production.ran == ["make deploy-cloud", "make smoke-deployed", "make rollback-cloud"]
+    assert production.ran[:3] == ["make install", "make deploy-cloud", "make smoke-deployed"], (
+        production.errors
+    )
+    assert production.ran[3:] == ["make rollback-cloud"]
     assert "FAIL version" in production.errors[0] and "0" * 16 in production.errors[0]
     assert cloud.bento() == "llmops-service:before"  # put back
     assert aliases(mlflow_server, name).get("champion") is None  # never promoted
