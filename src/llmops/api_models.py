@@ -49,7 +49,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-# The statuses every route may answer with besides its success (README, "Serve the model").
+# The statuses every route may answer with besides its success (docs/serving.md).
 ERRORS = {status: {"model": ErrorBody, "description": what} for status, what in (
     (400, "Invalid request: max_tokens over the limit, no user message, n > 1, a body that "
           "cannot be parsed"),
