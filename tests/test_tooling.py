@@ -20,13 +20,28 @@ def run(*cmd: str, cwd: Path, check: bool = False) -> subprocess.CompletedProces
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, check=check)
 
 
-def test_make_help_lists_every_target(repo):
-    makefile = (repo / "Makefile").read_text()
-    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
-    documented = set(re.findall(r"^([a-z][a-z-]*):.*## ", makefile, flags=re.M))
+def make_sources(repo: Path) -> str:
+    """The Makefile and the file it includes (ci.mk: what the workflows call)."""
+    return "".join((repo / name).read_text() for name in ("Makefile", "ci.mk"))
+
+
+def test_make_help_lists_every_target_grouped(repo):
+    text = make_sources(repo)
+    # Every rule, whatever its name holds (digits: test-e2e), by a pattern of its own: not
+    # help's, so that a help that drops a target fails here.
+    targets = set(re.findall(r"^([^\s:#=$.][^\s:#=$]*):(?!=)", text, flags=re.M))
+    documented = set(re.findall(r"^([^\s:#=$.][^\s:#=$]*):(?!=).*## ", text, flags=re.M))
     assert targets == documented, f"targets without ## help: {targets - documented}"
+    assert {"test-e2e", "repro", "test", "reviewed", "comment"} <= targets
     shown = run("make", "--no-print-directory", "help", cwd=repo, check=True).stdout
-    assert {line.split()[0] for line in shown.splitlines() if line.strip()} == targets
+    listed = [line.split()[0] for line in shown.splitlines() if line.startswith("  ")]
+    assert sorted(listed) == sorted(targets)  # each once
+    headings = [line for line in shown.splitlines() if line and not line.startswith(" ")]
+    assert headings == ["Set-up:", "Pipeline:", "Review:", "Serve:", "Develop:",
+                        "CI and release (ci.mk):"]  # fmt: skip
+    workflows = (repo / "ci.mk").read_text()
+    for target in ("reviewed", "promote", "comment", "push-image"):  # CI plumbing lives there
+        assert re.search(rf"^{target}:", workflows, re.M), target
 
 
 def test_ci_runs_readme_test_command_and_lint(repo):
@@ -139,7 +154,7 @@ def test_no_generated_or_secret_files_are_tracked(repo):
 
 
 def make_targets(repo: Path) -> list[str]:
-    return re.findall(r"^([a-z][a-z-]*):.*## ", (repo / "Makefile").read_text(), flags=re.M)
+    return re.findall(r"^([a-z][a-z0-9-]*):.*## ", make_sources(repo), flags=re.M)
 
 
 @pytest.mark.parametrize("target", ["gate", "report"])
@@ -158,7 +173,7 @@ def test_make_never_expands_a_value_given_on_the_command_line(repo, tmp_path):
     # make -n expands every recipe without running it: a `$(shell ...)` in any variable a
     # person sets (BASELINE=, PYTHON=, REQUIRE_SERVER=, ...) must stay text.
     marker = tmp_path / "pwned"
-    names = re.findall(r"^([A-Z_]+) \?=", (repo / "Makefile").read_text(), flags=re.M)
+    names = re.findall(r"^([A-Z_]+) \?=", make_sources(repo), flags=re.M)
     assert {"BASELINE", "DATA", "PYTHON", "TORCH_INDEX", "SEEDS", "PROFILE"} <= set(names)
     payload = f"$(shell touch {marker})"
     done = run("make", "-n", "-k", "-o", ".venv/.installed", *make_targets(repo),

@@ -35,7 +35,8 @@ def steps(path: Path):
 
 
 def targets() -> set[str]:
-    return set(re.findall(r"^([a-z][a-z0-9-]*):.*## ", (REPO / "Makefile").read_text(), re.M))
+    text = "".join((REPO / name).read_text() for name in ("Makefile", "ci.mk"))
+    return set(re.findall(r"^([a-z][a-z0-9-]*):.*## ", text, re.M))
 
 
 def test_there_are_the_workflows_docs_ci_describes():
