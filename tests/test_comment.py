@@ -42,6 +42,8 @@ CML_WATERMARK = '![](https://cml.dev/watermark.png#0123abcd "CML watermark model
         ("ping @octocat and @org/team", "ping @\u2060octocat and @\u2060org/team"),
         ("&#64;octocat", "&amp;#64;octocat"),
         ("see #12", "see #\u206012"),
+        ("fixes owner/repo#12 and x#3", "fixes owner/repo#\u206012 and x#\u20603"),
+        ("see GH-12 and gh-3", "see GH\u2060-12 and gh\u2060-3"),
         ("![x](http://evil.example/p.png)", "!\\[x](http://evil.example/p.png)"),
         ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)>"),
         ('<a href="http://evil.example">x</a>', '&lt;a href="http://evil.example">x&lt;/a>'),

@@ -140,7 +140,9 @@ def defuse(markdown: str) -> str:
     text = ANGLE.sub(_angle, text)  # also every "<!--", so no MARKER
     text = text.replace("![", "!\\[")  # no images (they could track readers)
     text = re.sub(r"@(?=[\w-])", "@" + JOINER, text)  # no @mentions: word joiner after @
-    text = re.sub(r"(?<!&amp;)(?<![\w])#(?=\d)", "#" + JOINER, text)  # no #123 references
+    # no #123, owner/repo#123 or GH-123 references (each would link this comment there)
+    text = re.sub(r"(?<!&amp;)#(?=\d)", "#" + JOINER, text)
+    text = re.sub(r"\b(GH)-(?=\d)", lambda m: m.group(1) + JOINER + "-", text, flags=re.I)
     if len(text) > LIMIT:
         text = text[: LIMIT - 200] + "\n\n_(report cut to GitHub's comment limit)_\n"
     return text
