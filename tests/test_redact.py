@@ -308,6 +308,7 @@ FRAGMENTS = st.sampled_from(
 @example("415\u00ad\u200d")
 @example("ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2 + " = x")
 @example("password=4155550132 x")
+@example("password=4155550132 password=order ")  # the second value on a line too
 def test_redaction_never_fails_and_a_second_pass_finds_nothing(text):
     out, found = redact(text, ALL)
     assert all(n > 0 for n in found.values())

@@ -41,7 +41,7 @@ import inspect
 import pkgutil
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,6 +226,19 @@ def _jwt_spans(rule: Rule, text: str) -> list[Span]:
     return spans
 
 
+def _keyword_spans(rule: Rule, text: str, lo: int, hi: int) -> Iterator[Span]:
+    """A keyword rule's secrets in text[lo:hi]. Upstream's pattern runs a value to the end
+    of its line and `_span` cuts it at the first space; the next search starts there (not at
+    the end of the line), so `password=a password=b` yields both values. Each search starts
+    at a keyword, inside one window: linear in the window's keywords."""
+    pos = lo
+    while (m := rule.pattern.search(text, pos, hi)) is not None:
+        span = _span(rule, m)
+        if span is not None:
+            yield span
+        pos = max(m.start() + 1, span[1] if span else 0)
+
+
 def find_secrets(text: str) -> list[Span]:
     """Sorted, non-overlapping spans of `text` that hold a secret."""
     windows = _windows(text)
@@ -237,6 +250,9 @@ def find_secrets(text: str) -> list[Span]:
         covered = 0  # a match inside a span found already adds nothing: skipped, so linear
         for lo, hi, keyword, plugin in windows:
             if not (keyword if rule.keyword else plugin):
+                continue
+            if rule.keyword:
+                found += _keyword_spans(rule, text, lo, hi)
                 continue
             for m in rule.pattern.finditer(text, lo, hi):
                 if m.end() <= covered or (rule.check and not rule.check(m.group(0))):
