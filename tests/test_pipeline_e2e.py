@@ -424,30 +424,6 @@ def replay_build(repo: Path, context: dict, env: dict, **how) -> Job:
 
 
 @pytest.fixture(scope="module")
-def built(branch, merge) -> Job:
-    """The merge's build job with nothing configured to release to: a rehearsal."""
-    return replay_build(branch, merge["context"], deploy_env(branch.parent, merge["home"]))
-
-
-def test_the_merge_workflow_verifies_gates_builds_and_rehearses(branch, merge, built):
-    assert not built.failed, "\n".join(built.errors)
-    # The outputs dvc.lock records are all here: nothing is reproduced.
-    assert built.ran == ["make install", "make release-plan", "make reviewed", "make gate",
-                         "make bento", "make deploy", "make deploy-stop"], built.ran  # fmt: skip
-    plan = built.step_outputs["plan"]
-    for feature in ("dvc_remote", "mlflow_server", "bentocloud", "registry"):
-        assert plan[feature] == "false", plan
-    assert built.step_outputs["reviewed"] == {"exact": "true"}
-    assert built.outputs["bento"].startswith("llmops-service:"), built.outputs
-    assert built.outputs["model_version"] and built.outputs["bentocloud"] == "false"
-    assert any(b.name != "latest" for b in (merge["home"] / "bentos" / "llmops-service").iterdir())
-    needs = {"build": built}
-    assert replay_job(sh, branch, "deploy.yml", "staging", merge["context"], {}, needs) is None
-    assert replay_job(sh, branch, "deploy.yml", "production", merge["context"], {},
-                      {"build": built}) is None  # nothing to deploy to  # fmt: skip
-
-
-@pytest.fixture(scope="module")
 def mlflow_server(branch, tmp_path_factory) -> str:
     """A real MLflow tracking server on loopback over the clone's own store (where its
     train runs are), as a team's server would hold them."""
@@ -484,11 +460,50 @@ def aliases(url: str, name: str) -> dict[str, str]:
         return {}  # not registered at all
 
 
+@pytest.fixture(scope="module")
+def built(branch, merge, mlflow_server) -> Job:
+    """The merge's build job with an MLflow server configured (and nothing else), cancelled
+    right after `make register`, as a person pressing "Cancel" there would."""
+    context = merge["context"] | {"vars.MLFLOW_TRACKING_URI": mlflow_server}
+    env = deploy_env(branch.parent, merge["home"])
+    return replay_build(branch, context, env, cancel_after="make register")
+
+
+def test_the_merge_workflow_verifies_gates_builds_rehearses_and_registers(branch, merge, built):
+    assert built.cancelled and not built.failed, "\n".join(built.errors)
+    # The outputs dvc.lock records are all here: nothing is reproduced.
+    assert built.ran == ["make install", "make release-plan", "make reviewed", "make gate",
+                         "make bento", "make deploy", "make deploy-stop",
+                         "make register"], built.ran  # fmt: skip
+    plan = built.step_outputs["plan"]
+    assert plan["mlflow_server"] == "true", plan
+    for feature in ("dvc_remote", "bentocloud", "registry"):
+        assert plan[feature] == "false", plan
+    assert built.step_outputs["reviewed"] == {"exact": "true"}
+    assert built.outputs["bento"].startswith("llmops-service:"), built.outputs
+    assert built.outputs["model_version"] and built.outputs["bentocloud"] == "false"
+    assert built.outputs["registered_version"] == "1"
+    assert any(b.name != "latest" for b in (merge["home"] / "bentos" / "llmops-service").iterdir())
+
+
+def test_a_release_cancelled_after_register_leaves_the_champion_where_it_was(
+    branch, merge, built, mlflow_server
+):
+    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]["name"]
+    assert aliases(mlflow_server, name) == {"challenger": "1"}  # registered, not serving
+    context = merge["context"] | {"vars.MLFLOW_TRACKING_URI": mlflow_server}
+    for job in ("staging", "production"):  # a cancelled run deploys nothing
+        assert replay_job(sh, branch, "deploy.yml", job, context, {}, {"build": built}) is None
+    assert aliases(mlflow_server, name) == {"challenger": "1"}
+
+
 def test_a_merge_whose_outputs_are_not_on_the_remote_is_refused_before_register(
     branch, merge, mlflow_server, tmp_path
 ):
     # A fresh runner: the merged commit cloned, no outputs, no DVC cache, and a DVC remote
     # that never received them. The registry is configured, so this is a real release.
+    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]["name"]
+    before = aliases(mlflow_server, name)
     runner = tmp_path / "runner" / "repo"
     runner.parent.mkdir()
     sh(tmp_path, "git", "clone", "-q", str(branch), str(runner))
@@ -503,23 +518,7 @@ def test_a_merge_whose_outputs_are_not_on_the_remote_is_refused_before_register(
     assert "nothing was retrained, registered or deployed" in error
     assert not (runner / "models" / "adapter").exists()  # not retrained
     assert not (home / "bentos").exists()  # nothing packaged
-    name = yaml.safe_load((runner / "params.yaml").read_text())["serve"]["name"]
-    assert aliases(mlflow_server, name) == {}  # nothing registered
-
-
-def test_a_release_cancelled_after_register_leaves_the_champion_where_it_was(
-    branch, merge, built, mlflow_server
-):
-    context = merge["context"] | {"vars.MLFLOW_TRACKING_URI": mlflow_server}
-    env = deploy_env(branch.parent, merge["home"])
-    build = replay_build(branch, context, env, cancel_after="make register")
-    assert build.cancelled and not build.failed, "\n".join(build.errors)
-    assert build.ran[-1] == "make register", build.ran
-    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]["name"]
-    assert aliases(mlflow_server, name) == {"challenger": "1"}  # registered, not serving
-    assert replay_job(sh, branch, "deploy.yml", "production", context, env,
-                      {"build": build}) is None  # a cancelled run deploys nothing  # fmt: skip
-    assert aliases(mlflow_server, name) == {"challenger": "1"}
+    assert aliases(mlflow_server, name) == before  # nothing registered
 
 
 def test_a_deployed_service_failing_its_smoke_test_is_rolled_back_and_nothing_promoted(
