@@ -73,11 +73,18 @@ def plan(env: Mapping[str, str]) -> dict[str, bool]:
     """Which release features `env` configures (booleans only: values may be secrets)."""
     return {
         "dvc_remote": bool(env.get("DVC_REMOTE")),
+        **targets(env),
+        "container": container_engine(env),
+    }
+
+
+def targets(env: Mapping[str, str]) -> dict[str, bool]:
+    """The features of `plan` that ship a model somewhere, read from `env` alone."""
+    return {
         "mlflow_server": is_server(env.get("MLFLOW_TRACKING_URI", "")),
         "bentocloud": bool(env.get("BENTOML_CLOUD_API_KEY") or env.get("BENTO_CLOUD_API_KEY")),
         # a registry path (ghcr.io/org/app), not make's local default name (llmops-service)
         "registry": "/" in env.get("IMAGE_REPOSITORY", ""),
-        "container": container_engine(env),
     }
 
 

@@ -16,8 +16,8 @@ weights on another CPU.
 A rehearsal (`--rehearsal`, or when the environment configures nowhere to release to: no
 MLflow server, BentoCloud or image registry, see `llmops.release plan`) treats missing
 outputs as no error: the job may reproduce them to rehearse packaging and the local
-deploy, and has nothing to register or deploy them to. Under GitHub
-Actions `exact=true|false` goes to $GITHUB_OUTPUT either way.
+deploy, and has nothing to register or deploy them to. Under GitHub Actions
+`exact=true|false` goes to $GITHUB_OUTPUT either way.
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llmops.release import github_output, plan
-
-RELEASES = ("mlflow_server", "bentocloud", "registry")  # plan's features that ship a model
+from llmops.release import github_output, said, targets
 
 SHOWN = 6  # lines of `dvc status` quoted in the refusal
 
@@ -45,10 +43,7 @@ def fetch(remote: str) -> str:
     """Pull (or check out) the recorded outputs; what failed, "" when nothing did. A
     partial pull is not the verdict: `dvc status` afterwards is."""
     done = dvc("pull", "--remote", remote) if remote else dvc("checkout")
-    if done.returncode == 0:
-        return ""
-    said = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-    return said[-1].strip() if said else f"exit status {done.returncode}"
+    return "" if done.returncode == 0 else said(done).strip()
 
 
 def differences() -> list[str]:
@@ -89,8 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"reviewed: bad remote name {remote!r}: a name from .dvc/config")
     fetched = fetch(remote)
     changed = differences()
-    configured = plan(os.environ)
-    rehearsal = args.rehearsal or not any(configured[k] for k in RELEASES)
+    rehearsal = args.rehearsal or not any(targets(os.environ).values())
     ok, line = verdict(remote, fetched, changed, rehearsal)
     github_output({"exact": not changed}, os.environ)
     print(line, file=sys.stdout if ok else sys.stderr)
