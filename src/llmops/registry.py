@@ -164,12 +164,12 @@ def record(mlflow: Any, name: str, alias: str, pairs: list[str]) -> dict[str, st
     tags: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if sep and RECORD_KEY.fullmatch(key) and not value:
-            continue
-        if not sep or not RECORD_KEY.fullmatch(key) or not RECORD_VALUE.fullmatch(value):
+        bad_value = value and not RECORD_VALUE.fullmatch(value)  # empty: not configured, skipped
+        if not sep or not RECORD_KEY.fullmatch(key) or bad_value:
             raise RegistryError(f"bad record {pair!r}: expected key=value, a lowercase key "
                                 "(letters, digits, _ .) and a one-line value")  # fmt: skip
-        tags[key] = value
+        if value:
+            tags[key] = value
     version = aliased(mlflow, name, alias)
     for key, value in tags.items():
         mlflow.set_model_version_tag(name, version, key, value)
