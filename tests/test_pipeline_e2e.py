@@ -450,11 +450,13 @@ def mlflow_server(branch, tmp_path_factory) -> str:
         log.close()
 
 
-def aliases(url: str, name: str) -> dict[str, str]:
+def aliases(url: str, repo: Path) -> dict[str, str]:
+    """The aliases of `repo`'s registered model (params serve.name) on the server at `url`."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
+        name = yaml.safe_load((repo / "params.yaml").read_text())["serve"]["name"]
         return dict(MlflowClient(tracking_uri=url).get_registered_model(name).aliases or {})
     except MlflowException:
         return {}  # not registered at all
@@ -489,12 +491,11 @@ def test_the_merge_workflow_verifies_gates_builds_rehearses_and_registers(branch
 def test_a_release_cancelled_after_register_leaves_the_champion_where_it_was(
     branch, merge, built, mlflow_server
 ):
-    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]["name"]
-    assert aliases(mlflow_server, name) == {"challenger": "1"}  # registered, not serving
+    assert aliases(mlflow_server, branch) == {"challenger": "1"}  # registered, not serving
     context = merge["context"] | {"vars.MLFLOW_TRACKING_URI": mlflow_server}
     for job in ("staging", "production"):  # a cancelled run deploys nothing
         assert replay_job(sh, branch, "deploy.yml", job, context, {}, {"build": built}) is None
-    assert aliases(mlflow_server, name) == {"challenger": "1"}
+    assert aliases(mlflow_server, branch) == {"challenger": "1"}
 
 
 def test_a_merge_whose_outputs_are_not_on_the_remote_is_refused_before_register(
@@ -502,8 +503,7 @@ def test_a_merge_whose_outputs_are_not_on_the_remote_is_refused_before_register(
 ):
     # A fresh runner: the merged commit cloned, no outputs, no DVC cache, and a DVC remote
     # that never received them. The registry is configured, so this is a real release.
-    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]["name"]
-    before = aliases(mlflow_server, name)
+    before = aliases(mlflow_server, branch)
     runner = tmp_path / "runner" / "repo"
     runner.parent.mkdir()
     sh(tmp_path, "git", "clone", "-q", str(branch), str(runner))
@@ -518,7 +518,7 @@ def test_a_merge_whose_outputs_are_not_on_the_remote_is_refused_before_register(
     assert "nothing was retrained, registered or deployed" in error
     assert not (runner / "models" / "adapter").exists()  # not retrained
     assert not (home / "bentos").exists()  # nothing packaged
-    assert aliases(mlflow_server, name) == before  # nothing registered
+    assert aliases(mlflow_server, runner) == before  # nothing registered
 
 
 def test_a_deployed_service_failing_its_smoke_test_is_rolled_back_and_nothing_promoted(
@@ -532,8 +532,7 @@ def test_a_deployed_service_failing_its_smoke_test_is_rolled_back_and_nothing_pr
     from tests.fakecloud import FakeCloud, install
 
     bin_dir = install(tmp_path / "bin").parent
-    name = yaml.safe_load((branch / "params.yaml").read_text())["serve"]
-    key_env, name = name["api_key_env"], name["name"]
+    key_env = yaml.safe_load((branch / "params.yaml").read_text())["serve"]["api_key_env"]
     secret = {"name": "llmops-api-key", "content": {"type": "env", "stage": "runtime",
                                                     "items": [{"key": key_env}]}}  # fmt: skip
     cloud = FakeCloud(tmp_path)
@@ -563,7 +562,7 @@ def test_a_deployed_service_failing_its_smoke_test_is_rolled_back_and_nothing_pr
     assert production.ran[3:] == ["make rollback-cloud"]
     assert "FAIL version" in production.errors[0] and "0" * 16 in production.errors[0]
     assert cloud.bento() == "llmops-service:before"  # put back
-    assert aliases(mlflow_server, name).get("champion") is None  # never promoted
+    assert aliases(mlflow_server, branch).get("champion") is None  # never promoted
 
 
 # --- the project's own committed pipeline state --------------------------------------------
