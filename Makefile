@@ -73,11 +73,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP) ## Create .venv with the locked dependencies (other targets do this first)
 
-# Every target that runs DVC checks first what DVC reads and could choke on (llmops.preflight).
+# Every target that runs DVC checks first what DVC reads and could choke on (llmops.project.preflight).
 .PHONY: preflight
 ##@ Pipeline
 preflight: $(STAMP) ## Check params.yaml, its prompt template and data file names DVC can hash (DVC targets run it)
-	python -m llmops.preflight
+	python -m llmops.project.preflight
 
 repro: $(STAMP) preflight ## Run the pipeline on params.yaml (dvc repro); does nothing when up to date
 	dvc repro
@@ -93,12 +93,12 @@ export BASELINE
 
 ##@ Review
 gate: $(STAMP) ## Check the quality gates (params.yaml gate) against BASELINE=main; fails if any fails
-	python -m llmops.gate --params params.yaml --metrics metrics/eval.json \
+	python -m llmops.evaluate.gate --params params.yaml --metrics metrics/eval.json \
 	  --examples metrics/eval_examples.csv --noise benchmarks/results/noise.json \
 	  --baseline="$$BASELINE"
 
 report: $(STAMP) ## Write report.md: this change vs BASELINE=main (what CI posts on the pull request)
-	python -m llmops.report --params params.yaml --baseline="$$BASELINE" --out report.md \
+	python -m llmops.report.pullrequest --params params.yaml --baseline="$$BASELINE" --out report.md \
 	  --eval metrics/eval.json --examples metrics/eval_examples.csv \
 	  --train metrics/train.json --prep metrics/prep.json \
 	  --base metrics/base.json --predictions data/eval/predictions.jsonl \
@@ -118,7 +118,7 @@ export DATA TEST INPUT LABELS TEXTS LABEL_CASE
 
 ##@ Set-up
 init: $(STAMP) ## Turn this clone into your project: make init DATA=train.csv [TEST=test.csv] [INPUT=text LABELS=label]
-	python -m llmops.init --data="$$DATA" --test="$$TEST" --input="$$INPUT" \
+	python -m llmops.project.adopt --data="$$DATA" --test="$$TEST" --input="$$INPUT" \
 	  --labels="$$LABELS" --texts="$$TEXTS" --label-case="$$LABEL_CASE"
 
 ##@ Develop
@@ -140,9 +140,9 @@ format: $(STAMP) ## Fix formatting and autofixable lint
 
 ##@ Pipeline
 params: $(STAMP) ## Validate params.yaml; list the task's metrics and check the gates' names
-	python -m llmops.params params.yaml
-	python -m llmops.metrics params.yaml
-	python -m llmops.prompts --check --params params.yaml
+	python -m llmops.config.params params.yaml
+	python -m llmops.evaluate.metrics params.yaml
+	python -m llmops.config.prompts --check --params params.yaml
 
 ##@ Set-up
 sample-data: $(STAMP) ## Regenerate the worked example's raw data in data/raw/ (deterministic)
@@ -151,7 +151,7 @@ sample-data: $(STAMP) ## Regenerate the worked example's raw data in data/raw/ (
 
 ##@ Serve
 bento: $(STAMP) ## Package the evaluated model (model store, with lineage) and build the Bento (needs make repro)
-	python -m llmops.bento --params params.yaml --base models/base --adapter models/adapter \
+	python -m llmops.ship.bento --params params.yaml --base models/base --adapter models/adapter \
 	  --eval metrics/eval.json --lock dvc.lock --bentofile bentofile.yaml
 
 # The Bento make serve runs (bentofile.yaml `name`) and where it listens; the API key is
@@ -169,10 +169,10 @@ URL ?= http://127.0.0.1:3000
 export URL
 
 smoke: $(STAMP) ## Smoke-test a running service: make smoke URL=http://127.0.0.1:3000 [EXPECT_VERSION=...] (API key from LLMOPS_API_KEY)
-	python -m llmops.smoke "$$URL" --params params.yaml --data data/prepared/test.jsonl \
+	python -m llmops.ship.smoke "$$URL" --params params.yaml --data data/prepared/test.jsonl \
 	  --expect-version="$$EXPECT_VERSION"
 
-# --- Blue/green deployment on loopback (llmops.deploy, llmops.proxy) -----------------------
+# --- Blue/green deployment on loopback (llmops.ship.deploy, llmops.ship.proxy) -----------------------
 .PHONY: deploy deploy-status deploy-stop
 
 # Clients use 127.0.0.1:DEPLOY_PORT, a proxy to the active server. make deploy serves BENTO on
@@ -184,15 +184,15 @@ export DEPLOY_STATE
 export DEPLOY_PORT
 
 deploy: $(STAMP) ## Blue/green on loopback: serve BENTO beside the running one, smoke-test it, switch 127.0.0.1:DEPLOY_PORT over only if it passes
-	LLMOPS_LOG_DIR="$${LLMOPS_LOG_DIR:-$(CURDIR)/logs}" python -m llmops.deploy local \
+	LLMOPS_LOG_DIR="$${LLMOPS_LOG_DIR:-$(CURDIR)/logs}" python -m llmops.ship.deploy local \
 	  --bento "$$BENTO" --port "$$DEPLOY_PORT" --state "$$DEPLOY_STATE" --params params.yaml \
 	  --data data/prepared/test.jsonl
 
 deploy-status: $(STAMP) ## Show what 127.0.0.1:DEPLOY_PORT serves: the proxy, the active and the previous server
-	python -m llmops.deploy status --state "$$DEPLOY_STATE"
+	python -m llmops.ship.deploy status --state "$$DEPLOY_STATE"
 
 deploy-stop: $(STAMP) ## Stop the deploy proxy and the servers it started
-	python -m llmops.deploy stop --state "$$DEPLOY_STATE"
+	python -m llmops.ship.deploy stop --state "$$DEPLOY_STATE"
 
 # --- The DVC remote (pull, push) -----------------------------------------------------------
 
@@ -216,7 +216,7 @@ PROFILE ?=
 export PROFILE
 
 profile: $(STAMP) ## Overlay a params profile onto params.yaml (PROFILE=profiles/gpu.yaml), keeping comments
-	python -m llmops.profile "$$PROFILE" --params params.yaml
+	python -m llmops.project.profile "$$PROFILE" --params params.yaml
 
 ui: $(STAMP) ## Open the MLflow UI on the local runs (mlflow.db) at http://127.0.0.1:5000
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000

@@ -3,14 +3,14 @@
 # help` lists them under their own heading. Values reach recipes from the environment as
 # "$$VAR" only (the Makefile's first lines say why).
 
-# --- Release: ship what was reviewed (llmops.reviewed, llmops.registry, llmops.release) ----
+# --- Release: ship what was reviewed (llmops.ship.reviewed, llmops.ship.registry, llmops.ship.release) ----
 .PHONY: reviewed register record record-deployment promote rollback-model release-plan \
   push-bento deploy-cloud rollback-cloud smoke-deployed summary pr-meta comment notice image \
   container-smoke push-image
 
 ##@ CI and release (ci.mk)
 reviewed: $(STAMP) preflight ## Pull the outputs dvc.lock records from DVC_REMOTE or refuse; never retrains (a rehearsal when nothing is configured to release to)
-	python -m llmops.reviewed --remote="$$DVC_REMOTE"
+	python -m llmops.ship.reviewed --remote="$$DVC_REMOTE"
 
 # ALIAS: the serving alias promote moves and rollback-model moves back (register names the
 # challenger). BENTO_MODEL: the BentoML model tag, recorded on the version when given.
@@ -27,22 +27,22 @@ SERVER_FLAG = $(if $(filter 1 true yes,$(REQUIRE_SERVER)),--require-server)
 export ALIAS BENTO_MODEL PROMOTE_VERSION
 
 register: $(STAMP) ## Register the trained adapter in MLflow's model registry as the challenger (no serving alias moves)
-	python -m llmops.registry register --params params.yaml --adapter models/adapter \
+	python -m llmops.ship.registry register --params params.yaml --adapter models/adapter \
 	  --eval metrics/eval.json --bento-model "$$BENTO_MODEL" $(SERVER_FLAG)
 
 record: $(STAMP) ## Tag the challenger with what serves it: RECORD_BENTO, RECORD_IMAGE, RECORD_IMAGE_DIGEST
-	python -m llmops.registry record --params params.yaml $(SERVER_FLAG) \
+	python -m llmops.ship.registry record --params params.yaml $(SERVER_FLAG) \
 	  bento="$$RECORD_BENTO" image="$$RECORD_IMAGE" image_digest="$$RECORD_IMAGE_DIGEST"
 
 record-deployment: $(STAMP) ## Tag the challenger with its deployment and the Bento it replaced (DEPLOY_RECORD)
-	python -m llmops.registry record --params params.yaml --state "$$DEPLOY_RECORD" $(SERVER_FLAG)
+	python -m llmops.ship.registry record --params params.yaml --state "$$DEPLOY_RECORD" $(SERVER_FLAG)
 
 promote: $(STAMP) ## Move the champion alias to PROMOTE_VERSION (default: the challenger), a release's last step
-	python -m llmops.registry promote --params params.yaml --alias "$$ALIAS" \
+	python -m llmops.ship.registry promote --params params.yaml --alias "$$ALIAS" \
 	  --version="$$PROMOTE_VERSION" $(SERVER_FLAG)
 
 rollback-model: $(STAMP) ## Move the champion alias back to the previous version
-	python -m llmops.registry rollback --params params.yaml --alias "$$ALIAS" $(SERVER_FLAG)
+	python -m llmops.ship.registry rollback --params params.yaml --alias "$$ALIAS" $(SERVER_FLAG)
 
 # The BentoCloud deployment deploy-cloud updates (an empty value, e.g. an unset CI variable,
 # means the default); the Bento it replaces is recorded in DEPLOY_RECORD. BENTOCLOUD_SECRET:
@@ -56,7 +56,7 @@ DEPLOY_RECORD := .release/previous.json
 export DEPLOYMENT BENTOCLOUD_SECRET DEPLOY_RECORD
 
 release-plan: $(STAMP) ## Say which release features the environment configures (also to GITHUB_OUTPUT)
-	python -m llmops.release plan
+	python -m llmops.ship.release plan
 
 push-bento: $(STAMP) ## Push BENTO to BentoCloud, where the deploy jobs take it (BENTOML_CLOUD_API_KEY)
 	BENTO_CLOUD_API_KEY="$${BENTO_CLOUD_API_KEY:-$$BENTOML_CLOUD_API_KEY}" \
@@ -64,12 +64,12 @@ push-bento: $(STAMP) ## Push BENTO to BentoCloud, where the deploy jobs take it 
 	  bentoml push "$$BENTO"
 
 deploy-cloud: $(STAMP) ## Deploy BENTO to the BentoCloud deployment DEPLOYMENT with the API-key secret, wait for the rollout; put the previous Bento back if it fails
-	python -m llmops.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target bentocloud \
+	python -m llmops.ship.release deploy --bento "$$BENTO" --name "$$DEPLOYMENT" --target bentocloud \
 	  --secret="$${BENTOCLOUD_SECRET:-llmops-api-key}" --state "$$DEPLOY_RECORD" --params params.yaml \
 	  --interval "$${DEPLOY_POLL_S:-10}"
 
 rollback-cloud: $(STAMP) ## Put the Bento deploy-cloud replaced back on the BentoCloud deployment and wait for it
-	python -m llmops.release rollback --name "$$DEPLOYMENT" --state "$$DEPLOY_RECORD" \
+	python -m llmops.ship.release rollback --name "$$DEPLOYMENT" --state "$$DEPLOY_RECORD" \
 	  --interval "$${DEPLOY_POLL_S:-10}"
 
 # The deployed endpoint and the model version it must serve (make bento's model version).
@@ -79,7 +79,7 @@ export DEPLOY_URL EXPECT_VERSION
 
 smoke-deployed: $(STAMP) ## Smoke-test DEPLOY_URL, which must serve EXPECT_VERSION (the deploy jobs)
 	@test -n "$$DEPLOY_URL" || { echo "DEPLOY_URL is not set: the deployed endpoint to smoke-test" >&2; exit 1; }
-	python -m llmops.smoke "$$DEPLOY_URL" --params params.yaml --data data/prepared/test.jsonl \
+	python -m llmops.ship.smoke "$$DEPLOY_URL" --params params.yaml --data data/prepared/test.jsonl \
 	  --expect-version="$$EXPECT_VERSION"
 
 # --- The pull-request report's plumbing -----------------------------------------------------
@@ -97,7 +97,7 @@ pr-meta: ## Write pr.json (the pull request number, PR=...) for the commenting w
 
 # Runs on the default branch's code without the venv: standard library only.
 comment: ## Post report-artifact/report.md on its pull request (GitHub API), checked and defused (CI)
-	PYTHONPATH=src python3 -m llmops.comment --artifact report-artifact \
+	PYTHONPATH=src python3 -m llmops.report.comment --artifact report-artifact \
 	  --head-sha "$$HEAD_SHA" --repo "$$GITHUB_REPOSITORY"
 
 MESSAGE ?=
@@ -114,19 +114,19 @@ override IMAGE_REPOSITORY := $(or $(IMAGE_REPOSITORY),llmops-service)
 export IMAGE_REPOSITORY
 
 image: $(STAMP) ## Build the container image of BENTO, tagged IMAGE_REPOSITORY:<commit> (needs docker)
-	image="$$(python -m llmops.release image-tag --repository "$$IMAGE_REPOSITORY" \
+	image="$$(python -m llmops.ship.release image-tag --repository "$$IMAGE_REPOSITORY" \
 	  --sha "$$(git rev-parse HEAD)")" && bentoml containerize "$$BENTO" -t "$$image"
 
 container-smoke: $(STAMP) ## Run the image on 127.0.0.1:PORT and smoke-test it (needs docker)
-	image="$$(python -m llmops.release image-tag --repository "$$IMAGE_REPOSITORY" \
+	image="$$(python -m llmops.ship.release image-tag --repository "$$IMAGE_REPOSITORY" \
 	  --sha "$$(git rev-parse HEAD)")" && \
 	cid="$$(docker run -d --rm -p "127.0.0.1:$$PORT:3000" -e LLMOPS_API_KEY "$$image")" && \
 	trap 'docker stop "$$cid" >/dev/null' EXIT && \
-	python -m llmops.smoke "http://127.0.0.1:$$PORT" --params params.yaml \
+	python -m llmops.ship.smoke "http://127.0.0.1:$$PORT" --params params.yaml \
 	  --data data/prepared/test.jsonl
 
 push-image: $(STAMP) ## Push IMAGE_REPOSITORY:<commit> (registry login from REGISTRY_TOKEN); its digest to GITHUB_OUTPUT
-	image="$$(python -m llmops.release image-tag --repository "$$IMAGE_REPOSITORY" \
+	image="$$(python -m llmops.ship.release image-tag --repository "$$IMAGE_REPOSITORY" \
 	  --sha "$$(git rev-parse HEAD)")" && \
 	printf '%s' "$$REGISTRY_TOKEN" | docker login "$${image%%/*}" -u "$${GITHUB_ACTOR:-ci}" --password-stdin && \
 	docker push "$$image" && \

@@ -2,8 +2,8 @@
 
 Serve the latest build on 127.0.0.1:3000: make serve (make bento builds it). Two services:
 `Generator` holds the model and answers every request as it comes, its rows joining the
-running batch between decoding steps (`llmops.scheduler`, at most params.yaml
-`serve.max_batch_size` rows); `Api` serves the HTTP API at /v1 (`llmops.api`) and calls
+running batch between decoding steps (`llmops.serve.scheduler`, at most params.yaml
+`serve.max_batch_size` rows); `Api` serves the HTTP API at /v1 (`llmops.serve.api`) and calls
 it. /livez, /readyz and /metrics are BentoML's and need no API key.
 """
 
@@ -28,10 +28,10 @@ if PACKAGED:
 
 with bentoml.importing():
     import llmops
-    from llmops import api, generator, routelabels, serving, slowclients
-    from llmops.params import load_params
-    from llmops.requestlog import RequestLog
-    from llmops.telemetry import Telemetry
+    from llmops.config.params import load_params
+    from llmops.serve import api, routelabels, runtime, slowclients, wire
+    from llmops.serve.requestlog import RequestLog
+    from llmops.serve.telemetry import Telemetry
 
 log = logging.getLogger("llmops.service")
 logging.getLogger("llmops").setLevel(logging.INFO)  # BentoML's server shows WARNING and up
@@ -58,7 +58,7 @@ routelabels.install(app, "/v1")
 
 # runner_connection: BentoML's client of this service (in `api`) replaces its connection
 # every 100 requests or 300 s by default, failing requests still on the old one; so it is
-# kept (llmops.serving.RemoteBackend also retries once on a dropped connection).
+# kept (llmops.serve.wire.RemoteBackend also retries once on a dropped connection).
 @bentoml.service(
     name="generator",
     workers=1,
@@ -70,19 +70,20 @@ class Generator:
 
     def __init__(self) -> None:
         rows = bentoml.metrics.Histogram(
-            name="llmops_decode_rows", documentation="Rows generated together per step",
+            name="llmops_decode_rows",
+            documentation="Rows generated together per step",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-        )  # fmt: skip
+        )
         path = Path(self.model.path)
-        self.worker = serving.ModelThread(path, batch_size=ROWS, observe=rows.observe)
+        self.worker = runtime.ModelThread(path, batch_size=ROWS, observe=rows.observe)
 
     @bentoml.api
     async def complete(self, items: list[dict]) -> list[dict]:
-        return await generator.complete_wire(self.worker, items)
+        return await wire.complete_wire(self.worker, items)
 
     @bentoml.api
     async def stream(self, item: dict) -> AsyncGenerator[str, None]:
-        async for line in generator.stream_wire(self.worker, item):
+        async for line in wire.stream_wire(self.worker, item):
             yield line
 
 
@@ -98,9 +99,9 @@ class Api:
         if not key:
             log.warning("%s is not set: the API answers without authentication", SERVE.api_key_env)
         stored = self.model
-        gateway = api.Gateway(
-            package=serving.Package.read(Path(stored.path)),
-            backend=generator.RemoteBackend(self.generator),
+        context = api.ApiContext(
+            package=runtime.Package.read(Path(stored.path)),
+            backend=wire.RemoteBackend(self.generator),
             serve=SERVE,
             requests=RequestLog(Path(os.environ.get("LLMOPS_LOG_DIR", "logs")), SERVE.logs),
             model=SERVE.name,
@@ -108,8 +109,8 @@ class Api:
             api_key=key,
             telemetry=Telemetry(bentoml.metrics),
         )
-        api.install(app, gateway)
+        api.install(app, context)
 
     async def __is_ready__(self) -> bool:
         """Ready when the generator has loaded the model; never waits past timeouts.ready_s."""
-        return await generator.ready(self.generator, SERVE.timeouts.ready_s)
+        return await wire.ready(self.generator, SERVE.timeouts.ready_s)

@@ -7,7 +7,7 @@ Run: make bench-eval
 Same fine-tuned model, same prompts (the first --examples test rows), same greedy decoding
 and max_new_tokens, in this one process. The baseline calls `model.generate` once per
 example (no padding, KV cache on, as a first script would). Ours is
-`llmops.inference.TaskModel.generate`: length-grouped batches of eval.batch_size,
+`llmops.model.inference.TaskModel.generate`: length-grouped batches of eval.batch_size,
 left-padded. The outputs must be identical, token for token; the run fails otherwise.
 """
 
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from llmops.examples import read_split
-from llmops.inference import TaskModel
-from llmops.params import load_params
-from llmops.prompts import Prompt, prompt_ids
-from llmops.task import Task
+from llmops.config.params import load_params
+from llmops.config.prompts import Prompt, prompt_ids
+from llmops.config.task import Task
+from llmops.model.inference import TaskModel
+from llmops.model.tokenised import read_split
 
 
 def naive(model: TaskModel, prompts: list[Prompt], max_new_tokens: int) -> list[tuple[str, int]]:

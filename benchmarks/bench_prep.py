@@ -33,9 +33,9 @@ from pathlib import Path
 
 import yaml
 
-from llmops.params import load_params
+from llmops.config.params import load_params
+from llmops.config.task import Task
 from llmops.stages.prep import prep
-from llmops.task import Task
 
 # The generated task: one text input, one label; prep's knobs otherwise from params.yaml.
 TASK = {"prompt": "prompts/none.jinja",

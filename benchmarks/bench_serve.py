@@ -4,9 +4,9 @@ Run: make bench-serve  (after make bento)
      (python -m benchmarks.bench_serve --params params.yaml --data data/prepared/test.jsonl \
         --bento llmops-service:latest --out benchmarks/results/serve.json)
 
-One Bento, served twice by the real `bentoml serve` on a loopback port (`llmops.server`),
+One Bento, served twice by the real `bentoml serve` on a loopback port (`llmops.ship.localserver`),
 one server at a time: batched (the default: requests join the running batch between
-decoding steps, at most params.yaml serve.max_batch_size rows, `llmops.scheduler`) and with
+decoding steps, at most params.yaml serve.max_batch_size rows, `llmops.serve.scheduler`) and with
 LLMOPS_BATCHING=off, where the generator answers one request at a time (the baseline,
 batch size 1). At each concurrency level (--levels) that many closed-loop
 clients (asyncio + httpx) send single-input POST /v1/answer requests, built from distinct
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import httpx
 
-from llmops.examples import read_split
-from llmops.params import Params, load_params
-from llmops.server import running
-from llmops.task import Task
+from llmops.config.params import Params, load_params
+from llmops.config.task import Task
+from llmops.model.tokenised import read_split
+from llmops.ship.localserver import running
 
 SIDES = {"batching": "on", "baseline": "off"}  # result key -> LLMOPS_BATCHING
 TARGETS = {"throughput_ratio": 3.0, "tail_latency_ratio": 4.0}  # at least, less than

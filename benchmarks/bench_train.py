@@ -13,7 +13,7 @@ as its users set it up for this job: peft's get_peft_model, labels on the answer
 only (-100 on the prompt), batches grouped by length
 (`train_sampling_strategy="group_by_length"`, transformers' LengthGroupedSampler) and
 padded by DataCollatorForSeq2Seq; the model computes logits at every position. Ours is
-llmops.trainer.fit (length-grouped batches; vocabulary projection only where the loss
+llmops.model.trainer.fit (length-grouped batches; vocabulary projection only where the loss
 needs it).
 
 Throughput counts non-padding tokens per wall-clock second of the training call. FLOP/s
@@ -37,10 +37,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from llmops import trainer
-from llmops.batching import collate, plan_batches
-from llmops.lora import AnswerLoss
-from llmops.params import load_params
+from llmops.config.params import load_params
+from llmops.model import trainer
+from llmops.model.batching import collate, plan_batches
+from llmops.model.lora import AnswerLoss
 from llmops.stages import train as stage
 
 

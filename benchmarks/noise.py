@@ -12,7 +12,7 @@ thread count (OMP_NUM_THREADS=1, which changes how float sums are rounded, as an
 model does). Each run's outputs go to a temporary folder; the repository is not touched.
 Writes each metric's values, range and standard deviation, and, for each perturbed run
 against the unperturbed one, which metrics a paired test over the test examples alone
-(llmops.stats) calls significant. The gates and the report read the standard deviations
+(llmops.evaluate.stats) calls significant. The gates and the report read the standard deviations
 (`--noise`) and add them to their intervals: committed with the params they were measured
 on, they stand for the training noise until the recipe changes (then run it again).
 
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import yaml
 
-from llmops.metrics import load_checked
-from llmops.paramsfile import ParamsError, read_text, read_yaml
-from llmops.predictions import parse_examples
-from llmops.stats import comparable, compare, pair
-from llmops.tracking import git_commit
+from llmops.config.paramsfile import ParamsError, read_text, read_yaml
+from llmops.config.tracking import git_commit
+from llmops.evaluate.metrics import load_checked
+from llmops.evaluate.predictions import parse_examples
+from llmops.evaluate.stats import comparable, compare, pair
 
 
 def run(args, name: str, overrides: dict, env: dict, scratch: Path) -> dict:

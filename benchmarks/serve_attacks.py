@@ -4,7 +4,7 @@ Run: python -m benchmarks.serve_attacks --bento llmops-service:latest \
         --data data/prepared/test.jsonl --out benchmarks/results/serve_attacks.json
      (after make bento; about two minutes on 2 cores)
 
-One Bento under the real `bentoml serve` on a loopback port (`llmops.server`), with an API
+One Bento under the real `bentoml serve` on a loopback port (`llmops.ship.localserver`), with an API
 key and a request-log folder of its own that starts with `--log-mb` of earlier request log
 (so start-up reads it back and feedback lookups have a big log behind them). Then, in turn:
 1. poisoned requests: 12 ordinary answers sent at once with 3 requests holding a lone
@@ -37,8 +37,8 @@ import httpx
 import psutil
 
 from benchmarks.bench_serve import bento_parser, request_bodies
-from llmops.params import load_params
-from llmops.server import running
+from llmops.config.params import load_params
+from llmops.ship.localserver import running
 
 
 def auth(key: str) -> dict:

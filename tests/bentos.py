@@ -13,15 +13,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.params import load_params
-from llmops.server import running
+from llmops.config.params import load_params
+from llmops.ship.localserver import running
 
 REPO = Path(__file__).resolve().parents[1]
+# The API key every test server requires, and the header that sends it.
+KEY = "test-key-123"
+AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @dataclass(frozen=True)
 class Bento:
-    """A project packaged by `python -m llmops.bento` into a private BentoML home."""
+    """A project packaged by `python -m llmops.ship.bento` into a private BentoML home."""
 
     tag: str  # the Bento
     model: str  # the model in the model store
@@ -40,7 +43,7 @@ def build(project: Path, home: Path) -> Bento:
     args = ["--params", "params.yaml", "--base", "models/base", "--adapter", "models/adapter",
             "--eval", "metrics/eval.json", "--lock", "dvc.lock", "--bentofile", "bentofile.yaml",
             "--source", str(REPO), "--allow-stale"]  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "llmops.bento", *args], cwd=project, env=env,
+    done = subprocess.run([sys.executable, "-m", "llmops.ship.bento", *args], cwd=project, env=env,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     tags = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)

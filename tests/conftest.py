@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from llmops.params import Params, load_params
-from llmops.task import Task
-from tests.bentos import Bento, build
+from llmops.config.params import Params, load_params
+from llmops.config.task import Task
+from tests.bentos import KEY, Bento, build, served
 from tests.synthetic import project_files, review_rows, write_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,3 +87,23 @@ def evaluated(project, adapter) -> Path:
 def bento(project, evaluated, tmp_path_factory) -> Bento:
     """The tiny project packaged and built as `make bento` does, in a private BentoML home."""
     return build(project, tmp_path_factory.mktemp("bentoml"))
+
+
+@pytest.fixture(scope="module")
+def served_logs(tmp_path_factory) -> Path:
+    """The request-log folder of the module's served Bento (`served_url`)."""
+    return tmp_path_factory.mktemp("requestlog")
+
+
+@pytest.fixture(scope="module")
+def server_log(tmp_path_factory) -> Path:
+    """Where the module's `bentoml serve` writes its own output."""
+    return tmp_path_factory.mktemp("server") / "bentoml.log"
+
+
+@pytest.fixture(scope="module")
+def served_url(bento, served_logs, server_log) -> Iterator[str]:
+    """The test Bento under the real `bentoml serve` on loopback, requiring tests.bentos.KEY;
+    one server per test module, stopped after it."""
+    with served(bento, KEY, served_logs, server_log) as url:
+        yield url

@@ -6,7 +6,7 @@ deployment), taking the next status of the rollout each time (`deploying` -> `ru
 -> `failed`, as FAKE_BENTOML_ROLLOUTS says per Bento); `deploy` and `deployment update`
 start a rollout, `deployment terminate` ends in `terminated`, `secret list -o json` prints
 FAKE_BENTOML_SECRETS, and `get <bento> -o json` answers from the local store in
-FAKE_BENTOML_LOCAL. Used by tests/test_release.py and the deploy rehearsal."""
+FAKE_BENTOML_LOCAL. Used by tests/unit/ship/test_release.py and the deploy rehearsal."""
 
 from __future__ import annotations
 

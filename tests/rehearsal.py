@@ -6,12 +6,11 @@ when their condition asks for it (`always()`, `failure()`), as on Actions; `canc
 cancels the run after a given step, the way a person pressing "Cancel" would. Steps that
 use an action (checkout, caches, artefacts, cloud logins) are GitHub's, not the
 repository's, and are not replayed; `vars.*` are the repository's (an environment's
-variables are not visible to a job's `if:` on GitHub either). Used by the rehearsal tests at the end of tests/test_pipeline_e2e.py."""
+variables are not visible to a job's `if:` on GitHub either). Used by the rehearsal tests at the end of tests/e2e/test_pipeline_e2e.py."""
 
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +21,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 STATUS = re.compile(r"\b(always|failure|cancelled|success)\(\)")
 CONTEXT = re.compile(r"\b(?:steps|needs|vars|env|github|secrets)(?:\.[\w-]+)+")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

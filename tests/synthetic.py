@@ -322,3 +322,15 @@ MANY_LABEL_PARAMS: dict = {
     },
     "prep": {**INTENT_PARAMS["prep"], "columns": {}, "pin_files": {}, "test_fraction": 0.1},
 }
+
+
+def run_prep(root: Path, params: Path | None = None, raw: Path | None = None) -> Path:
+    """The prep stage's command on a project folder (raw data from `raw` or its data/raw),
+    as dvc.yaml runs it; the folder its outputs went to (root/out)."""
+    from llmops.stages.prep import main
+
+    out = root / "out"
+    main(["--raw", str(raw or root / "data" / "raw"), "--out", str(out / "prepared"),
+          "--quarantine", str(out / "q"), "--report", str(out / "report"),
+          "--metrics", str(out / "metrics.json"), "--params", str(params or root / "params.yaml")])  # fmt: skip
+    return out

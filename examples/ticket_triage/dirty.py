@@ -16,7 +16,7 @@ from examples.ticket_triage.templates import PRIORITIES
 from examples.ticket_triage.tickets import PENDING_ID
 
 FIELDS = ("id", "message", "category", "priority", "reply")  # the export's columns
-# The prep stage's quarantine reasons these defects fall under (llmops.records.REASONS).
+# The prep stage's quarantine reasons these defects fall under (llmops.data.records.REASONS).
 REASONS: tuple[str, ...] = (
     "invalid_utf8",
     "malformed_json",

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from examples.ticket_triage import dirty
 from examples.ticket_triage.dirty import REASONS, Line
-from examples.ticket_triage.noise import PII_KINDS
+from examples.ticket_triage.perturb import PII_KINDS
 from examples.ticket_triage.phrases import PRIORITY_WEIGHTS
 from examples.ticket_triage.templates import CATEGORIES
 from examples.ticket_triage.tickets import CLEAN_MAX_CHARS, PENDING_ID, Ticket, compose
-from llmops.params import load_params
+from llmops.config.params import load_params
 
 FILE_NAMES: tuple[str, ...] = (
     "export-2026-09.jsonl",

@@ -11,8 +11,8 @@ import random
 import string
 from dataclasses import dataclass
 
-from examples.ticket_triage import noise
-from examples.ticket_triage.noise import PII_KINDS, Segment
+from examples.ticket_triage import perturb
+from examples.ticket_triage.perturb import PII_KINDS, Segment
 from examples.ticket_triage.phrases import (
     CUES,
     DATES,
@@ -36,8 +36,8 @@ from examples.ticket_triage.templates import (
     REPLIES,
     TRAIN_TEMPLATES,
 )
-from llmops.records import dedupe_key
-from llmops.textnorm import normalize
+from llmops.config.textnorm import normalize
+from llmops.data.records import dedupe_key
 
 # Rows get their id when written, in file order; until then they carry this marker.
 PENDING_ID = "T??????"
@@ -107,9 +107,9 @@ def _pii_lines(rng: random.Random, name: str | None, rate: float) -> list[list[S
     for _ in range(2 if rng.random() < 0.2 else 1):
         kind = rng.choices(list(_PII_WEIGHTS), weights=list(_PII_WEIGHTS.values()))[0]
         if kind == "email":
-            value = noise.fake_email(rng, name or rng.choice(NAMES))
+            value = perturb.fake_email(rng, name or rng.choice(NAMES))
         else:
-            value = noise.fake_phone(rng) if kind == "phone" else noise.fake_card(rng)
+            value = perturb.fake_phone(rng) if kind == "phone" else perturb.fake_card(rng)
         before, after = rng.choice(PII_LINES[kind]).split("{value}")
         lines.append([("text", before), (kind, value), ("text", after)])
     return lines
@@ -164,16 +164,16 @@ def _frame(rng: random.Random, body: list[Segment], name: str | None) -> list[Se
 def _add_noise(rng: random.Random, segments: list[Segment]) -> list[Segment]:
     """Typos, missing punctuation, case and whitespace noise, each on a share of rows."""
     if rng.random() < 0.15:
-        segments = noise.add_typos(rng, segments, rng.randint(1, 2))
+        segments = perturb.add_typos(rng, segments, rng.randint(1, 2))
     if rng.random() < 0.08:
-        segments = noise.drop_punctuation(segments)
+        segments = perturb.drop_punctuation(segments)
     case = rng.random()
     if case < 0.09:  # 6% all lowercase, 3% ALL CAPS
-        segments = noise.change_case(segments, upper=case < 0.03)
+        segments = perturb.change_case(segments, upper=case < 0.03)
     if rng.random() < 0.08:
-        segments = noise.stretch_whitespace(rng, segments)
+        segments = perturb.stretch_whitespace(rng, segments)
     if rng.random() < 0.05:
-        segments = noise.pad(rng, segments)
+        segments = perturb.pad(rng, segments)
     return segments
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from examples.ticket_triage.generate import Planted, generate
-from llmops.params import Params, load_params
+from llmops.config.params import Params, load_params
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from llmops.prompts import load_template, render_prompt
-from llmops.task import Task
+from llmops.config.prompts import load_template, render_prompt
+from llmops.config.task import Task
 
 
 def test_the_example_prompt_renders_its_labels_and_message(repo, params):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from llmops.records import REASONS
-from llmops.redact import KINDS, redact_raw
+from llmops.data.records import REASONS
+from llmops.data.redact import KINDS, redact_raw
 from llmops.stages.prep import main as prep_main
 
 PII = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\+?\(?\d[\d ().\-/]{7,}\d")

@@ -19,9 +19,9 @@ import yaml
 from tests.bentos import build, served
 from tests.synthetic import PARAMS, merged
 
+from llmops.config.task import Task
 from llmops.stages.base import base
 from llmops.stages.prep import prep, write_splits
-from llmops.task import Task
 
 pytestmark = pytest.mark.e2e
 KEY = "readme-key"
@@ -41,7 +41,7 @@ def readme_blocks(repo: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def triage(tmp_path_factory, repo) -> Path:
     """A project on the worked example's task: its prompt and data, test-sized recipe."""
-    from llmops.params import load_params
+    from llmops.config.params import load_params
 
     root = tmp_path_factory.mktemp("triage")
     params = yaml.safe_load((repo / "params.yaml").read_text())

@@ -4,7 +4,7 @@ Run: python -m llmops.stages.base --params params.yaml --data data/prepared \
         --prompt prompts/<task>.jinja --out models/base --metrics metrics/base.json
 
 `base.model` picks the source:
-- `tiny`: built offline from the training split (llmops.tiny): a BPE tokenizer trained on
+- `tiny`: built offline from the training split (llmops.model.tiny): a BPE tokenizer trained on
   the prompts and answers as the model will read them, and a small Llama pretrained from
   scratch on the plain text (each row's text fields, without the task format);
 - a Hugging Face id (`org/name`) at the pinned `base.revision`: downloaded once (safetensors
@@ -25,9 +25,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops import atomic
-from llmops.examples import DataError, build_prompt, check_length, encode_rows, longest, read_split
-from llmops.models import (
+from llmops.config import atomic
+from llmops.config.params import SPLITS, BaseParams, Params, ParamsError, load_params
+from llmops.config.prompts import PromptError, PromptTemplate, load_template
+from llmops.config.task import Task
+from llmops.model.models import (
     ModelError,
     context_length,
     count_parameters,
@@ -36,9 +38,14 @@ from llmops.models import (
     set_threads,
     weight_files,
 )
-from llmops.params import SPLITS, BaseParams, Params, ParamsError, load_params
-from llmops.prompts import PromptError, PromptTemplate, load_template
-from llmops.task import Task
+from llmops.model.tokenised import (
+    DataError,
+    build_prompt,
+    check_length,
+    encode_rows,
+    longest,
+    read_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +136,7 @@ def check_fits(splits: Splits, tokenizer, params: Params, context: int | None) -
 
 
 def build_tiny(params: Params, splits: Splits, out: Path) -> dict:
-    from llmops import tiny
+    from llmops.model import tiny
 
     recipe, task = params.base.tiny, splits.task
     rows = splits.rows["train"]

@@ -6,14 +6,14 @@ Run: python -m llmops.stages.eval --params params.yaml --data data/prepared \
         --predictions data/eval/predictions.jsonl
 
 Both models (one load: the adapter switched off is the base model) answer every test
-row through `llmops.inference` (the path the service uses) with the adapter's prompt
-template and params.yaml `decoding`, and are scored by `llmops.metrics` for the task
+row through `llmops.model.inference` (the path the service uses) with the adapter's prompt
+template and params.yaml `decoding`, and are scored by `llmops.evaluate.metrics` for the task
 declared in params.yaml. Also measured: the answer-token loss on the test split (and its
 perplexity), generation time per example and generated tokens/s. Beside them, the
-classical floor (llmops.classical: TF-IDF + logistic regression per label field, trained on
+classical floor (llmops.evaluate.classical: TF-IDF + logistic regression per label field, trained on
 the training split only) is scored on the same rows. metrics/eval.json holds `base`,
 `tuned` and `classical`; --examples gets the fine-tuned model's per-example record that
-the gates and the report pair with a baseline's (llmops.predictions). The figures are
+the gates and the report pair with a baseline's (llmops.evaluate.predictions). The figures are
 logged to the MLflow run that trained the adapter (its id is in <adapter>/training.json).
 """
 
@@ -29,24 +29,25 @@ from pathlib import Path
 
 import torch
 
-from llmops import atomic, classical, tracking
-from llmops.batching import collate
-from llmops.charts import pyplot, save
-from llmops.examples import DataError, check_rows, encode, read_split
-from llmops.inference import Answer, TaskModel
-from llmops.lora import AnswerLoss
-from llmops.metrics import check_gates, confusion, rates, score_example, summarize
-from llmops.models import ModelError, set_threads
-from llmops.params import Params, ParamsError, load_params
-from llmops.predictions import (
+from llmops.config import atomic, tracking
+from llmops.config.params import Params, ParamsError, load_params
+from llmops.config.prompts import PromptError
+from llmops.config.task import Field, Task
+from llmops.evaluate import classical
+from llmops.evaluate.metrics import check_gates, confusion, rates, score_example, summarize
+from llmops.evaluate.predictions import (
     ModelAnswer,
     Prediction,
     example_rows,
     write_examples,
     write_predictions,
 )
-from llmops.prompts import PromptError
-from llmops.task import Field, Task
+from llmops.model.batching import collate
+from llmops.model.inference import Answer, TaskModel
+from llmops.model.lora import AnswerLoss
+from llmops.model.models import ModelError, set_threads
+from llmops.model.tokenised import DataError, check_rows, encode, read_split
+from llmops.report.charts import pyplot, save
 
 log = logging.getLogger(__name__)
 MODELS = ("base", "tuned")

@@ -4,41 +4,40 @@ Run: python -m llmops.stages.prep --params params.yaml --raw data/raw --out data
         --quarantine data/quarantine --report reports/prep --metrics metrics/prep.json
 
 Reads every data file under --raw (JSON Lines, CSV, Parquet; gzip, UTF-16 with a BOM;
-never writes there; llmops.sources lists what it does not read and why), validates
-each row against the task declared in params.yaml (llmops.records), normalises text,
-redacts PII (llmops.redact), drops exact and near duplicates and splits by the
-first label output field (llmops.split); a later row that reuses a kept row's id is
+never writes there; llmops.data.sources lists what it does not read and why), validates
+each row against the task declared in params.yaml (llmops.data.records), normalises text,
+redacts PII (llmops.data.redact), drops exact and near duplicates and splits by the
+first label output field (llmops.data.split); a later row that reuses a kept row's id is
 rejected. Every row that is not used goes to the quarantine with its file, row and reason:
 rows in = rows kept + rows quarantined. Paths that are not read are listed in the data
 report and the log. Fails when the rejected share exceeds prep.max_rejected_fraction,
 nothing is usable or a split would be empty: then the quarantine, report and metrics are
 written so the cause can be read, and no splits. Every output is written whole or not at
-all (llmops.atomic).
+all (llmops.config.atomic).
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
-import functools
 import hashlib
 import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-from llmops import atomic
-from llmops.data_report import profile, summarize, write_report
-from llmops.params import SPLITS, ParamsError, PrepParams, load_params
-from llmops.readers import read_rows
-from llmops.records import Record, Rejection, parse_row
-from llmops.redact import pii_in_name, redact, redact_raw
-from llmops.rowstore import RowStats, RowStore
-from llmops.sources import Encoding, Limits, RawFiles, display, raw_files
-from llmops.split import empty_split_advice, input_text, keys, largest_group, split_store
-from llmops.task import Task
+from llmops.config import atomic
+from llmops.config.params import SPLITS, ParamsError, PrepParams, load_params
+from llmops.config.task import Task
+from llmops.data.readers import read_rows
+from llmops.data.records import Record, Rejection, parse_row
+from llmops.data.redact import pii_in_name, redact, redact_raw
+from llmops.data.rowstore import PrepResult, RowStats, RowStore
+from llmops.data.sources import Encoding, Limits, RawFiles, display, raw_files
+from llmops.data.split import empty_split_advice, input_text, keys, largest_group, split_store
+from llmops.report.data_report import profile, summarize, write_report
 
 log = logging.getLogger(__name__)
 QUARANTINE = "rejected.jsonl"  # in the --quarantine folder
@@ -46,58 +45,6 @@ QUARANTINE = "rejected.jsonl"  # in the --quarantine folder
 
 class PrepError(RuntimeError):
     """The raw data cannot make a usable dataset; the message says why and where."""
-
-
-@dataclass
-class PrepResult:
-    """What prep made of the raw folder: the rows, split or rejected, in `store` (on disk
-    until `close`, which the `with` block calls)."""
-
-    store: RowStore
-    skipped: dict[str, str] = field(default_factory=dict)  # path -> why it was not read
-    notes: dict[str, str] = field(default_factory=dict)  # file -> what was decoded (gzip ...)
-
-    def __enter__(self) -> PrepResult:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.store.close()
-
-    @property
-    def rows_in(self) -> int:
-        return self.store.rows_in
-
-    @functools.cached_property
-    def outcomes(self) -> Counter[str]:
-        """Rows per outcome: `kept` and every rejection reason (the store is final once
-        prep returns)."""
-        return self.store.counts()
-
-    @property
-    def rows_kept(self) -> int:
-        return self.outcomes["kept"]
-
-    @property
-    def rows_rejected(self) -> int:
-        return self.rows_in - self.rows_kept
-
-    @functools.cached_property
-    def sizes(self) -> dict[str, int]:
-        return self.store.split_sizes(SPLITS)
-
-    def records(self, split: str) -> Iterable[Record]:
-        """The kept rows of a split, in reading order."""
-        return self.store.records(split)
-
-    def rejected(
-        self, reason: str | None = None, limit: int = -1, per_reason: int | None = None
-    ) -> Iterable[Rejection]:
-        """The quarantined rows in reading order (redacted): all, or those of one reason,
-        or at most `per_reason` of each."""
-        return self.store.rejections(reason, limit, per_reason)
 
 
 def file_pin(path: Path, raw: Path, params: PrepParams) -> str | None:
@@ -251,8 +198,13 @@ def quarantine_rows(rejected: Iterable[Rejection]) -> Iterable[dict]:
     """Quarantine records: where the row came from, why it was rejected, what it said."""
     for r in rejected:
         source, line = r.where.rsplit(":", 1)
-        yield {"source": source, "line": int(line), "reason": r.reason, "detail": r.detail,
-               "raw": r.raw}  # fmt: skip
+        yield {
+            "source": source,
+            "line": int(line),
+            "reason": r.reason,
+            "detail": r.detail,
+            "raw": r.raw,
+        }
 
 
 def write_splits(splits: Mapping[str, Iterable[Record]], folder: Path) -> None:
@@ -293,8 +245,13 @@ def main(argv: list[str] | None = None) -> None:
     if failure is not None:
         raise SystemExit(f"prep: {failure}")
     shown = ", ".join(f"{name} {n}" for name, n in sizes.items())
-    log.info("read %d rows from %s: kept %d (%s)", result.rows_in, display(args.raw),
-             sum(sizes.values()), shown)  # fmt: skip
+    log.info(
+        "read %d rows from %s: kept %d (%s)",
+        result.rows_in,
+        display(args.raw),
+        sum(sizes.values()),
+        shown,
+    )
 
 
 def _write(

@@ -7,12 +7,12 @@ Several processes (DDP, same code): accelerate launch --num_processes 2 -m llmop
 
 Every input is checked before the first step (splits present and non-empty, weights in
 safetensors, LoRA targets that exist, examples that fit train.max_length). Batches are
-length-grouped (llmops.batching), the loss covers answer tokens only (llmops.lora), and
-the loop is llmops.trainer.
+length-grouped (llmops.model.batching), the loss covers answer tokens only (llmops.model.lora), and
+the loop is llmops.model.trainer.
 A checkpoint is written every train.checkpoint_every steps; run the same command after a
 crash or `kill -9` and it resumes from the last one, reaching the same adapter as an
 uninterrupted run: batch order and dropout are functions of (seed, step, process), not of
-how often the run was restarted. The run is tracked in MLflow (llmops.tracking), and its
+how often the run was restarted. The run is tracked in MLflow (llmops.config.tracking), and its
 id is written to <out>/training.json for the eval stage.
 """
 
@@ -27,9 +27,12 @@ from pathlib import Path
 
 import torch
 
-from llmops import atomic, checkpoint, lora, tracking
-from llmops.examples import DataError, encode_split
-from llmops.models import (
+from llmops.config import atomic, tracking
+from llmops.config.params import Params, ParamsError, load_params
+from llmops.config.prompts import PromptError, load_template
+from llmops.config.task import Task
+from llmops.model import checkpoint, lora
+from llmops.model.models import (
     ModelError,
     check_targets,
     count_parameters,
@@ -38,10 +41,8 @@ from llmops.models import (
     read_card,
     set_threads,
 )
-from llmops.params import Params, ParamsError, load_params
-from llmops.prompts import PromptError, load_template
-from llmops.task import Task
-from llmops.trainer import OnMetrics, Result, Setup, check_batches, fit, stamp_for
+from llmops.model.tokenised import DataError, encode_split
+from llmops.model.trainer import OnMetrics, Result, Setup, check_batches, fit, stamp_for
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,19 @@ def train(
 def save_adapter(setup: Setup, out: Path, prompt: Path, info: dict) -> None:
     """Adapter safetensors + config, the prompt template it was trained with, tokenizer, info."""
     setup.model.save_pretrained(out)
+    stable_config(out / "adapter_config.json")
     setup.tokenizer.save_pretrained(out)
     shutil.copy2(prompt, out / "prompt.jinja")
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def stable_config(path: Path) -> None:
+    """peft writes `target_modules` from a set, in an order that changes from one process to
+    the next (string hashing is randomised): sorted, the same run writes the same bytes."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_curves(result: Result, folder: Path) -> None:

@@ -1,0 +1,64 @@
+"""The classical floor: TF-IDF + logistic regression per label field, trained on the training
+split only, scored like the language models, and reported beside them by the eval stage."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from llmops.config.params import load_params
+from llmops.evaluate import classical
+from llmops.model.tokenised import read_split
+from tests.synthetic import review_rows
+
+
+def prepared(rows: list[dict]) -> list[dict]:
+    return [{"id": r["uid"], "text": r["review_text"], **{k: r[k] for k in
+             ("topic", "sentiment", "summary")}} for r in rows]  # fmt: skip
+
+
+def test_it_learns_the_label_fields_and_reports_only_their_metrics(params, task):
+    rows = prepared(review_rows(400, seed=5))
+    models = classical.fit(rows[:300], task, params.eval.classical)
+    metrics = classical.score(models, rows[300:], task)
+    assert set(metrics) == {
+        "topic_accuracy", "topic_macro_f1", "topic_valid_label",
+        "sentiment_accuracy", "sentiment_macro_f1", "sentiment_valid_label",
+        "sentiment_rank_error",
+    }  # fmt: skip
+    assert metrics["topic_accuracy"] > 0.9 and metrics["topic_valid_label"] == 1.0
+    answers = classical.predict(models, rows[300:302], task)
+    assert answers[0].fields["summary"] is None  # no classical counterpart for text
+
+
+def test_a_field_with_one_label_in_training_gets_a_constant(params, task):
+    rows = [dict(r, topic="price") for r in prepared(review_rows(50))]
+    models = classical.fit(rows, task, params.eval.classical)
+    answers = classical.predict(models, rows[:5], task)
+    assert {a.fields["topic"] for a in answers} == {"price"}
+
+
+def test_the_eval_stage_trains_it_on_the_training_split_only(project, adapter, monkeypatch):
+    from llmops.stages import eval as stage
+
+    seen = {}
+    real_fit = classical.fit
+
+    def spy(rows, task, params):
+        seen["ids"] = {r["id"] for r in rows}
+        return real_fit(rows, task, params)
+
+    monkeypatch.setattr(classical, "fit", spy)
+    params = load_params(project / "params.yaml")
+    params = dataclasses.replace(
+        params, decoding=dataclasses.replace(params.decoding, max_new_tokens=4)
+    )
+    results, _ = stage.evaluate(params, project / "data" / "prepared",
+                                project / "models" / "base", adapter)  # fmt: skip
+    split = {s: {r["id"] for r in read_split(project / "data" / "prepared" / f"{s}.jsonl")}
+             for s in ("train", "val", "test")}  # fmt: skip
+    assert seen["ids"] == split["train"]
+    assert not seen["ids"] & (split["val"] | split["test"])
+    assert set(results) == {"base", "tuned", "classical"}
+    assert results["classical"]["topic_accuracy"] > 0.5
+    assert json.loads(json.dumps(results)) == results  # what metrics/eval.json holds
