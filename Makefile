@@ -76,7 +76,7 @@ install: $(STAMP) ## Create .venv with the locked dependencies (other targets do
 # Every target that runs DVC checks first what DVC reads and could choke on (llmops.project.preflight).
 .PHONY: preflight
 ##@ Pipeline
-preflight: $(STAMP) ## Check params.yaml, its prompt template and data file names DVC can hash (DVC targets run it)
+preflight: $(STAMP) ## Check params.yaml + task.yaml, the prompt template and data file names DVC can hash (DVC targets run it)
 	python -m llmops.project.preflight
 
 repro: $(STAMP) preflight ## Run the pipeline on params.yaml (dvc repro); does nothing when up to date
@@ -139,7 +139,7 @@ format: $(STAMP) ## Fix formatting and autofixable lint
 	ruff check --fix $(wildcard src tests examples benchmarks)
 
 ##@ Pipeline
-params: $(STAMP) ## Validate params.yaml; list the task's metrics and check the gates' names
+params: $(STAMP) ## Validate params.yaml and task.yaml; list the task's metrics and check the gates' names
 	python -m llmops.config.params params.yaml
 	python -m llmops.evaluate.metrics params.yaml
 	python -m llmops.config.prompts --check --params params.yaml

@@ -3,7 +3,7 @@
 Run: make bench-train
      (python -m benchmarks.bench_train --params params.yaml --data data/prepared \
         --base models/base --out benchmarks/results/train.json)
-The prompt template is the task's (params.yaml task.prompt).
+The prompt template is the task's (task.yaml task.prompt).
 
 Both sides train the same LoRA (params.yaml train.lora) on the same base model and the
 same tokenized training examples, with the same batch size, optimizer steps, learning rate

@@ -37,7 +37,8 @@ from pathlib import Path
 
 import yaml
 
-from llmops.config.paramsfile import ParamsError, read_text, read_yaml
+from llmops.config.params import merged_raw, task_file
+from llmops.config.paramsfile import ParamsError, read_text
 from llmops.config.tracking import git_commit
 from llmops.evaluate.metrics import load_checked
 from llmops.evaluate.predictions import parse_examples
@@ -48,7 +49,10 @@ def run(args, name: str, overrides: dict, env: dict, scratch: Path) -> dict:
     """Train and evaluate once with `overrides` applied to params; metrics and records."""
     folder = scratch / name.replace(" ", "-")
     folder.mkdir()
-    raw = read_yaml(read_text(args.params), str(args.params))  # as load_params reads it
+    # As load_params reads them: params.yaml with task.yaml's declaration merged in.
+    declared = task_file(args.params)
+    task_text = read_text(declared) if declared.is_file() else None
+    raw, _ = merged_raw(read_text(args.params), str(args.params), task_text, str(declared))
     for section, values in overrides.items():
         raw[section] |= values
     params = folder / "params.yaml"

@@ -1,7 +1,7 @@
 """Shared fixtures: the tests' own reviews task (tests/synthetic.py) as a tiny project
 (prepared data and a tiny base model built in-process, offline, in seconds) that the model
 stages' tests train on, and its parsed params and task. Nothing here reads the repository's
-data/raw or its params.yaml task."""
+data/raw or its task.yaml."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The tests' own tasks and data, unrelated to the worked example: the machinery is tested on
-these, never on the repository's data/raw or its params.yaml task.
+these, never on the repository's data/raw or its task.yaml.
 
 - `reviews`: product reviews in, three outputs: `topic` (label), `sentiment` (ordered label)
   and `summary` (text). Raw JSONL rows name their columns `uid` and `review_text`, so the
@@ -120,6 +120,18 @@ def merged(base: dict, override: dict) -> dict:
     for key, value in override.items():
         out[key] = merged(base.get(key, {}), value) if isinstance(value, dict) else value
     return out
+
+
+def write_split_params(root: Path, params: dict) -> None:
+    """`params` as a project laid out like the repository keeps them: the task and the
+    data's shape in task.yaml, the knobs in params.yaml (llmops.config.params.DECLARED)."""
+    from llmops.config.params import DECLARED, TASK_FILE
+
+    knobs = {k: dict(v) if isinstance(v, dict) else v for k, v in params.items()}
+    declared = {"task": knobs.pop("task")}
+    declared["prep"] = {k: knobs["prep"].pop(k) for k in DECLARED["prep"] if k in knobs["prep"]}
+    (root / TASK_FILE).write_text(yaml.safe_dump(declared, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(knobs, sort_keys=False))
 
 
 def write_params(path: Path, override: dict | None = None, base: dict = PARAMS) -> Path:

@@ -133,7 +133,7 @@ def write_exports(out: Path, files: list[list[Line]]) -> None:
 def generate(out: Path, max_message_chars: int, seed: int = 1234, rows: int = 3600) -> Planted:
     """Write the three exports to `out` and return what was planted in them.
 
-    `max_message_chars` is the task's limit (params.yaml task.inputs.message.max_chars): the planted
+    `max_message_chars` is the task's limit (task.yaml task.inputs.message.max_chars): the planted
     `too_long` rows exceed it.
     """
     if rows < MIN_ROWS:

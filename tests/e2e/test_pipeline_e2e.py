@@ -29,7 +29,14 @@ import yaml
 
 from llmops.ship.localserver import free_port
 from tests.rehearsal import Job, replay, replay_job
-from tests.synthetic import INTENT_PARAMS, INTENT_PROMPT, intent_rows, merged, write_csv
+from tests.synthetic import (
+    INTENT_PARAMS,
+    INTENT_PROMPT,
+    intent_rows,
+    merged,
+    write_csv,
+    write_split_params,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +103,7 @@ def clone(tmp_path_factory, repo) -> Path:
     for stale in ("data/raw", "prompts", "metrics", "reports", "examples"):
         shutil.rmtree(dest / stale, ignore_errors=True)
     (dest / "dvc.lock").unlink(missing_ok=True)
-    (dest / "params.yaml").write_text(yaml.safe_dump(E2E_PARAMS, sort_keys=False))
+    write_split_params(dest, E2E_PARAMS)
     (dest / "prompts").mkdir()
     (dest / "prompts" / "intent.jinja").write_text(INTENT_PROMPT)
     rows = intent_rows(TRAIN_ROWS + TEST_ROWS, seed=1)  # distinct utterances
@@ -208,9 +215,7 @@ def branch(clone, reproduced) -> Path:
     """main with its pipeline state committed, then a branch with a lower learning rate."""
     commit(clone, "pipeline state on main")
     sh(clone, "git", "checkout", "-q", "-b", "lower-lr")
-    (clone / "params.yaml").write_text(
-        yaml.safe_dump(merged(E2E_PARAMS, BRANCH_CHANGE), sort_keys=False)
-    )
+    write_split_params(clone, merged(E2E_PARAMS, BRANCH_CHANGE))
     dvc(clone, "repro")
     make(clone, "report")
     return clone
@@ -290,7 +295,7 @@ def branch_off(repo: Path, name: str, change: dict) -> Path:
     """A branch from main with `change` to params, reproduced; returns the repo."""
     sh(repo, "git", "checkout", "-q", "-f", "main")
     sh(repo, "git", "checkout", "-q", "-b", name)
-    (repo / "params.yaml").write_text(yaml.safe_dump(merged(E2E_PARAMS, change), sort_keys=False))
+    write_split_params(repo, merged(E2E_PARAMS, change))
     dvc(repo, "repro")
     return repo
 

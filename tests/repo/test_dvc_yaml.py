@@ -24,7 +24,7 @@ def _names(entries: list) -> set[str]:
 
 
 def resolve(text: str, params: dict) -> str:
-    """DVC's ${a.b} templating, from params.yaml values."""
+    """DVC's ${a.b} templating, from the values dvc.yaml's `vars` import."""
 
     def value(match: re.Match) -> str:
         out = params
@@ -35,10 +35,11 @@ def resolve(text: str, params: dict) -> str:
     return re.sub(r"\$\{([\w.]+)\}", value, text)
 
 
-def stages(params_file: Path = REPO / "params.yaml") -> dict:
-    params = yaml.safe_load(params_file.read_text())
-    text = resolve((REPO / "dvc.yaml").read_text(), params)
-    return yaml.safe_load(text)["stages"]
+def stages() -> dict:
+    text = (REPO / "dvc.yaml").read_text()
+    assert yaml.safe_load(text)["vars"] == ["task.yaml:task"]  # only the task, from task.yaml
+    declared = {"task": yaml.safe_load((REPO / "task.yaml").read_text())["task"]}
+    return yaml.safe_load(resolve(text, declared))["stages"]
 
 
 def undeclared_paths(stage: dict) -> list[str]:
@@ -65,12 +66,26 @@ def test_an_undeclared_prompt_is_caught():
     assert undeclared_paths(stage) == ["prompts/task.jinja"]
 
 
-def test_the_prompt_path_is_stated_once_in_params():
+def test_the_prompt_path_is_stated_once_in_the_task_declaration():
     raw = (REPO / "dvc.yaml").read_text()
     assert "prompts/" not in raw  # only ${task.prompt}
-    prompt = yaml.safe_load((REPO / "params.yaml").read_text())["task"]["prompt"]
+    prompt = yaml.safe_load((REPO / "task.yaml").read_text())["task"]["prompt"]
+    assert "task" not in yaml.safe_load((REPO / "params.yaml").read_text())
     for name in ("base", "train"):
         assert prompt in stages()[name]["deps"], name
+
+
+def test_every_stage_tracks_the_task_declaration_from_task_yaml():
+    # Every stage reads the task; prep also reads the data's shape (task.yaml's prep keys).
+    for name, stage in stages().items():
+        tracked = [
+            e["task.yaml"] for e in stage["params"] if isinstance(e, dict) and "task.yaml" in e
+        ]
+        assert tracked and "task" in tracked[0], name
+        assert "task" not in stage["params"], (
+            f"{name}: task is read from task.yaml, not params.yaml"
+        )
+    assert "prep" in next(e["task.yaml"] for e in stages()["prep"]["params"] if isinstance(e, dict))
 
 
 def imports(module: str, seen: set[Path] | None = None) -> set[Path]:
@@ -110,7 +125,11 @@ def test_one_name_for_stage_module_params_section_and_config_class():
         module = f"src/llmops/stages/{name}.py"
         assert (REPO / module).exists() and module in stage["deps"], name
         assert f"-m llmops.stages.{name} " in stage["cmd"], name
-        tracked = [p for p in stage["params"] if p == name or p.startswith(f"{name}.")]
+        tracked = [
+            p
+            for p in stage["params"]
+            if isinstance(p, str) and (p == name or p.startswith(f"{name}."))
+        ]
         assert tracked, f"{name}: dvc.yaml must track params section {name!r} (or its keys)"
         assert sections[name] == f"{name.capitalize()}Params", name
 
@@ -118,4 +137,5 @@ def test_one_name_for_stage_module_params_section_and_config_class():
 def test_decoding_is_its_own_section_and_eval_tracks_all_of_it():
     # Any decoding change re-runs eval; gates and report settings do not.
     assert "decoding" in stages()["eval"]["params"]
-    assert not {"gate", "report"} & set(stages()["eval"]["params"])
+    tracked = {p for p in stages()["eval"]["params"] if isinstance(p, str)}
+    assert not {"gate", "report"} & tracked

@@ -115,3 +115,27 @@ def test_a_moved_entry_point_still_runs_and_says_where_it_went() -> None:
         assert done.returncode == 0, done.stderr
         assert f"moved to {target}" in done.stderr
         assert "usage:" in done.stdout
+
+
+def test_every_knob_in_params_yaml_has_one_comment_line_and_its_section_a_docs_page():
+    # The explanations live in docs/parameters.md; params.yaml keeps one line per knob.
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    anchors = {
+        "#" + re.sub(r"[^\w -]", "", h.lstrip("#").strip().lower()).replace(" ", "-")
+        for h in (ROOT / "docs" / "parameters.md").read_text().splitlines()
+        if h.startswith("#")
+    }
+    undocumented, long_comments = [], []
+    for i, line in enumerate(lines):
+        code = line.split("#", 1)[0].rstrip()
+        if not re.match(r"^\s*[\w-]+:", code):
+            continue
+        above = lines[i - 1].strip() if i else ""
+        if "#" not in line and not above.startswith("#"):
+            undocumented.append(code.strip())
+        if above.startswith("#") and i > 1 and lines[i - 2].strip().startswith("#"):
+            long_comments.append(code.strip())
+        if not line.startswith(" ") and not code.endswith("{}"):
+            linked = re.search(r"docs/parameters\.md(#[\w-]+)", above)
+            assert linked and linked.group(1) in anchors, f"{code}: no docs/parameters.md link"
+    assert undocumented == [] and long_comments == [], (undocumented, long_comments)

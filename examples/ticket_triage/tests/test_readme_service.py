@@ -48,6 +48,7 @@ def triage(tmp_path_factory, repo) -> Path:
     small = {k: PARAMS[k] for k in ("train", "decoding")} | {"base": PARAMS["base"]}
     small["serve"] = {"max_tokens": 64}
     (root / "params.yaml").write_text(yaml.safe_dump(merged(params, small), sort_keys=False))
+    shutil.copy(repo / "task.yaml", root / "task.yaml")
     shutil.copytree(repo / "prompts", root / "prompts")
     loaded = load_params(root / "params.yaml")
     with prep(Task.from_params(loaded.task), loaded.prep, repo / "data" / "raw") as result:

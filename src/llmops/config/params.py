@@ -1,8 +1,10 @@
-"""Typed, frozen view of `params.yaml`: one dataclass per section, validated on load.
-
-Every knob lives in `params.yaml` (with its comment); this module only says what each knob
-must look like. Loading fails at once on an unknown key, a missing key, a wrong type or a
-value out of range, naming the file, the dotted key and what was expected, e.g.
+"""Typed, frozen view of `params.yaml` and `task.yaml`: one dataclass per section, validated
+on load. Every knob lives in `params.yaml` (with its comment); the task declaration (the
+task, and the prep keys that describe the data: columns, ids, split pins, label matching)
+lives in `task.yaml` beside it, which `make init` writes. Loading merges the two; a key
+stated in both is an error. This module only says what each knob must look like. Loading
+fails at once on an unknown key, a missing key, a wrong type or a value out of range, naming
+the file, the dotted key and what was expected, e.g.
 
     params.yaml: prep.val_fraction: expected a float in (0, 0.5), got "0.1x"
 
@@ -367,10 +369,89 @@ class Params:
             )
 
 
+# The task declaration's file, beside params.yaml: the task, and the prep keys that describe
+# the data's shape (which column is which field, ids, split pins, label matching).
+TASK_FILE = "task.yaml"
+DECLARED = {
+    "task": None,
+    "prep": ("columns", "id_column", "split_column", "pin_files", "label_case"),
+}
+
+
+def task_file(params_path: Path | str) -> Path:
+    """Where the task declaration of a params file lives: task.yaml beside it."""
+    return Path(params_path).with_name(TASK_FILE)
+
+
+def merged_raw(
+    params_text: str, params_where: str, task_text: str | None, task_where: str
+) -> tuple[object, set[str]]:
+    """params.yaml's sections with task.yaml's declaration merged in (read as
+    `llmops.config.paramsfile` reads both), and the dotted keys task.yaml set. A section or
+    key stated in both files, or a knob in task.yaml, is a ParamsError naming the file."""
+    raw = read_yaml(params_text, params_where)
+    if task_text is None:
+        return raw, set()
+    declared = read_yaml(task_text, task_where)
+    if not isinstance(declared, dict):
+        raise ParamsError(f"{task_where}: (top level): expected a mapping with `task`")
+    if not isinstance(raw, dict):
+        return raw, set()  # parse names what params.yaml should be
+    merged, keys = dict(raw), set()
+    for section, value in declared.items():
+        if section not in DECLARED:
+            raise ParamsError(
+                f"{task_where}: {section}: not part of the task declaration; expected task or "
+                "prep (its data keys); knobs live in params.yaml"
+            )
+        allowed = DECLARED[section]
+        if allowed is None:
+            if section in raw:
+                raise ParamsError(
+                    f"{params_where}: {section}: declared in {task_where} as well; keep it in "
+                    f"{task_where} only"
+                )
+            merged[section] = value
+            keys.add(section)
+            continue
+        if not isinstance(value, dict):
+            raise ParamsError(
+                f"{task_where}: {section}: expected a mapping of some of {', '.join(allowed)}"
+            )
+        own = raw.get(section, {})
+        for key in value:
+            if key not in allowed:
+                raise ParamsError(
+                    f"{task_where}: {section}.{key}: not part of the task declaration; expected "
+                    f"some of {', '.join(allowed)}; other {section} knobs live in params.yaml"
+                )
+            if isinstance(own, dict) and key in own:
+                raise ParamsError(
+                    f"{params_where}: {section}.{key}: declared in {task_where} as well; keep "
+                    f"it in {task_where} only"
+                )
+        merged[section] = {**own, **value} if isinstance(own, dict) else own
+        keys |= {f"{section}.{key}" for key in value}
+    return merged, keys
+
+
 def load_params(path: Path | str = "params.yaml") -> Params:
-    """Read and validate a params file; raise ParamsError naming file and key."""
-    raw = read_yaml(read_text(path), str(path))
-    return parse(Params, raw, where=str(path))
+    """Read and validate a params file, with the task declaration of the task.yaml beside
+    it (when there is one; a params file may also hold `task` itself, as projects made
+    before task.yaml do); raise ParamsError naming the file and the key."""
+    declaration = task_file(path)
+    task_text = read_text(declaration) if declaration.is_file() else None
+    raw, declared = merged_raw(read_text(path), str(path), task_text, str(declaration))
+    try:
+        return parse(Params, raw, where=str(path))
+    except ParamsError as err:
+        message, prefix = str(err), f"{path}: "
+        key = message.removeprefix(prefix).split(":", 1)[0]
+        if message.startswith(prefix) and any(
+            key == k or key.startswith(f"{k}.") for k in declared
+        ):
+            raise ParamsError(f"{declaration}: {message.removeprefix(prefix)}") from None
+        raise
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -121,7 +121,7 @@ def load_template(path: Path | str, available: tuple[str, ...] | None = None) ->
     if unknown:
         raise PromptError(
             f"{path}: the template uses {unknown}, which the task does not provide; "
-            f"available: {list(available or ())} (params.yaml task)"
+            f"available: {list(available or ())} (task.yaml task)"
         )
     if form == "chat" and not ROLE.search(source):
         raise PromptError(f"{path}: a chat template needs turns: lines 'system:' or 'user:'")
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description="Render the task's prompt template for one row.")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--template", type=Path, help="default: params.yaml task.prompt")
+    parser.add_argument("--template", type=Path, help="default: task.yaml task.prompt")
     parser.add_argument("--input", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument(
         "--check", action="store_true", help="render it once, every input at its max_chars"

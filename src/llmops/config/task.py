@@ -1,4 +1,4 @@
-"""The task declared in `params.yaml` `task`, in the form every stage uses.
+"""The task declared in `task.yaml` `task`, in the form every stage uses.
 
     task = Task.from_params(params.task)
     task.answer_text(row)        # the JSON answer a model learns: '{"<output>": ..., ...}'

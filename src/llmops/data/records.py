@@ -1,8 +1,8 @@
 """Raw records: validate each row read from the raw files against the task.
 
 Rows come from `llmops.data.readers` (JSON Lines, CSV/TSV, Parquet; re-exported here). The
-schema comes from the task declaration (params.yaml `task`) and the column mapping
-(params.yaml `prep`): each declared field is read from its column (`prep.columns`, else
+schema comes from the task declaration (task.yaml `task`) and the column mapping
+(task.yaml `prep`): each declared field is read from its column (`prep.columns`, else
 the column of its own name) and must be a string; a label field must hold one of its
 values (compared as `llmops.config.textnorm.label_key` compares them, and up to case when
 `prep.label_case` is fold: the row gets the declared spelling); a text field must not be

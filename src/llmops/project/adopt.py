@@ -7,12 +7,12 @@ Run: make init DATA=path/to/train.csv [TEST=path/to/test.csv] [INPUT=text] [LABE
 
 It reads your data file (CSV, TSV, JSON Lines or Parquet, as prep does, in one streaming
 pass: memory does not grow with the rows; a file past `prep.max_file_mb` is refused) and:
-- declares the task in params.yaml `task`: the input column(s) as text fields, the label
-  column(s) as label fields with their values read from the data (counts shown), optional
-  free-text output column(s) (with TEXTS, LABELS may name none); column names that are not
-  valid field names (or that a template reads as something else: `self`, `range`, `not`)
-  are mapped in `prep.columns`; `id` and `split` columns are used when present (and valid)
-  in every file;
+- declares the task in task.yaml (`task`, and the data's shape under `prep`): the input
+  column(s) as text fields, the label column(s) as label fields with their values read
+  from the data (counts shown), optional free-text output column(s) (with TEXTS, LABELS
+  may name none); column names that are not valid field names (or that a template reads
+  as something else: `self`, `range`, `not`) are mapped in `prep.columns`; `id` and
+  `split` columns are used when present (and valid) in every file;
 - cleans label values as prep compares them (`llmops.project.labelset`: Unicode form, invisible
   characters, spaces) and reports the values it merged; it refuses values that differ only
   in case unless LABEL_CASE=fold (then merged, and `prep.label_case: fold`), a label column
@@ -28,7 +28,9 @@ pass: memory does not grow with the rows; a file past `prep.max_file_mb` is refu
   pipeline state that described it (dvc.lock, metrics/, reports/, stage outputs).
 Nothing is changed until the new params and prompt have been checked and the data files
 have a place; a file the example owns, or a file with other contents under the same name in
-data/raw, is refused rather than overwritten. Comments in params.yaml stay.
+data/raw, is refused rather than overwritten. Comments in params.yaml and task.yaml stay; a
+project without task.yaml (made before it) gets one, and its params.yaml's declaration
+moves there.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from llmops.config.params import ParamsError, PrepParams, load_params
+from llmops.config.params import TASK_FILE, ParamsError, PrepParams, load_params
 from llmops.config.prompts import PromptError
 from llmops.data.sources import Limits
 from llmops.project.columnstats import FileStats, describe, scan
@@ -53,7 +55,7 @@ from llmops.project.declaration import (
     InitError,
     pick,
     starter_prompt,
-    write_params,
+    write_declaration,
     yaml_tool,
 )
 from llmops.project.labelset import empty_splits
@@ -192,8 +194,10 @@ def init(
     source["test"] = [glob.escape(names_in_raw[test])] if test else []
     prompt = starter_prompt(columns)
     params = (root / "params.yaml").read_text(encoding="utf-8")
-    text = write_params(params, columns, source, prompt, label_case)
-    check(text, prompt)
+    declared = root / TASK_FILE
+    task_text = declared.read_text(encoding="utf-8") if declared.is_file() else None
+    text, task_out = write_declaration(params, task_text, columns, source, prompt, label_case)
+    check(text, task_out, prompt)
     removed = remove_example(root)
     others = sorted(p.name for p in (root / "data" / "raw").glob("*") if p.is_file())
     for path, name in names_in_raw.items():
@@ -204,6 +208,7 @@ def init(
     (root / PROMPT).parent.mkdir(parents=True, exist_ok=True)
     (root / PROMPT).write_text(prompt, encoding="utf-8")
     (root / "params.yaml").write_text(text, encoding="utf-8")
+    declared.write_text(task_out, encoding="utf-8")
     return columns, removed, [n for n in others if n not in names_in_raw.values()]
 
 
@@ -213,7 +218,7 @@ def project_prep(root: Path) -> PrepParams:
     try:
         return load_params(root / "params.yaml").prep
     except ParamsError as err:
-        raise InitError(f"{err}; fix params.yaml first (init edits it)") from None
+        raise InitError(f"{err}; fix it first (init edits params.yaml and task.yaml)") from None
 
 
 def check_splits(columns: list[Column], data: FileStats, val_fraction: float, held_out: bool):
@@ -233,8 +238,9 @@ def check_splits(columns: list[Column], data: FileStats, val_fraction: float, he
         )
 
 
-def check(params_text: str, prompt: str) -> None:
-    """The new params load, the prompt fits the task and the gates name real metrics."""
+def check(params_text: str, task_text: str, prompt: str) -> None:
+    """The new params and task load, the prompt fits the task and the gates name real
+    metrics."""
     from llmops.config.prompts import load_template
     from llmops.config.task import Task
     from llmops.evaluate.metrics import check_gates
@@ -244,6 +250,7 @@ def check(params_text: str, prompt: str) -> None:
         (folder / PROMPT).parent.mkdir(parents=True)
         (folder / PROMPT).write_text(prompt, encoding="utf-8")
         (folder / "params.yaml").write_text(params_text, encoding="utf-8")
+        (folder / TASK_FILE).write_text(task_text, encoding="utf-8")
         try:
             params = load_params(folder / "params.yaml")
             task = Task.from_params(params.task)
@@ -254,7 +261,7 @@ def check(params_text: str, prompt: str) -> None:
 
 
 def summary(columns: list[Column], removed: list[str], others: list[str]) -> str:
-    lines = ["Task declared in params.yaml (task), prompt in prompts/task.jinja:"]
+    lines = [f"Task declared in {TASK_FILE}, prompt in prompts/task.jinja:"]
     for c in columns:
         mapped = f" (column {c.column!r})" if c.field != c.column else ""
         lines.append(f"  {c.role:6} {c.field}{mapped}: {c.kind}")

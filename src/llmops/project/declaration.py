@@ -1,12 +1,13 @@
-"""A task declaration inferred from the user's data, and params.yaml rewritten to hold it.
+"""A task declaration inferred from the user's data, written to task.yaml (and params.yaml's
+sizes and gates to fit it).
 
-Used by `make init` (llmops.project.adopt): `Column` is a column of the user's data and the field
-it becomes (`llmops.project.columnstats` measures it, `llmops.project.labelset` settles its labels,
-`llmops.project.fieldname` names it), `starter_prompt` writes a prompt for the fields, and
-`write_params` returns params.yaml with the task, the data mapping, the sizes and the
-gates, edited with ruamel's round trip so that every comment stays. Every string from the
-data is written through `scalar`: plain only where YAML reads it back as that string in
-any context, else double-quoted.
+Used by `make init` (llmops.project.adopt): `Column` is a column of the user's data and
+the field it becomes (`llmops.project.columnstats` measures it, `llmops.project.labelset`
+settles its labels, `llmops.project.fieldname` names it), `starter_prompt` writes a prompt
+for the fields, and `write_declaration` returns task.yaml with the task and the data
+mapping, and params.yaml with the sizes and the gates, both edited with ruamel's round trip
+so that every comment stays. Every string from the data is written through `scalar`: plain
+only where YAML reads it back as that string in any context, else double-quoted.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def starter_prompt(columns: list[Column]) -> str:
     used = [c.field for c in inputs] + [f"{c.field}_values" for c in listed]
     header = [f"{{#- variables: {', '.join(used)}"]
     # Field names only: a column name is the data's text and could close this comment and
-    # put its own instructions in every prompt (params.yaml prep.columns shows it).
+    # put its own instructions in every prompt (task.yaml prep.columns shows it).
     header += [
         f"    {c.field:<16} (str)        task.inputs.{c.field}, cleaned by prep" for c in inputs
     ]
@@ -243,24 +244,50 @@ def task_section(columns: list[Column]):
     return task
 
 
-def write_params(
-    text: str, columns: list[Column], source: dict, prompt: str, label_case: str = "exact"
-) -> str:
-    """`text` (params.yaml) with the task, data mapping, sizes and gates of this data;
-    `label_case` is how prep matches labels (written when fold, or when the key is there)."""
+# task.yaml as make init writes it when a project has none (made before task.yaml existed).
+TASK_SKELETON = """\
+# Your task, declared once: the prompt template, the input field(s) the model reads, the
+# output fields of its JSON answer, and the shape of your raw data (docs/parameters.md).
+# `make init DATA=...` wrote it from your data; the knobs live in params.yaml.
+task: {}
+# The shape of the raw data (read by prep, with params.yaml's prep knobs).
+prep: {}
+"""
+
+
+def write_declaration(
+    params_text: str,
+    task_text: str | None,
+    columns: list[Column],
+    source: dict,
+    prompt: str,
+    label_case: str = "exact",
+) -> tuple[str, str]:
+    """params.yaml and task.yaml for this data: task.yaml holds the task and the data's
+    shape (columns, ids, split pins, label matching), params.yaml the sizes, the held-out
+    share and the gates. `task_text` None (no task.yaml yet): one is made, and whatever of
+    the declaration params.yaml still holds moves there. `label_case` is written when fold,
+    or when the key is there already."""
     from ruamel.yaml.comments import CommentedMap
 
     y = yaml_tool()
-    data = y.load(text)
-    replace(data, "task", task_section(columns))
+    data = y.load(params_text)
+    declared = y.load(task_text if task_text is not None else TASK_SKELETON)
     prep = data["prep"]
-    prep["columns"] = flow({c.field: scalar(c.column) for c in columns if c.field != c.column})
-    prep["id_column"], prep["split_column"] = source["id"], source["split"]
+    for key in ("columns", "id_column", "split_column", "pin_files", "label_case"):
+        if key in prep:  # an older layout: the declaration moves to task.yaml
+            declared["prep"].setdefault(key, prep.pop(key))
+    if "task" in data:
+        declared["task"] = data.pop("task")
+    replace(declared, "task", task_section(columns))
+    shape = declared["prep"]
+    shape["columns"] = flow({c.field: scalar(c.column) for c in columns if c.field != c.column})
+    shape["id_column"], shape["split_column"] = source["id"], source["split"]
     pins = [scalar(p) for p in source["test"]]
-    prep["pin_files"] = flow({"test": flow(pins)} if pins else {})
+    shape["pin_files"] = flow({"test": flow(pins)} if pins else {})
+    if label_case != "exact" or "label_case" in shape:
+        shape["label_case"] = label_case
     prep["test_fraction"] = 0.0 if pins else HELD_OUT
-    if label_case != "exact" or "label_case" in prep:
-        prep["label_case"] = label_case
     max_length, new_tokens = sizes(columns, prompt)
     data["train"]["max_length"] = max_length
     tiny = data["base"]["tiny"]
@@ -274,7 +301,11 @@ def write_params(
     drops = {f"{f}_accuracy": 0.05 for f in labels} | {f"{f}_rouge_l": 0.05 for f in texts}
     replace(data["gate"], "min", CommentedMap(json_valid=0.9))
     replace(data["gate"], "max_drop", CommentedMap(drops))
+    return _dump(y, data), _dump(y, declared)
+
+
+def _dump(y, document) -> str:
     out = io.StringIO()
-    y.dump(data, out)
+    y.dump(document, out)
     # ruamel wraps long flow lists after ", ": no trailing spaces in the file.
     return "".join(line.rstrip() + "\n" for line in out.getvalue().splitlines())

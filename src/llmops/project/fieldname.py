@@ -5,7 +5,7 @@ wherever a field name goes: a YAML key read back as itself (not `yes` or `null`)
 name params.yaml reserves, a template variable the prompt must be given (not a template
 keyword, constant or global such as `self`, `none`, `range` or `not`), and not a Python
 keyword (fields become model and API attribute names). A name that is none of these gets
-`_field` appended; the column it came from is mapped in params.yaml `prep.columns`.
+`_field` appended; the column it came from is mapped in task.yaml `prep.columns`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 """Check what DVC is about to read, before it runs: one line per problem, instead of a
 traceback from inside DVC (or a machine out of memory).
 
-- params.yaml loads and validates (`llmops.config.params`): its aliases are bounded there, and
-  DVC reads the same file itself (for `${task.prompt}` and the stages' params), with a
-  reader that would expand an alias bomb in memory.
+- params.yaml and task.yaml load and validate (`llmops.config.params`): their aliases are
+  bounded there, and DVC reads the same files itself (for `${task.prompt}` and the stages'
+  params), with a reader that would expand an alias bomb in memory. When dvc.yaml reads the
+  task from task.yaml and there is none (a project made before it), one line says what to
+  move there.
 - Every file and folder name under `data/` and under each dep and out dvc.yaml lists is
   UTF-8: DVC cannot hash a name that is not (`'utf-8' codec can't encode character
   '\\udce9' ... surrogates not allowed`) and stops before the first stage runs. Names with
   newlines or other control characters pass: DVC hashes, pushes and pulls them, and prep
   shows them escaped.
-- The prompt template params.yaml `task.prompt` names loads, with the task's variables.
+- The prompt template task.yaml `task.prompt` names loads, with the task's variables.
 
 Prints one "ok" line when all is well; else one line per problem on stderr, exit status 1.
 `make repro`, `pull`, `push`, `dag` and `exp-table` run it first.
@@ -26,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from llmops.config.params import Params, ParamsError, load_params
+from llmops.config.params import DECLARED, TASK_FILE, Params, ParamsError, load_params, task_file
 from llmops.config.paramsfile import read_text, read_yaml
 from llmops.config.prompts import PromptError, check_template
 from llmops.config.task import Task
@@ -41,6 +43,25 @@ def check_params(path: Path) -> tuple[Params | None, list[str]]:
         return load_params(path), []
     except ParamsError as err:
         return None, [_one_line(str(err))]
+
+
+def check_declaration(params_path: Path, dvc_yaml: Path) -> list[str]:
+    """The task declaration's file is missing while dvc.yaml reads the task from it: a
+    project made before task.yaml, with the template's newer dvc.yaml. Says how to move."""
+    try:
+        pipeline = read_yaml(read_text(dvc_yaml), str(dvc_yaml)) if dvc_yaml.exists() else {}
+    except ParamsError:
+        return []  # tracked_roots reports it
+    found = pipeline.get("vars") if isinstance(pipeline, dict) else None
+    wanted = any(isinstance(v, str) and v.split(":")[0] == TASK_FILE for v in found or ())
+    if not wanted or task_file(params_path).is_file():
+        return []
+    keys = ", ".join(DECLARED["prep"])
+    return [
+        f"{task_file(params_path)}: not found, and {dvc_yaml} reads the task from it: move the "
+        f"`task` section of {params_path}, and prep's {keys}, into {TASK_FILE} (make init "
+        "writes it; docs/parameters.md)"
+    ]
 
 
 def check_prompt(params: Params) -> list[str]:
@@ -140,6 +161,9 @@ def _one_line(text: str) -> str:
 
 def preflight(params_path: Path, dvc_yaml: Path, data: Path) -> list[str]:
     """Every problem found, one line each; empty when DVC may run."""
+    moved = check_declaration(params_path, dvc_yaml)
+    if moved:
+        return moved
     params, problems = check_params(params_path)
     if params is not None:
         problems += check_prompt(params)
@@ -157,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     if problems:
         print("\n".join(problems), file=sys.stderr)
         raise SystemExit(1)
-    checked = f"{args.params}, its prompt, file names under {args.data} and dvc.yaml's paths"
+    declared = task_file(args.params)
+    files = f"{args.params} + {declared}" if declared.is_file() else str(args.params)
+    checked = f"{files}, its prompt, file names under {args.data} and dvc.yaml's paths"
     print(f"preflight: ok ({checked})")
 
 

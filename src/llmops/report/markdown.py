@@ -7,7 +7,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from llmops.config.paramsfile import ParamsError, read_text, read_yaml
+from llmops.config.params import merged_raw, task_file
+from llmops.config.paramsfile import ParamsError, read_text
 from llmops.config.task import Task
 from llmops.config.tracking import flatten, git_commit
 from llmops.evaluate.metrics import metric_names, rates
@@ -78,12 +79,22 @@ def noise_note(task: Task, changes: dict[str, Change], examples: int, confidence
     )
 
 
-def params_diff(now: Path, main_text: str | None) -> str:
+def params_diff(now: Path, main_text: str | None, main_task: str | None = None) -> str:
+    """The params and task declaration keys that differ from the baseline's (params.yaml
+    with task.yaml merged in, on each side: a task moved from one file to the other is no
+    change)."""
     if main_text is None:
         return "_No params.yaml at the baseline._"
+    declared = task_file(now)
     try:  # read as load_params reads them, so 3e-4 is a number on both sides
-        new = read_yaml(read_text(now), now.as_posix())
-        old = read_yaml(main_text, f"{now.as_posix()} at the baseline")
+        task_text = read_text(declared) if declared.is_file() else None
+        new, _ = merged_raw(read_text(now), now.as_posix(), task_text, declared.as_posix())
+        old, _ = merged_raw(
+            main_text,
+            f"{now.as_posix()} at the baseline",
+            main_task,
+            f"{declared.as_posix()} at the baseline",
+        )
     except ParamsError as err:
         return f"_Params not compared: {escape(str(err))}_"
     if not isinstance(new, dict) or not isinstance(old, dict):

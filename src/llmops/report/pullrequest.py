@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.config.params import ParamsError
+from llmops.config.params import ParamsError, task_file
 from llmops.evaluate import baseline, gate
 from llmops.evaluate.metrics import InputError, eval_metrics, load_checked
 from llmops.evaluate.predictions import parse_predictions, read_predictions, read_record
@@ -132,6 +132,7 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
     paths = inputs.committed()
     old = {k: baseline.at_ref(ref, p.as_posix()) for k, p in paths.items()}
     old["params"] = baseline.at_ref(ref, params_path.as_posix())
+    old["task"] = baseline.at_ref(ref, task_file(params_path).as_posix())
     local = {k: p.read_text(encoding="utf-8") if p.exists() else None for k, p in paths.items()}
     if not inputs.predictions.exists():
         raise FileNotFoundError(f"{inputs.predictions} not found (run the pipeline: make repro)")
@@ -177,7 +178,7 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
             "",
             "### Params changed",
             "",
-            params_diff(params_path, old.get("params")),
+            params_diff(params_path, old.get("params"), old.get("task")),
             "",
             "### Prompt template",
             "",

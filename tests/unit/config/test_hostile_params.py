@@ -18,7 +18,7 @@ from llmops.config.params import load_params
 from llmops.config.paramsfile import ParamsError, read_yaml
 from llmops.config.typedconfig import _show
 from llmops.project.profile import apply
-from tests.synthetic import project_files, review_rows, write_params
+from tests.synthetic import project_files, review_rows, write_params, write_split_params
 
 LOLS = '["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'
 
@@ -113,8 +113,18 @@ def preflight(root: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def project(tmp_path, repo) -> Path:
     root = project_files(tmp_path / "p", review_rows(12))
+    write_split_params(root, yaml.safe_load((root / "params.yaml").read_text()))
     shutil.copy(repo / "dvc.yaml", root / "dvc.yaml")  # its deps and outs are walked too
     return root
+
+
+def test_preflight_says_how_to_move_a_task_params_yaml_still_holds(tmp_path, repo):
+    root = project_files(tmp_path / "old", review_rows(12))  # the task in params.yaml
+    shutil.copy(repo / "dvc.yaml", root / "dvc.yaml")  # which reads it from task.yaml
+    done = preflight(root)
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("task.yaml: not found, and dvc.yaml reads the task from it")
+    assert "move the `task` section of params.yaml" in done.stderr
 
 
 def test_preflight_passes_a_sound_project_with_one_line(project):

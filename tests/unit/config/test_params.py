@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from llmops.config.params import load_params
 from llmops.config.params import main as params_main
 from llmops.config.paramsfile import ParamsError, read_yaml
-from tests.synthetic import PARAMS
+from tests.synthetic import PARAMS, write_split_params
 
 
 def write_params(tmp_path: Path, edit) -> Path:
@@ -45,6 +45,58 @@ def test_params_load_typed_and_frozen(params):
 def test_the_repository_params_file_loads(repo):
     # Whatever task the project declares, its params file must be valid.
     params_main([str(repo / "params.yaml")])
+
+
+# --- task.yaml: the declaration beside params.yaml ---------------------------------------
+
+
+def split(tmp_path: Path, params: dict = PARAMS) -> Path:
+    """params.yaml and task.yaml as the repository keeps them; the params path."""
+    write_split_params(tmp_path, copy.deepcopy(params))
+    return tmp_path / "params.yaml"
+
+
+def test_the_task_declaration_in_task_yaml_loads_as_one_params(tmp_path):
+    path = split(tmp_path)
+    assert "task" not in yaml.safe_load(path.read_text())
+    assert load_params(path) == load_params(write_params_file(tmp_path / "one" / "params.yaml"))
+
+
+def write_params_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(PARAMS, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p, t: p.update(task=t["task"]),
+         "{p}: task: declared in {d} as well; keep it in {d} only"),
+        (lambda p, t: p["prep"].update(columns={}),
+         "{p}: prep.columns: declared in {d} as well; keep it in {d} only"),
+        (lambda p, t: t["prep"].update(seed=3),
+         "{d}: prep.seed: not part of the task declaration; expected some of columns, id_column, "
+         "split_column, pin_files, label_case; other prep knobs live in params.yaml"),
+        (lambda p, t: t.update(train={"lr": 1}),
+         "{d}: train: not part of the task declaration; expected task or prep (its data keys); "
+         "knobs live in params.yaml"),
+        (lambda p, t: t["task"].update(prompt=3),
+         "{d}: task.prompt: expected"),  # a bad value is named in the file that states it
+        (lambda p, t: t["prep"].update(id_column=""),
+         "{d}: prep.id_column: expected"),
+    ],
+)  # fmt: skip
+def test_a_key_in_both_files_or_a_knob_in_task_yaml_is_named(tmp_path, edit, message):
+    path = split(tmp_path)
+    declared = tmp_path / "task.yaml"
+    knobs, task = yaml.safe_load(path.read_text()), yaml.safe_load(declared.read_text())
+    edit(knobs, task)
+    path.write_text(yaml.safe_dump(knobs))
+    declared.write_text(yaml.safe_dump(task))
+    with pytest.raises(ParamsError) as err:
+        load_params(path)
+    assert str(err.value).startswith(message.format(p=path, d=declared)), str(err.value)
 
 
 def test_wrong_type_message_names_file_key_expected_and_value(tmp_path):

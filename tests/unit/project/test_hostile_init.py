@@ -26,7 +26,7 @@ from llmops.config.textnorm import label_key
 from llmops.data.records import declared_label
 from llmops.project import adopt as init_module
 from llmops.project import fieldname
-from llmops.project.declaration import Column, starter_prompt, write_params
+from llmops.project.declaration import Column, starter_prompt, write_declaration
 from llmops.project.fieldname import field_name
 from tests.synthetic import write_csv
 from tests.unit.project.test_init import data, root  # noqa: F401 (a fixture)
@@ -85,7 +85,7 @@ def test_labels_yaml_would_misread_are_written_quoted(root, tmp_path):  # noqa: 
     init_module.init(root, data(tmp_path, labelled(HOSTILE_LABELS)), None, "", "", "")
     values = load_params(root / "params.yaml").task.outputs["label"].values
     assert values == tuple(sorted(HOSTILE_LABELS))
-    assert yaml.safe_load((root / "params.yaml").read_text())["task"]["outputs"]["label"][
+    assert yaml.safe_load((root / "task.yaml").read_text())["task"]["outputs"]["label"][
         "values"
     ] == sorted(HOSTILE_LABELS)
 
@@ -129,8 +129,13 @@ def test_any_label_column_name_or_pin_reads_back_as_written(labels, column, pin)
         from tests.synthetic import write_params as synthetic_params
 
         text = synthetic_params(path).read_text()
-        path.write_text(write_params(text, columns, source, starter_prompt(columns)))
+        params_text, task_text = write_declaration(
+            text, None, columns, source, starter_prompt(columns)
+        )
+        path.write_text(params_text)
+        path.with_name("task.yaml").write_text(task_text)
         params = load_params(path)
+        assert "task" not in yaml.safe_load(params_text)
     assert params.task.outputs["label"].values == tuple(sorted(labels))
     mapped = {columns[0].field: column} if columns[0].field != column else {}
     assert params.prep.columns == mapped

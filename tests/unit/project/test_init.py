@@ -21,7 +21,14 @@ from llmops.config.params import load_params
 from llmops.config.prompts import load_template, render_prompt
 from llmops.config.task import Task
 from llmops.project import adopt as init_module
-from tests.synthetic import INTENTS, intent_rows, many_label_rows, write_csv, write_params
+from tests.synthetic import (
+    INTENTS,
+    intent_rows,
+    many_label_rows,
+    write_csv,
+    write_params,
+    write_split_params,
+)
 
 
 @pytest.fixture
@@ -31,8 +38,11 @@ def root(tmp_path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     params = write_params(root / "params.yaml")
+    write_split_params(root, yaml.safe_load(params.read_text()))  # as in the template
     text = params.read_text().replace("prep:\n", "# prep: how raw files become splits.\nprep:\n")
     params.write_text(text.replace("gate:\n", "gate:\n  # floors for the example\n"))
+    declared = (root / "task.yaml").read_text()
+    (root / "task.yaml").write_text(declared.replace("prep:\n", "# the data's shape\nprep:\n"))
     (root / "examples" / "demo").mkdir(parents=True)
     (root / "examples" / "demo" / "example.yaml").write_text(
         "owns:\n  - data/raw/demo.jsonl\n  - prompts/review.jinja\n"
@@ -77,11 +87,30 @@ def test_a_csv_becomes_the_declared_task(root, tmp_path):
         assert not (root / gone).exists(), gone
     assert (root / "data" / "raw" / "keep-me.csv").exists()
     assert "examples/demo/" in removed and "dvc.lock" in removed
-    # Comments are kept, the one trailing a replaced section included.
+    # The declaration is in task.yaml, the knobs in params.yaml; comments are kept, the one
+    # trailing a replaced section included.
     text = (root / "params.yaml").read_text()
     assert "# prep: how raw files become splits." in text
     assert not [line for line in text.splitlines() if line != line.rstrip()]
+    declared = (root / "task.yaml").read_text()
+    assert "# the data's shape" in declared
+    assert "task" not in yaml.safe_load(text) and "columns" not in yaml.safe_load(text)["prep"]
+    assert yaml.safe_load(declared)["prep"]["columns"] == {"Utterance_Text": "Utterance Text"}
     assert [c.counts for c in columns if c.kind == "label"] == [(23,) * 10]  # train + test
+
+
+def test_init_moves_a_declaration_params_yaml_still_holds_into_task_yaml(tmp_path):
+    # A project made before task.yaml: its task and data shape are in params.yaml.
+    root = tmp_path / "old"
+    root.mkdir()
+    write_params(root / "params.yaml")
+    rows = [{"text": r["utterance"], "label": r["intent"]} for r in intent_rows(60)]
+    init_module.init(root, data(tmp_path, rows), None, "", "", "")
+    knobs = yaml.safe_load((root / "params.yaml").read_text())
+    declared = yaml.safe_load((root / "task.yaml").read_text())
+    assert "task" not in knobs and not {"columns", "id_column", "pin_files"} & set(knobs["prep"])
+    assert list(declared["task"]["outputs"]) == ["label"] and "split_column" in declared["prep"]
+    assert load_params(root / "params.yaml").task.outputs["label"].values == tuple(sorted(INTENTS))
 
 
 def test_init_runs_again_on_its_own_result(root, tmp_path):

@@ -9,6 +9,7 @@ import json
 import subprocess
 
 import pytest
+import yaml
 
 from llmops.evaluate import baseline
 from llmops.evaluate.metrics import metric_names
@@ -26,7 +27,7 @@ from llmops.report import pullrequest
 from llmops.report.escape import escape as safe
 from llmops.report.flips import flipped, right
 from llmops.report.markdown import change_cell
-from tests.synthetic import write_params
+from tests.synthetic import write_params, write_split_params
 
 REFERENCE = {"topic": "price", "sentiment": "neutral", "summary": "ok"}
 
@@ -253,6 +254,22 @@ def test_the_baseline_ref_is_checked_as_the_gate_checks_it(
         pullrequest.main([*REPORT_ARGS, f"--baseline={ref}"])
     assert str(stopped.value).startswith(f"report: {message}")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_the_task_moved_to_task_yaml_is_no_change_and_a_change_there_shows(
+    tmp_path, monkeypatch, task
+):
+    committed_project(tmp_path, monkeypatch, task)  # main: the task inside params.yaml
+    params = tmp_path / "params.yaml"
+    write_split_params(tmp_path, yaml.safe_load(params.read_text()))
+    pullrequest.main(REPORT_ARGS)
+    assert "_No params changed._" in (tmp_path / "report.md").read_text()
+    declared = tmp_path / "task.yaml"
+    declared.write_text(declared.read_text().replace("max_chars: 400", "max_chars: 300"))
+    pullrequest.main(REPORT_ARGS)
+    assert (
+        "| task.inputs.text.max_chars | 400 | 300 |" in (tmp_path / "report.md").read_text()
+    )
 
 
 def test_params_are_compared_as_load_params_reads_them(tmp_path, monkeypatch, task):
