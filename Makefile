@@ -9,7 +9,7 @@ SHELL := /bin/bash
 # exporting a command-line value (make test PYTEST_ADDOPTS=-x), so it is exported again.
 literal = $(eval override $1 := $$(value $1))$(eval export $1)
 $(foreach v,$(.VARIABLES),$(if $(findstring command line,$(origin $v)),$(call literal,$v)))
-$(foreach v,PYTHON TORCH_INDEX CI REQUIRE_SERVER DEPLOYMENT IMAGE_REPOSITORY,\
+$(foreach v,PYTHON TORCH_INDEX CI REQUIRE_SERVER DEPLOYMENT IMAGE_REPOSITORY LOGS HOURS MLFLOW REPO BASE RUN_URL,\
   $(if $(findstring environment,$(origin $v)),$(call literal,$v)))
 # Python 3.11 (the version requirements.lock was resolved for): python3.11, else python3.
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
@@ -36,7 +36,7 @@ export DVC_NO_ANALYTICS := 1
 ##@ Set-up
 # make help: the targets with a "## " description, under the "##@ " heading above them, the
 # headings in the order of HELP_ORDER (then any other, as met).
-HELP_ORDER := Set-up Pipeline Review Serve Develop
+HELP_ORDER := Set-up Pipeline Review Serve Watch Develop
 help: ## List the targets, grouped
 	@awk -v order="$(HELP_ORDER)" 'BEGIN {FS = ":.*## "; n = split(order, names, " ")} \
 	  /^##@ / {group = substr($$0, 5); next} \
@@ -121,14 +121,24 @@ init: $(STAMP) ## Turn this clone into your project: make init DATA=train.csv [T
 	python -m llmops.project.adopt --data="$$DATA" --test="$$TEST" --input="$$INPUT" \
 	  --labels="$$LABELS" --texts="$$TEXTS" --label-case="$$LABEL_CASE"
 
+# The system tools the tests use that pip cannot install (Prometheus: promtool and a real
+# server), installed once by tools/system_deps.sh (Debian's package, or it says what to do).
+SYSTEM_STAMP := $(VENV)/.system-deps
+$(SYSTEM_STAMP): tools/system_deps.sh | $(STAMP)
+	bash tools/system_deps.sh
+	@touch $@
+
+##@ Set-up
+system-deps: $(SYSTEM_STAMP) ## Install the system tools the tests use (prometheus, promtool; make test does this)
+
 ##@ Develop
-test: $(STAMP) ## Run all tests, end-to-end included (what CI runs)
+test: $(STAMP) $(SYSTEM_STAMP) ## Run all tests, end-to-end included (what CI runs)
 	python -m pytest
 
-test-fast: $(STAMP) ## Run the unit tests only (no end-to-end)
+test-fast: $(STAMP) $(SYSTEM_STAMP) ## Run the unit tests only (no end-to-end)
 	python -m pytest -m "not e2e"
 
-test-e2e: $(STAMP) ## Run the end-to-end tests only (real dvc, MLflow, bentoml serve)
+test-e2e: $(STAMP) $(SYSTEM_STAMP) ## Run the end-to-end tests only (real dvc, MLflow, bentoml serve, Prometheus)
 	python -m pytest -m e2e
 
 lint: $(STAMP) ## Lint: ruff, formatting, YAML, large files, workflows (actionlint, zizmor) (pre-commit hooks)
@@ -193,6 +203,25 @@ deploy-status: $(STAMP) ## Show what 127.0.0.1:DEPLOY_PORT serves: the proxy, th
 
 deploy-stop: $(STAMP) ## Stop the deploy proxy and the servers it started
 	python -m llmops.ship.deploy stop --state "$$DEPLOY_STATE"
+
+# --- Watch the served model and learn from it (llmops.watch) ---------------------------------
+# LOGS: where the service's logs are, a folder or an fsspec URI (s3://bucket/prefix); by
+# default LLMOPS_LOG_URI, else params.yaml serve.log_uri, else logs/. HOURS: the window,
+# ending now (default: the monitor or harvest section's window_hours).
+.PHONY: monitor harvest simulate system-deps
+##@ Watch
+monitor: $(STAMP) ## Compare a window of the service's logs with the training data (reports/monitor/); exit 1 naming a crossed threshold
+	python -m llmops.watch.monitor --params params.yaml --train data/prepared/train.jsonl \
+	  --out reports/monitor $(if $(LOGS),--logs="$$LOGS") $(if $(HOURS),--hours="$$HOURS") \
+	  $(if $(MLFLOW),--mlflow)
+
+harvest: $(STAMP) ## Turn corrected answers into a new batch in data/raw/ (doubtful requests: data/labelling/)
+	python -m llmops.watch.harvest --params params.yaml --raw data/raw --labelling data/labelling \
+	  --provenance data/harvest $(if $(LOGS),--logs="$$LOGS") $(if $(HOURS),--hours="$$HOURS")
+
+simulate: $(STAMP) ## Rehearse the loop on loopback: serve, normal then shifted traffic, feedback, monitor, harvest (needs make bento)
+	python -m llmops.watch.simulate --params params.yaml --data data/prepared/val.jsonl \
+	  --train data/prepared/train.jsonl --bento "$$BENTO" --out reports/simulate
 
 # --- The DVC remote (pull, push) -----------------------------------------------------------
 
@@ -264,12 +293,19 @@ noise: $(STAMP) ## Measure the metrics' spread under noise-only changes: seeds, 
 # of each file pip took from elsewhere (its --report: torch's CPU wheel, from /opt/wheels or
 # TORCH_INDEX, which serve the same file). Hashes the old lock has for an unchanged version
 # are kept, so a lock made where torch comes from PyPI still installs the CPU wheel.
+# Versions the lock pins stay as they are (pip's constraints): a new dependency brings only
+# what it needs. UPGRADE="name ..." lets those packages move (a changed range in
+# pyproject.toml needs it); UPGRADE=1 re-resolves every package to its newest allowed version.
 ##@ Develop
-lock: ## Re-resolve the dependency set from pyproject.toml into requirements.lock, with hashes
+lock: ## Add pyproject.toml's new dependencies to requirements.lock, with hashes (UPGRADE=names|1)
 	rm -rf .venv-lock && "$$PYTHON" -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade "pip>=24"
+	sed -n 's/^\([A-Za-z0-9_.-]*==[^ ]*\) .*/\1/p' requirements.lock \
+	  | grep -v -i -e '^pip==' -e '^setuptools==' $$(for name in $$UPGRADE; do \
+	    printf -- "-e ^%s== " "$$name"; done) > .venv-lock/constraints.txt
 	.venv-lock/bin/python -m pip install --quiet --retries 0 --report .venv-lock/report.json \
-	  $${TORCH_INDEX:+--extra-index-url "$$TORCH_INDEX"} ".[dev]"
+	  $${TORCH_INDEX:+--extra-index-url "$$TORCH_INDEX"} \
+	  $(if $(filter 1,$(UPGRADE)),,-c .venv-lock/constraints.txt) ".[dev]"
 	.venv-lock/bin/python -m pip freeze --all --exclude llmops-template \
 	  | .venv-lock/bin/python tools/lock_hashes.py --report .venv-lock/report.json \
 	    --keep requirements.lock > .venv-lock/requirements.lock

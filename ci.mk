@@ -133,3 +133,15 @@ push-image: $(STAMP) ## Push IMAGE_REPOSITORY:<commit> (registry login from REGI
 	digest="$$(docker inspect --format '{{index .RepoDigests 0}}' "$$image")" && \
 	printf 'image=%s\nimage_digest=%s\n' "$$image" "$${digest#*@}" >> "$${GITHUB_OUTPUT:-/dev/null}" && \
 	echo "pushed $$digest"
+
+# --- Watch: the monitor workflow (llmops.watch.retrain) -------------------------------------
+# REPO: owner/name; RUN_URL: the workflow run (named in the issue); BASE: the branch a
+# retraining pull request targets. The token: RETRAIN_TOKEN, else GITHUB_TOKEN.
+.PHONY: monitor-issue retrain-pr
+monitor-issue: $(STAMP) ## Open or update the monitoring issue from reports/monitor/figures.json (monitor workflow)
+	python -m llmops.watch.retrain issue --figures reports/monitor/figures.json --repo="$$REPO" \
+	  --run-url="$$RUN_URL"
+
+retrain-pr: $(STAMP) ## Open a retraining pull request for the newest harvest when it reached harvest.min_corrections (monitor workflow)
+	python -m llmops.watch.retrain pull-request --harvest data/harvest --repo="$$REPO" \
+	  --base="$$BASE" --dvc-remote="$$DVC_REMOTE"

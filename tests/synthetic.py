@@ -107,10 +107,15 @@ PARAMS: dict = {
     "report": {"examples": 3},
     "serve": {"name": "reviews-model", "merge": False, "max_batch_size": 8,
               "max_items": 8, "max_tokens": 64, "max_queue": 4,
-              "retry_after_s": 1, "api_key_env": "LLMOPS_TEST_API_KEY",
+              "retry_after_s": 1, "api_key_env": "LLMOPS_TEST_API_KEY", "log_uri": "",
               "logs": {"file_mb": 64, "retain_days": 30, "retain_mb": 2048,
-                       "refusals_per_s": 10, "feedback_window": 1000},
+                       "refusals_per_s": 10, "feedback_window": 1000,
+                       "sink_batch": 50, "sink_flush_s": 0.5, "sink_buffer": 1000},
               "timeouts": {"headers_s": 3, "body_s": 3, "idle_s": 2, "ready_s": 5}},
+    "monitor": {"window_hours": 24, "min_requests": 20, "drift_share": 0.5,
+                "max_unparsed_share": 0.2, "max_error_share": 0.05, "max_p99_ms": 5000,
+                "max_correction_share": 0.5},
+    "harvest": {"window_hours": 168, "min_corrections": 3, "sample_unparsed": 10},
 }  # fmt: skip
 
 

@@ -290,10 +290,17 @@ class LogsParams:
         float, Range(0.0, 100_000.0)
     ]  # refused requests logged; more are counted
     feedback_window: Annotated[int, Range(1, 100_000_000)]  # latest requests feedback may name
+    sink_batch: Annotated[int, Range(1, 1_000_000)]  # lines per object the sink writes
+    sink_flush_s: Annotated[float, Range(0.1, 86_400.0)]  # longest wait before a write
+    sink_buffer: Annotated[int, Range(1, 100_000_000)]  # lines held while the store is down
 
     def validate(self) -> None:
         if self.retain_mb < self.file_mb:
             raise ValueError(f"retain_mb ({self.retain_mb}) is below file_mb ({self.file_mb})")
+        if self.sink_buffer < self.sink_batch:
+            raise ValueError(
+                f"sink_buffer ({self.sink_buffer}) is below sink_batch ({self.sink_batch})"
+            )
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,8 @@ class ServeParams:
     max_queue: Annotated[int, Range(1, 100_000)]  # requests in flight before 503
     retry_after_s: Annotated[int, Range(1, 3600)]  # Retry-After of a 503
     api_key_env: Annotated[str, NonEmpty()]  # environment variable holding the API key
+    # Where the logs also go, in batches: an fsspec URI (s3://bucket/prefix); "" for none.
+    log_uri: str
     logs: LogsParams
     timeouts: TimeoutsParams
 
@@ -330,6 +339,29 @@ class ServeParams:
             raise ValueError(f"name {self.name!r}: expected lowercase letters, digits, - _ .")
         if not ENV_NAME.fullmatch(self.api_key_env):
             raise ValueError(f"api_key_env {self.api_key_env!r}: expected A-Z, 0-9 and _")
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """make monitor (llmops.watch.monitor): the served model's logs against the training
+    data. Every threshold applies to each field the task declares; none names a field."""
+
+    window_hours: Annotated[float, Range(0.01, 8_760.0)]  # the window read, ending now
+    min_requests: Annotated[int, Range(1, 100_000_000)]  # fewer answered: no drift verdict
+    drift_share: Annotated[float, Range(0.0, 1.0)]  # share of drifting columns: drifted
+    max_unparsed_share: Annotated[float, Range(0.0, 1.0)]  # answers that did not parse
+    max_error_share: Annotated[float, Range(0.0, 1.0)]  # 5xx answers among requests
+    max_p99_ms: Annotated[float, Range(1.0, 3_600_000.0)]  # p99 latency of answered requests
+    max_correction_share: Annotated[float, Range(0.0, 1.0)]  # corrected among rated answers
+
+
+@dataclass(frozen=True)
+class HarvestParams:
+    """make harvest (llmops.watch.harvest): corrections and doubtful requests as raw data."""
+
+    window_hours: Annotated[float, Range(0.01, 87_600.0)]  # feedback read, ending now
+    min_corrections: Annotated[int, Range(1, 100_000_000)]  # before a retraining PR opens
+    sample_unparsed: Annotated[int, Range(0, 100_000_000)]  # unparsed requests to label
 
 
 @dataclass(frozen=True)
@@ -345,6 +377,8 @@ class Params:
     gate: GateParams
     report: ReportParams
     serve: ServeParams
+    monitor: MonitorParams
+    harvest: HarvestParams
 
     def validate(self) -> None:
         fields = [*self.task.inputs, *self.task.outputs]

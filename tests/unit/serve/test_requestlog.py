@@ -12,7 +12,8 @@ from llmops.config.params import LogsParams
 from llmops.serve.requestlog import FEEDBACK, REQUESTS, RequestLog
 
 PARAMS = LogsParams(file_mb=1, retain_days=30, retain_mb=3, refusals_per_s=10,
-                    feedback_window=50)  # fmt: skip
+                    feedback_window=50, sink_batch=10, sink_flush_s=1.0,
+                    sink_buffer=100)  # fmt: skip
 
 
 def line(i: int, status: int = 200, pad: int = 0) -> dict:
