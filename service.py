@@ -4,9 +4,12 @@ Serve the latest build on 127.0.0.1:3000: make serve (make bento builds it). Two
 `Generator` holds the model and answers every request as it comes, its rows joining the
 running batch between decoding steps (`llmops.serve.scheduler`, at most params.yaml
 `serve.max_batch_size` rows); `Api` serves the HTTP API at /v1 (`llmops.serve.api`) and calls
-it. /livez, /readyz and /metrics are BentoML's and need no API key.
+it. /livez, /readyz and /metrics are BentoML's and need no API key. Request and feedback
+logs go to LLMOPS_LOG_DIR (logs/) and, when serve.log_uri or LLMOPS_LOG_URI names an object
+store, also there (`llmops.serve.logsink`; flushed at shutdown).
 """
 
+import asyncio
 import logging
 import os
 import sys
@@ -29,7 +32,7 @@ if PACKAGED:
 with bentoml.importing():
     import llmops
     from llmops.config.params import load_params
-    from llmops.serve import api, routelabels, runtime, slowclients, wire
+    from llmops.serve import api, logsink, routelabels, runtime, slowclients, wire
     from llmops.serve.requestlog import RequestLog
     from llmops.serve.telemetry import Telemetry
 
@@ -99,17 +102,30 @@ class Api:
         if not key:
             log.warning("%s is not set: the API answers without authentication", SERVE.api_key_env)
         stored = self.model
+        telemetry = Telemetry(bentoml.metrics)
+        # The logs also go to an object store when serve.log_uri (or LLMOPS_LOG_URI) names one.
+        uri = logsink.location(SERVE.log_uri)
+        sink = logsink.LogSink(uri, SERVE.logs, telemetry) if uri else None
+        if sink:
+            log.info("request and feedback logs also go to %s", sink.shown)
+        folder = Path(os.environ.get("LLMOPS_LOG_DIR", "logs"))
+        self.requests = RequestLog(folder, SERVE.logs, sink=sink)
         context = api.ApiContext(
             package=runtime.Package.read(Path(stored.path)),
             backend=wire.RemoteBackend(self.generator),
             serve=SERVE,
-            requests=RequestLog(Path(os.environ.get("LLMOPS_LOG_DIR", "logs")), SERVE.logs),
+            requests=self.requests,
             model=SERVE.name,
             version=str(stored.tag.version),
             api_key=key,
-            telemetry=Telemetry(bentoml.metrics),
+            telemetry=telemetry,
         )
         api.install(app, context)
+
+    @bentoml.on_shutdown
+    async def close_logs(self) -> None:
+        """Write what the log sink holds (a bounded wait), off the event loop."""
+        await asyncio.to_thread(self.requests.close)
 
     async def __is_ready__(self) -> bool:
         """Ready when the generator has loaded the model; never waits past timeouts.ready_s."""

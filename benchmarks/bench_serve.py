@@ -17,6 +17,12 @@ Throughput is answered requests and generated (completion) tokens per wall-clock
 a level; latency is each request's round trip as its client saw it. The mean batch is the
 rows per decoding step, from the generator's `llmops_decode_rows` histogram on /metrics.
 Any request not answered 200 fails the run, naming it.
+
+The log sink's cost (`log_sink` in the results): the batched server once more, its logs also
+shipped to an S3 API (moto's server, a subprocess on loopback; `llmops.serve.logsink`), at
+the aim level with the same rows: requests/s with the sink on against the batched side's,
+where it is off (LLMOPS_LOG_URI="" on the two sides above, whatever params.yaml says). Every
+line must reach the store (llmops_log_sink_written_lines on /metrics) or the run fails.
 """
 
 from __future__ import annotations
@@ -29,9 +35,12 @@ import os
 import platform
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +49,7 @@ import httpx
 from llmops.config.params import Params, load_params
 from llmops.config.task import Task
 from llmops.model.tokenised import read_split
-from llmops.ship.localserver import running
+from llmops.ship.localserver import free_port, running
 
 SIDES = {"batching": "on", "baseline": "off"}  # result key -> LLMOPS_BATCHING
 TARGETS = {"throughput_ratio": 3.0, "tail_latency_ratio": 4.0}  # at least, less than
@@ -93,18 +102,22 @@ async def load(url: str, key: str, bodies: list[dict], clients: int) -> tuple[li
 
 def batches(url: str) -> tuple[float, float]:
     """Sum and count of the generator's rows-per-step histogram."""
+    total = samples(url, "llmops_decode_rows")
+    return total.get("_sum", 0.0), total.get("_count", 0.0)
+
+
+def samples(url: str, name: str) -> dict[str, float]:
+    """The samples of metric family `name` on /metrics, summed over labels, by suffix."""
     from prometheus_client.parser import text_string_to_metric_families
 
     text = httpx.get(f"{url}/metrics", timeout=30).text
-    total = {"_sum": 0.0, "_count": 0.0}
+    total: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != "llmops_decode_rows":
-            continue
-        for sample in family.samples:
-            suffix = sample.name.removeprefix(family.name)
-            if suffix in total:
-                total[suffix] += sample.value
-    return total["_sum"], total["_count"]
+        if family.name == name:
+            for sample in family.samples:
+                suffix = sample.name.removeprefix(family.name)
+                total[suffix] = total.get(suffix, 0.0) + sample.value
+    return total
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -133,12 +146,15 @@ def summarize(outcomes: list[Outcome], seconds: float, batched: tuple[float, flo
 
 
 def serve_side(bento: str, batching: str, plan: list[tuple[int, list[dict]]],
-               warmup: list[dict], env: dict, cwd: Path | None, key_env: str) -> dict:  # fmt: skip
-    """Serve the Bento with LLMOPS_BATCHING=`batching`; run every level; their summaries."""
+               warmup: list[dict], env: dict, cwd: Path | None, key_env: str,
+               log_uri: str = "") -> dict:  # fmt: skip
+    """Serve the Bento with LLMOPS_BATCHING=`batching` (its logs also to `log_uri`, if any);
+    run every level; their summaries (and, with a sink, the lines it wrote)."""
     key = secrets.token_urlsafe(16)
     out = {}
     with tempfile.TemporaryDirectory(prefix="bench-serve-logs-") as logs:
-        side_env = {**env, "LLMOPS_BATCHING": batching, "LLMOPS_LOG_DIR": logs, key_env: key}
+        side_env = {**env, "LLMOPS_BATCHING": batching, "LLMOPS_LOG_DIR": logs, key_env: key,
+                    "LLMOPS_LOG_URI": log_uri}  # fmt: skip
         with running(bento, env=side_env, cwd=cwd) as url:
             if warmup:
                 asyncio.run(load(url, key, warmup, min(WARMUP_CLIENTS, len(warmup))))
@@ -148,7 +164,71 @@ def serve_side(bento: str, batching: str, plan: list[tuple[int, list[dict]]],
                 after = batches(url)
                 batched = (after[0] - before[0], after[1] - before[1])
                 out[str(clients)] = summarize(outcomes, seconds, batched)
+            if log_uri:
+                out["sink"] = sink_delivered(url)
     return out
+
+
+@contextmanager
+def s3_store() -> Iterator[dict]:
+    """moto's S3 server in a subprocess on a loopback port, with a bucket; the AWS
+    environment that points at it. Stopped after."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.put(f"{url}/bench-serve", timeout=5).raise_for_status()
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"moto's S3 server did not start on {url}") from None
+                time.sleep(0.2)
+        yield {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url}  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def sink_delivered(url: str, timeout: float = 120.0) -> dict:
+    """Once the sink holds nothing (at most `timeout` s): lines written, dropped, failures."""
+    deadline = time.monotonic() + timeout
+    while samples(url, "llmops_log_sink_buffered_lines").get("", 0.0) > 0:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    return {
+        "lines_written": samples(url, "llmops_log_sink_written_lines").get("_total", 0.0),
+        "lines_dropped": samples(url, "llmops_log_sink_dropped_lines").get("_total", 0.0),
+        "lines_buffered": samples(url, "llmops_log_sink_buffered_lines").get("", 0.0),
+        "write_failures": samples(url, "llmops_log_sink_write_failures").get("_total", 0.0),
+    }
+
+
+def sink_side(bento: str, level: tuple[int, list[dict]], warmup: list[dict], env: dict,
+              cwd: Path | None, key_env: str, off: dict) -> dict:  # fmt: skip
+    """The batched server at `level` with its logs shipped to an S3 API on loopback, against
+    `off` (the batched side's summary at that level, no sink); fails unless every line of
+    the run (warm-up and level, one per request) reached the store."""
+    with s3_store() as aws:
+        on = serve_side(bento, "on", [level], warmup, {**env, **aws}, cwd, key_env,
+                        log_uri="s3://bench-serve/logs")  # fmt: skip
+    sink, summary = on.pop("sink"), on[str(level[0])]
+    lines = len(warmup) + summary["requests"]
+    if summary["errors"] == 0 and (sink["lines_written"] != lines or sink["lines_dropped"]):
+        raise SystemExit(f"log sink: {sink} for {lines} requests: lines not delivered")
+    return {
+        "clients": level[0], "requests": summary["requests"], "errors": summary["errors"],
+        "error_examples": summary["error_examples"],
+        "off_requests_per_s": off["requests_per_s"], "on_requests_per_s": summary["requests_per_s"],
+        "ratio": summary["requests_per_s"] / off["requests_per_s"],
+        "on_p99_ms": summary["p99_ms"], "off_p99_ms": off["p99_ms"],
+        "store": "moto S3 server, a subprocess on loopback", **sink,
+    }  # fmt: skip
 
 
 def request_bodies(params: Params, data: Path) -> list[dict]:
@@ -193,19 +273,32 @@ def bench(params_path: Path, data: Path, bento: str, levels: list[int], requests
     for side, batching in SIDES.items():
         result[side] = serve_side(bento, batching, plan, warm, env or {}, cwd,
                                   params.serve.api_key_env)  # fmt: skip
+    at = aim_level(levels)
+    level = next(p for p in plan if str(p[0]) == at)
+    result["log_sink"] = sink_side(bento, level, warm, env or {}, cwd, params.serve.api_key_env,
+                                   result["batching"][at])  # fmt: skip
     result["total_seconds"] = time.perf_counter() - started
     failed = [f"{side} at {c} clients: {r['errors']} ({'; '.join(r['error_examples'])})"
               for side in SIDES for c, r in result[side].items() if r["errors"]]  # fmt: skip
+    if result["log_sink"]["errors"]:
+        sink = result["log_sink"]
+        failed.append(f"log sink at {at} clients: {sink['errors']} "
+                      f"({'; '.join(sink['error_examples'])})")  # fmt: skip
     if failed:
         raise SystemExit("requests not answered 200: " + " | ".join(failed))
     return result | headline(result["batching"], result["baseline"], levels)
+
+
+def aim_level(levels: list[int]) -> str:
+    """The level the targets are read at: AIM_CLIENTS, or the most clients measured."""
+    return str(min(AIM_CLIENTS, max(levels))) if AIM_CLIENTS not in levels else str(AIM_CLIENTS)
 
 
 def headline(ours: dict, base: dict, levels: list[int]) -> dict:
     """The two figures with targets: throughput gain at AIM_CLIENTS (or the most clients
     measured, when fewer), and the tail latency there against one client's median, with
     batching; `missed` names each target not met."""
-    at = str(min(AIM_CLIENTS, max(levels))) if AIM_CLIENTS not in levels else str(AIM_CLIENTS)
+    at = aim_level(levels)
     fewest = str(min(levels))
     speed = ours[at]["requests_per_s"] / base[at]["requests_per_s"]
     tail = ours[at]["p99_ms"] / ours[fewest]["p50_ms"]
@@ -244,6 +337,12 @@ def table(result: dict) -> str:
         f"\nthroughput_ratio {speed:.1f} ({result['targets']['throughput_ratio']}); "
         f"tail_latency_ratio {tail:.1f} ({result['targets']['tail_latency_ratio']})"
     )
+    if sink := result.get("log_sink"):
+        lines.append(
+            f"log sink at {sink['clients']} clients: {sink['on_requests_per_s']:.2f} req/s on, "
+            f"{sink['off_requests_per_s']:.2f} off (ratio {sink['ratio']:.2f}); "
+            f"{sink['lines_written']:.0f} lines written, {sink['write_failures']:.0f} failed writes"
+        )
     return "\n".join(lines)
 
 

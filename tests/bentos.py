@@ -51,11 +51,13 @@ def build(project: Path, home: Path) -> Bento:
 
 
 @contextmanager
-def served(bento: Bento, key: str, logs: Path, server_log: Path | None = None) -> Iterator[str]:
+def served(
+    bento: Bento, key: str, logs: Path, server_log: Path | None = None, env: dict | None = None
+) -> Iterator[str]:
     """The Bento under `bentoml serve` on a free loopback port, requiring `key` (in the
     variable its params' serve.api_key_env names) and logging requests to `logs` (and its
-    own output to `server_log`, when given); its URL."""
+    own output to `server_log`, when given), with `env` added to its environment; its URL."""
     variable = load_params(bento.project / "params.yaml").serve.api_key_env
-    env = {**bento.env, variable: key, "LLMOPS_LOG_DIR": str(logs)}
+    env = {**bento.env, **(env or {}), variable: key, "LLMOPS_LOG_DIR": str(logs)}
     with running(bento.tag, env=env, cwd=bento.project, log=server_log) as url:
         yield url

@@ -1,5 +1,6 @@
 """The serving benchmark (make bench-serve) at tiny sizes against the tiny project's Bento:
-both servers start, every request is answered, the results JSON has its figures."""
+both servers start, every request is answered, the results JSON has its figures, and the
+log sink's comparison (sink on, moto's S3 on loopback, against off) is in it."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ def test_bench_serve_runs_both_servers_and_reports_every_level(bento):
     assert result["batching"]["4"]["mean_batch_size"] > 1  # rows generated together
     assert result["throughput_ratio"] > 0 and result["tail_latency_ratio"] > 0
     assert bench_serve.table(result).count("\n| ") == 4  # a row per side and level
+    sink = result["log_sink"]  # the batched server again, its logs shipped to moto's S3
+    assert sink["clients"] == 4 and sink["requests"] == 8 and sink["errors"] == 0
+    assert sink["off_requests_per_s"] == result["batching"]["4"]["requests_per_s"]
+    assert sink["on_requests_per_s"] > 0 and sink["ratio"] > 0
+    assert sink["lines_written"] == 2 + 8 and sink["lines_dropped"] == 0  # warm-up + level
+    assert sink["lines_buffered"] == 0
+    assert "log sink at 4 clients" in bench_serve.table(result)
 
 
 def test_a_missed_target_is_named_and_fails_the_command(monkeypatch, tmp_path, capsys):

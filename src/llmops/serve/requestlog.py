@@ -4,6 +4,7 @@
     log.request({"request_id": ..., "status": 200, ...})   # logs/requests-2026-11-29.jsonl
     log.feedback({"request_id": ..., "rating": 5})          # logs/feedback-2026-11-29.jsonl
     log.known(request_id)                                   # may feedback name it?
+    log.close()                                             # at shutdown: flush the sink
 
 One line per request, appended and flushed as it is written; one file per UTC day, and
 the day's next file (`requests-2026-11-29.1.jsonl`, ...) once one reaches `logs.file_mb`.
@@ -13,6 +14,10 @@ them: harvest them). Feedback may name one of the latest `logs.feedback_window` 
 requests (status 200): their ids are held in memory, read back from the files at start,
 so no lookup reads the disk. Writing never fails a request: text UTF-8 cannot encode (a
 lone surrogate) is written escaped, and a line a crash cut short is ended before the next.
+
+Given a sink (`llmops.serve.logsink`, for `serve.log_uri`), every line written is also
+handed to it, to be shipped to an object store in the background; this folder stays the
+log that feedback lookups and the sink's spool rely on.
 
 The caller passes inputs after cleaning and PII redaction, and outputs redacted the same
 way: this module writes what it is given, so nothing unredacted may be handed to it.
@@ -30,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from llmops.config.params import LogsParams
+from llmops.serve.logsink import LogSink
 
 log = logging.getLogger(__name__)
 REQUESTS, FEEDBACK = "requests", "feedback"
@@ -41,8 +47,8 @@ MB = 1024 * 1024
 class RequestLog:
     """Appends request and feedback lines; remembers the request ids feedback may name."""
 
-    def __init__(self, folder: Path, params: LogsParams):
-        self.folder, self.params = folder, params
+    def __init__(self, folder: Path, params: LogsParams, sink: LogSink | None = None):
+        self.folder, self.params, self.sink = folder, params, sink
         self._lock = threading.Lock()
         self._open: dict[str, tuple[str, Path, int]] = {}  # kind: (day, file written, size)
         self._ids: OrderedDict[str, None] = OrderedDict()
@@ -61,6 +67,11 @@ class RequestLog:
     def known(self, request_id: str) -> bool:
         """Whether `request_id` is one of the latest `feedback_window` answered requests."""
         return request_id in self._ids
+
+    def close(self) -> None:
+        """Flush the sink, if any (a bounded wait); the folder needs no closing."""
+        if self.sink is not None:
+            self.sink.close()
 
     def files(self, kind: str) -> list[Path]:
         """The log files of `kind`, oldest first."""
@@ -103,6 +114,8 @@ class RequestLog:
             with path.open("ab") as fh:
                 fh.write(data)
             self._open[kind] = (day, path, size + len(data))
+            if self.sink is not None:  # a buffer append: never waits on the store
+                self.sink.put(kind, stamp, data)
 
     def _file(self, kind: str, day: str, adding: int) -> tuple[str, Path, int]:
         """The day, file and size the next line of `kind` goes to: today's file, or a new

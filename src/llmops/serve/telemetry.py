@@ -13,7 +13,8 @@ from typing import Any
 
 
 class Telemetry:
-    """Requests by endpoint and status, latency, tokens, unparsed answers, load."""
+    """Requests by endpoint and status, latency, tokens, unparsed answers, load, and the
+    log sink's lines written, dropped and buffered and its failed writes."""
 
     def __init__(self, metrics: Any = None, registry: Any = None):
         if metrics is None:
@@ -56,6 +57,30 @@ class Telemetry:
         self.in_flight = metrics.Gauge(
             name="llmops_in_flight",
             documentation="Generation requests in flight",
+            multiprocess_mode="livesum",
+            **where,
+        )
+        self.sink_written = metrics.Counter(
+            name="llmops_log_sink_written_lines",
+            documentation="Log lines written to serve.log_uri, by kind",
+            labelnames=["kind"],
+            **where,
+        )
+        self.sink_dropped = metrics.Counter(
+            name="llmops_log_sink_dropped_lines",
+            documentation="Log lines never written to serve.log_uri (buffer full, or left at "
+            "shutdown), by kind",
+            labelnames=["kind"],
+            **where,
+        )
+        self.sink_failures = metrics.Counter(
+            name="llmops_log_sink_write_failures",
+            documentation="Failed writes to serve.log_uri (each retried)",
+            **where,
+        )
+        self.sink_buffered = metrics.Gauge(
+            name="llmops_log_sink_buffered_lines",
+            documentation="Log lines waiting to be written to serve.log_uri",
             multiprocess_mode="livesum",
             **where,
         )

@@ -58,6 +58,9 @@ SERVING_PACKAGES = (
     "phonenumbers",
     "python-stdnum",
     "detect-secrets",
+    # the request and feedback logs shipped to an object store (llmops.serve.logsink)
+    "fsspec",
+    "s3fs",
 )
 BUILD = Path("build/bento")
 
