@@ -63,7 +63,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _github(method: str, url: str, token: str, payload: dict | None = None) -> tuple[Any, Message]:
+def github(method: str, url: str, token: str, payload: dict | None = None) -> tuple[Any, Message]:
     """The JSON answer and headers of one API request. A failure raises a CommentError
     that names the request and its status, never the token."""
     data = None if payload is None else json.dumps(payload).encode()
@@ -111,7 +111,7 @@ def verify(number: int, repo: str, head_sha: str, api: str, token: str) -> None:
     """Fail unless pull request `number` of `repo` is open with head `head_sha`."""
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo) or not re.fullmatch(r"[0-9a-f]{40}", head_sha):
         raise CommentError(f"bad repository {repo!r} or head sha {head_sha!r}")
-    data, _ = _github("GET", f"{api.rstrip('/')}/repos/{repo}/pulls/{number}", token)
+    data, _ = github("GET", f"{api.rstrip('/')}/repos/{repo}/pulls/{number}", token)
     pr = data if isinstance(data, dict) else {}
     if pr.get("state") != "open" or (pr.get("head") or {}).get("sha") != head_sha:
         raise CommentError(
@@ -161,7 +161,7 @@ def find_report(number: int, repo: str, api: str, token: str, author: str) -> in
     api = api.rstrip("/")
     url = f"{api}/repos/{repo}/issues/{number}/comments?per_page=100"
     for _ in range(MAX_PAGES):
-        comments, headers = _github("GET", url, token)
+        comments, headers = github("GET", url, token)
         for comment in comments if isinstance(comments, list) else ():
             user, body = comment.get("user") or {}, comment.get("body") or ""
             if user.get("login") == author and str(body).startswith(MARKER):
@@ -188,9 +188,9 @@ def post(number: int, report: str, repo: str, api: str, token: str, author: str 
     body = {"body": f"{MARKER}\n{defuse(report)}"}
     found = find_report(number, repo, api, token, author)
     if found is None:
-        _github("POST", f"{api}/repos/{repo}/issues/{number}/comments", token, body)
+        github("POST", f"{api}/repos/{repo}/issues/{number}/comments", token, body)
         return "posted"
-    _github("PATCH", f"{api}/repos/{repo}/issues/comments/{found}", token, body)
+    github("PATCH", f"{api}/repos/{repo}/issues/comments/{found}", token, body)
     return "updated"
 
 

@@ -1,0 +1,98 @@
+"""The loop after deploy, end to end: the tests' Bento served by the real `bentoml serve`,
+its logs going to a real S3 API on loopback (moto's server), normal then shifted traffic
+with feedback (`llmops.watch.simulate`), `make monitor` on both windows read back from the
+store, `make harvest`, then the real `dvc repro prep` taking the harvested rows. (The sink's
+own outage is tests/e2e/test_logsink_e2e.py's.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmops.watch import simulate
+from tests.s3store import BUCKET, Store
+from tests.synthetic import write_split_params
+
+pytestmark = pytest.mark.e2e
+REQUESTS = 40  # per window: past the tests' monitor.min_requests (20)
+
+
+def sh(cwd: Path, *command: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    return done
+
+
+@pytest.fixture
+def simulated(bento, tmp_path_factory, monkeypatch) -> Path:
+    """simulate's output folder, the logs having gone to the object store."""
+    out = tmp_path_factory.mktemp("simulate")
+    store = Store().start()
+    try:
+        for name, value in {**bento.env, **store.env()}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("LLMOPS_LOG_URI", f"s3://{BUCKET}/loop")
+        split = str(bento.project / "data" / "prepared" / "train.jsonl")
+        simulate.main(["--params", str(bento.project / "params.yaml"), "--data", split,
+                       "--train", split, "--bento", bento.tag, "--out", str(out),
+                       "--requests", str(REQUESTS)])  # fmt: skip
+    finally:
+        store.stop()
+    return out
+
+
+def test_the_monitor_flags_the_shifted_window_only_and_prep_takes_the_harvest(
+    simulated, bento, repo, tmp_path
+):
+    result = json.loads((simulated / "simulation.json").read_text())
+    assert result["logs"] == f"s3://{BUCKET}/loop"  # read back from the store, not the folder
+    assert result["problems"] == []
+    calm, moved = result["in_distribution"]["figures"], result["shifted"]["figures"]
+    assert calm["operations"]["answered"] == moved["operations"]["answered"] == REQUESTS
+    assert calm["operations"]["feedback"] == REQUESTS  # a rating or a correction for each
+    assert calm["drift"]["verdict"] is False and moved["drift"]["verdict"] is True
+    assert "monitor.drift_share" in [c["threshold"] for c in moved["crossed"]]
+    drifted = {n for n, c in moved["drift"]["columns"].items() if c["drifted"]}
+    assert {"text.chars", "text.oov", "text.non_latin"} <= drifted
+    corrections = result["in_distribution_traffic"]["corrections"]
+    assert corrections == len(range(0, REQUESTS, simulate.CORRECTED))
+    assert result["harvest"]["rows"] == {"kept": corrections}
+    (batch,) = (simulated / "raw").glob("harvest-*.jsonl")
+    (provenance,) = (simulated / "harvest").glob("harvest-*.json")
+    counts = json.loads(provenance.read_text())["counts"]
+    assert counts["harvested"] == corrections and json.loads(provenance.read_text())["logs"]
+
+    # The real pipeline's prep stage, in a DVC repository of the project, before and after.
+    work = tmp_path / "project"
+    shutil.copytree(bento.project / "data" / "raw", work / "data" / "raw")
+    shutil.copytree(bento.project / "prompts", work / "prompts")
+    shutil.copytree(repo / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(repo / "dvc.yaml", work / "dvc.yaml")
+    write_split_params(work, yaml.safe_load((bento.project / "params.yaml").read_text()))
+    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    for command in (("git", "init", "-q"), ("dvc", "init", "-q"), ("dvc", "repro", "prep")):
+        sh(work, *command)
+    before = json.loads((work / "metrics" / "prep.json").read_text())
+    shutil.copy(batch, work / "data" / "raw" / batch.name)
+    sh(work, "dvc", "repro", "prep")
+    after = json.loads((work / "metrics" / "prep.json").read_text())
+    assert after["rows_in"] == before["rows_in"] + corrections
+    prepared = [json.loads(line) for split in ("train", "val", "test")
+                for line in (work / "data" / "prepared" / f"{split}.jsonl").read_text().splitlines()]  # fmt: skip
+    harvested = [row for row in prepared if batch.name in row["source"]]
+    assert len(harvested) > 0
+    # The traffic was the training split's own inputs, so a correction repeats a raw row:
+    # prep keeps one of the two and counts the other, nothing goes missing.
+    repeated = sum(
+        after["rejected"][r] - before["rejected"][r] for r in ("duplicate", "near_duplicate")
+    )
+    assert after["rows_kept"] - before["rows_kept"] + repeated == corrections
+    stored = "".join(p.read_text() for p in (work / "data").rglob("*.jsonl"))
+    assert "jane.doe@example.com" not in stored and "<EMAIL>" in batch.read_text()
