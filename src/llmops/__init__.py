@@ -11,5 +11,6 @@ which others it may import (tests/repo/test_layout.py checks it):
     serve/     the inference service's core, API and request log
     ship/      the Bento, local and cloud deploys, smoke test, registry, releases
     project/   make init and the checks before a run
+    watch/     the served model's logs: monitoring, harvesting new data
     stages/    one module per dvc.yaml stage; imports any of the above, imported by none
 """

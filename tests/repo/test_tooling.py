@@ -37,7 +37,7 @@ def test_make_help_lists_every_target_grouped(repo):
     listed = [line.split()[0] for line in shown.splitlines() if line.startswith("  ")]
     assert sorted(listed) == sorted(targets)  # each once
     headings = [line for line in shown.splitlines() if line and not line.startswith(" ")]
-    assert headings == ["Set-up:", "Pipeline:", "Review:", "Serve:", "Develop:",
+    assert headings == ["Set-up:", "Pipeline:", "Review:", "Serve:", "Watch:", "Develop:",
                         "CI and release (ci.mk):"]  # fmt: skip
     workflows = (repo / "ci.mk").read_text()
     for target in ("reviewed", "promote", "comment", "push-image"):  # CI plumbing lives there

@@ -41,7 +41,7 @@ def targets() -> set[str]:
 
 def test_there_are_the_workflows_docs_ci_describes():
     names = {p.stem for p in WORKFLOWS}
-    assert names == {"ci", "model-report", "model-report-comment", "full-run", "deploy"}
+    assert names == {"ci", "model-report", "model-report-comment", "full-run", "deploy", "monitor"}
     ci_doc = (REPO / "docs" / "ci.md").read_text()
     assert all(f"{name}.yml" in ci_doc for name in names)
 
