@@ -267,9 +267,7 @@ def test_the_task_moved_to_task_yaml_is_no_change_and_a_change_there_shows(
     declared = tmp_path / "task.yaml"
     declared.write_text(declared.read_text().replace("max_chars: 400", "max_chars: 300"))
     pullrequest.main(REPORT_ARGS)
-    assert (
-        "| task.inputs.text.max_chars | 400 | 300 |" in (tmp_path / "report.md").read_text()
-    )
+    assert "| task.inputs.text.max_chars | 400 | 300 |" in (tmp_path / "report.md").read_text()
 
 
 def test_params_are_compared_as_load_params_reads_them(tmp_path, monkeypatch, task):
