@@ -30,20 +30,22 @@ def sh(cwd: Path, *command: str) -> subprocess.CompletedProcess:
     return done
 
 
-@pytest.fixture
-def simulated(bento, tmp_path_factory, monkeypatch) -> Path:
+@pytest.fixture(scope="module")
+def simulated(bento, tmp_path_factory) -> Path:
     """simulate's output folder, the logs having gone to the object store."""
     out = tmp_path_factory.mktemp("simulate")
     store = Store().start()
+    patch = pytest.MonkeyPatch()
     try:
         for name, value in {**bento.env, **store.env()}.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("LLMOPS_LOG_URI", f"s3://{BUCKET}/loop")
+            patch.setenv(name, value)
+        patch.setenv("LLMOPS_LOG_URI", f"s3://{BUCKET}/loop")
         split = str(bento.project / "data" / "prepared" / "train.jsonl")
         simulate.main(["--params", str(bento.project / "params.yaml"), "--data", split,
                        "--train", split, "--bento", bento.tag, "--out", str(out),
                        "--requests", str(REQUESTS)])  # fmt: skip
     finally:
+        patch.undo()
         store.stop()
     return out
 
@@ -96,3 +98,42 @@ def test_the_monitor_flags_the_shifted_window_only_and_prep_takes_the_harvest(
     assert after["rows_kept"] - before["rows_kept"] + repeated == corrections
     stored = "".join(p.read_text() for p in (work / "data").rglob("*.jsonl"))
     assert "jane.doe@example.com" not in stored and "<EMAIL>" in batch.read_text()
+
+
+def test_the_monitor_workflow_opens_the_issue_and_the_retraining_pull_request(
+    simulated, bento, repo, tmp_path
+):
+    """monitor.yml's job replayed (tests/rehearsal.py) on a copy of the repository holding the
+    tests' project, reading the logs simulate left in its local folder, against a GitHub API
+    on loopback (tests/fakegithub.py)."""
+    from tests.e2e.test_pipeline_e2e import copy_repo
+    from tests.e2e.test_pipeline_e2e import sh as repo_sh
+    from tests.fakegithub import FakeGitHub
+    from tests.rehearsal import replay_job
+
+    work = copy_repo(repo, tmp_path / "repo")
+    for stale in ("data", "prompts", "examples", "metrics", "reports"):
+        shutil.rmtree(work / stale, ignore_errors=True)
+    shutil.copytree(bento.project / "data", work / "data")
+    shutil.copytree(bento.project / "prompts", work / "prompts")
+    write_split_params(work, yaml.safe_load((bento.project / "params.yaml").read_text()))
+    with FakeGitHub(repo="owner/name") as github:
+        context = {"vars.LLMOPS_LOG_URI": str(simulated / "logs"), "github.token": github.token,
+                   "github.repository": "owner/name", "github.server_url": "https://github.test",
+                   "github.run_id": "7", "github.event.repository.default_branch": "main"}  # fmt: skip
+        job = replay_job(repo_sh, work, "monitor.yml", "watch", context,
+                         {"GITHUB_API_URL": github.url})  # fmt: skip
+        assert job is not None
+        # The window holds the shifted traffic: the monitor fails on drift, and every later
+        # step still runs (success() || the monitor's failure).
+        assert job.outcomes["monitor"] == "failure" and job.failed
+        assert [o for s, o in job.outcomes.items() if s != "monitor" and o == "failure"] == []
+        assert job.ran == ["make install", "make pull", "make monitor", "make monitor-issue",
+                           "make harvest", "make retrain-pr"]  # fmt: skip
+        (issue,) = github.issues.values()
+        assert issue["title"] == "Monitoring: monitor.drift_share"
+        assert "https://github.test/owner/name/actions/runs/7" in issue["body"]
+        (pull,) = github.pulls
+        assert pull["head"].startswith("retrain/harvest-") and pull["base"] == "main"
+        names = sorted(name for _, name in github.files)
+        assert names[0].startswith("data/harvest/harvest-") and names[1].startswith("data/raw/")
