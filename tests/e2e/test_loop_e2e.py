@@ -115,6 +115,10 @@ def test_the_monitor_workflow_opens_the_issue_and_the_retraining_pull_request(
     for stale in ("data", "prompts", "examples", "metrics", "reports"):
         shutil.rmtree(work / stale, ignore_errors=True)
     shutil.copytree(bento.project / "data", work / "data")
+    # The traffic was the training split's inputs: with its raw rows there, every correction
+    # would be a duplicate (harvest skips those); without them, each is new.
+    shutil.rmtree(work / "data" / "raw")
+    (work / "data" / "raw").mkdir()
     shutil.copytree(bento.project / "prompts", work / "prompts")
     write_split_params(work, yaml.safe_load((bento.project / "params.yaml").read_text()))
     with FakeGitHub(repo="owner/name") as github:
@@ -124,16 +128,21 @@ def test_the_monitor_workflow_opens_the_issue_and_the_retraining_pull_request(
         job = replay_job(repo_sh, work, "monitor.yml", "watch", context,
                          {"GITHUB_API_URL": github.url})  # fmt: skip
         assert job is not None
-        # The window holds the shifted traffic: the monitor fails on drift, and every later
-        # step still runs (success() || the monitor's failure).
+        # The tests' tiny model writes no JSON: the monitor fails on its unparsed share (and
+        # drift, as it comes), and every later step still runs (success() || its failure).
         assert job.outcomes["monitor"] == "failure" and job.failed
         assert [o for s, o in job.outcomes.items() if s != "monitor" and o == "failure"] == []
         assert job.ran == ["make install", "make pull", "make monitor", "make monitor-issue",
                            "make harvest", "make retrain-pr"]  # fmt: skip
         (issue,) = github.issues.values()
-        assert issue["title"] == "Monitoring: monitor.drift_share"
+        figures = json.loads((work / "reports" / "monitor" / "figures.json").read_text())
+        crossed = [c["threshold"] for c in figures["crossed"]]
+        assert "monitor.max_unparsed_share" in crossed
+        assert issue["title"] == "Monitoring: " + ", ".join(crossed)
         assert "https://github.test/owner/name/actions/runs/7" in issue["body"]
         (pull,) = github.pulls
         assert pull["head"].startswith("retrain/harvest-") and pull["base"] == "main"
+        corrections = len(range(0, REQUESTS, simulate.CORRECTED))
+        assert pull["title"].startswith(f"Retrain on {corrections} corrected answers")
         names = sorted(name for _, name in github.files)
         assert names[0].startswith("data/harvest/harvest-") and names[1].startswith("data/raw/")
