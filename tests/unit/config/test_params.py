@@ -182,7 +182,9 @@ def test_cli_reports_ok_and_errors(tmp_path, capsys):
     path = write_params(tmp_path, lambda d: None)
     params_main([str(path)])
     out = capsys.readouterr().out
-    assert "ok (task, prep, base, train, decoding, eval, gate, report, serve, monitor, harvest)" in out
+    assert (
+        "ok (task, prep, base, train, decoding, eval, gate, report, serve, monitor, harvest)" in out
+    )
     path = write_params(tmp_path, lambda d: d["prep"].update(seed=-1))
     with pytest.raises(SystemExit) as exit_:
         params_main([str(path)])
