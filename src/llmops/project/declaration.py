@@ -185,6 +185,11 @@ def replace(parent, key: str, value) -> None:
     target = _last_entry(value)
     if token is not None and target is not None:
         node, last = target
+        own = node.ca.items.get(last)
+        if own and len(own) > 2 and own[2] is not None:  # the new last entry's own comment
+            rest = token.value.partition("\n")[2]  # past the old last entry's own comment
+            own[2].value = own[2].value.rstrip("\n") + "\n" + rest
+            token = own[2]
         node.ca.items[last] = [None, None, token, None]  # a comment after the value
 
 
@@ -299,8 +304,13 @@ def write_declaration(
     labels = [c.field for c in columns if c.role == "output" and c.kind == "label"]
     texts = [c.field for c in columns if c.role == "output" and c.kind == "text"]
     drops = {f"{f}_accuracy": 0.05 for f in labels} | {f"{f}_rouge_l": 0.05 for f in texts}
-    replace(data["gate"], "min", CommentedMap(json_valid=0.9))
-    replace(data["gate"], "max_drop", CommentedMap(drops))
+    floors = CommentedMap(json_valid=0.9)
+    floors.yaml_add_eol_comment("floor on the share of answers that parse", "json_valid")
+    allowed = CommentedMap(drops)
+    for name in drops:  # params.yaml keeps one comment line per knob
+        allowed.yaml_add_eol_comment(f"largest allowed drop in {name}", name)
+    replace(data["gate"], "min", floors)
+    replace(data["gate"], "max_drop", allowed)
     return _dump(y, data), _dump(y, declared)
 
 

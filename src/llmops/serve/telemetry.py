@@ -84,6 +84,9 @@ class Telemetry:
             multiprocess_mode="livesum",
             **where,
         )
+        for kind in ("requests", "feedback"):  # on /metrics from the start, with a sink or not
+            self.sink_written.labels(kind=kind)
+            self.sink_dropped.labels(kind=kind)
 
     def observe(self, endpoint: str, status: int, seconds: float, results: list) -> None:
         self.requests.labels(endpoint=endpoint, status=str(status)).inc()
