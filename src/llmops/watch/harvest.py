@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -440,7 +439,7 @@ def _when(text: str) -> datetime:
 
 def log_location(given: str | None, params: Params) -> str:
     """--logs, else LLMOPS_LOG_URI, else serve.log_uri, else logs/."""
-    return given or os.environ.get("LLMOPS_LOG_URI") or params.serve.log_uri or "logs"
+    return logfiles.location(given, params.serve.log_uri)
 
 
 def main(argv: list[str] | None = None) -> None:

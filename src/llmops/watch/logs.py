@@ -15,6 +15,7 @@ never fatal. Standard library and fsspec only.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,12 @@ class Reading:
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def location(given: str | None, configured: str, default: str = "logs") -> str:
+    """Where to read the logs: `given` (--logs), else LLMOPS_LOG_URI, else `configured`
+    (params.yaml serve.log_uri), else `default` (the local folder)."""
+    return given or os.environ.get("LLMOPS_LOG_URI") or configured or default
 
 
 def is_remote(location: str) -> bool:

@@ -29,7 +29,6 @@ import argparse
 import html
 import json
 import math
-import os
 import re
 import sys
 from collections import Counter
@@ -401,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         params = load_params(args.params)
         task = Task.from_params(params.task)
-        location = args.logs or os.environ.get("LLMOPS_LOG_URI") or params.serve.log_uri or "logs"
+        location = logs.location(args.logs, params.serve.log_uri)
         since, until = parse_window(args, params.monitor.window_hours)
         train = read_training(args.train, task)
         window = read_window(location, since, until)

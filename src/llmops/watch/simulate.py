@@ -39,6 +39,7 @@ from llmops.config.params import Params, load_params, task_file
 from llmops.config.task import Task
 from llmops.model.tokenised import read_split
 from llmops.ship.localserver import running
+from llmops.watch import logs as watched
 
 CORRECTED = 5  # one answer in this many gets a correction (20%: monitor.max_correction_share)
 OWN = ("logs", "raw", "labelling", "harvest", "in_distribution", "shifted")  # in --out
@@ -138,7 +139,7 @@ def simulate(args: argparse.Namespace) -> dict:
         shutil.rmtree(out / name, ignore_errors=True)
     key = secrets.token_urlsafe(16)
     env = {**os.environ, params.serve.api_key_env: key, "LLMOPS_LOG_DIR": str(logs)}
-    location = os.environ.get("LLMOPS_LOG_URI") or params.serve.log_uri or str(logs)
+    location = watched.location(None, params.serve.log_uri, default=str(logs))
     result: dict = {"bento": args.bento, "rows": len(rows), "logs": location.split("@")[-1]}
     with running(args.bento, env=env, cwd=args.params.parent.resolve()) as url:
         start = datetime.now(UTC)
