@@ -97,6 +97,10 @@ class Task:
         out |= {f.values_variable: list(f.values) for f in self.fields if f.is_label}
         return out
 
+    def input_text(self, row: Mapping[str, Any]) -> str:
+        """The row's input fields as one string, one per line (what dedupe compares)."""
+        return "\n".join(row[f.name] for f in self.inputs)
+
     def answer(self, row: Mapping[str, Any]) -> dict[str, str]:
         """The output fields of a row, in declared order."""
         return {f.name: row[f.name] for f in self.outputs}

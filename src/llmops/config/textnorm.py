@@ -78,6 +78,11 @@ def normalize(text: str, form: str) -> str:
     return SPACE.sub(" ", text).strip()
 
 
+def dedupe_key(text: str) -> str:
+    """Key under which two texts count as the same (case and whitespace ignored)."""
+    return SPACE.sub(" ", text.casefold()).strip()
+
+
 def label_key(value: str, fold_case: bool = False) -> str:
     """The form two label values are compared in (NFC, cleaned; case-folded on request)."""
     key = normalize(value, "NFC")

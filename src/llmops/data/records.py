@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from llmops.config.params import SPLITS, PrepParams
 from llmops.config.task import Task
-from llmops.config.textnorm import SPACE, label_key, normalize
+from llmops.config.textnorm import dedupe_key, label_key, normalize
 from llmops.data.readers import Rejection, Row, json_type, parse_json, read_lines, read_rows
 
 # Every reason a row can be rejected for, in the order the checks run.
@@ -56,11 +56,6 @@ class Record:
     def row(self) -> dict[str, str]:
         """The row as written to the prepared splits."""
         return {"id": self.id, **self.fields, "source": self.where}
-
-
-def dedupe_key(text: str) -> str:
-    """Key under which two texts count as the same (case and whitespace ignored)."""
-    return SPACE.sub(" ", text.casefold()).strip()
 
 
 def parse_row(

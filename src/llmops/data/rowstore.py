@@ -43,6 +43,8 @@ CREATE TABLE rows (
     pin_order INTEGER NOT NULL,  -- who wins among duplicates: test, val, train, unpinned
     exact BLOB NOT NULL,      -- hash of the cleaned inputs
     near BLOB NOT NULL,       -- hash of the inputs up to case and whitespace
+    answer BLOB NOT NULL,     -- hash of the label output fields' values
+    said BLOB NOT NULL,       -- hash of the text output fields up to case and whitespace
     rank TEXT NOT NULL,       -- seeded hash that orders a label's rows for the split
     strata TEXT NOT NULL,     -- the value of the first label output field ('' if none)
     labels TEXT NOT NULL,     -- JSON list: every label field's value (data report)
@@ -122,6 +124,8 @@ class RowStore:
                 keys.pin_order,
                 keys.exact,
                 keys.near,
+                keys.answer,
+                keys.said,
                 keys.rank,
                 keys.strata,
                 json.dumps(stats.labels, ensure_ascii=False),
@@ -143,7 +147,7 @@ class RowStore:
     def flush(self) -> None:
         """Write the rows added so far (before anything reads the tables)."""
         if self._rows:
-            values = ", ".join(["?"] * 13 + ["NULL"] * 3)  # status, detail, split come later
+            values = ", ".join(["?"] * 15 + ["NULL"] * 3)  # status, detail, split come later
             self.db.executemany(f"INSERT INTO rows VALUES ({values})", self._rows)
         if self._rejected:
             self.db.executemany("INSERT INTO rejected VALUES (?, ?, ?, ?, ?)", self._rejected)
@@ -165,8 +169,10 @@ class RowStore:
             out.update({reason: n for reason, n in self.db.execute(query) if reason})
         return out
 
-    def split_sizes(self, splits: tuple[str, ...]) -> dict[str, int]:
-        query = "SELECT split, COUNT(*) FROM rows WHERE status = ? GROUP BY split"
+    def split_sizes(self, splits: tuple[str, ...], inputs: bool = False) -> dict[str, int]:
+        """Kept rows per split; `inputs`: distinct inputs (an input's references count once)."""
+        counted = "COUNT(DISTINCT near)" if inputs else "COUNT(*)"
+        query = f"SELECT split, {counted} FROM rows WHERE status = ? GROUP BY split"
         found = dict(self.db.execute(query, (KEPT,)))
         return {name: found.get(name, 0) for name in splits}
 
@@ -252,6 +258,11 @@ class PrepResult:
     @functools.cached_property
     def sizes(self) -> dict[str, int]:
         return self.store.split_sizes(SPLITS)
+
+    @functools.cached_property
+    def inputs(self) -> dict[str, int]:
+        """Distinct inputs per split (fewer than rows where inputs have several references)."""
+        return self.store.split_sizes(SPLITS, inputs=True)
 
     def records(self, split: str) -> Iterable[Record]:
         """The kept rows of a split, in reading order."""

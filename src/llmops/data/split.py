@@ -1,18 +1,30 @@
-"""Deduplication and the deterministic, stratified train/val/test split, over a RowStore.
+"""Deduplication and the deterministic, stratified, group-aware train/val/test split, over
+a RowStore.
 
-Dedup runs on the cleaned, redacted input fields. Of the rows that share their inputs one
-is kept and the others are rejected: `duplicate` when the cleaned inputs are the same
-strings (so raw copies that differ only in spacing or Unicode form count here, as do
-inputs that differ only in the PII they carried), `near_duplicate` when they differ only in
-letter case. A pinned row beats an unpinned one (test, then val, then train), whatever the
-file order, so a pinned test set stays whole; among equals the first (files in name order,
-then row order) is kept. Of the rows left, rows that share an id are settled the same way:
-one is kept, the others are rejected as `duplicate_id` (reports match examples by id).
-The split is stratified by the first label output field (one group when there is none):
-within each label, unpinned rows are ordered by a seeded hash of their inputs and the first
-`test_fraction` go to test, the next `val_fraction` to val, the rest to train. Hashing
-(rather than shuffling) keeps a row in its split when other rows are added or removed, so
-a data pull request moves only the rows it touches.
+Dedup runs on the cleaned, redacted fields. Rows that share their inputs (up to case and
+whitespace) are one input's rows; the first of them leads (a pinned row beats an unpinned
+one: test, then val, then train, whatever the file order, so a pinned test set stays
+whole; among equals the first in files in name order, then row order). Another row of the
+input is kept only as a further reference: when the task has text output fields, its
+label outputs equal the leader's, it is pinned to no other split than the leader's, and
+its text outputs (up to case and whitespace) differ from every earlier row's. Otherwise
+it is rejected: `duplicate` when its cleaned inputs are the leader's strings (so raw
+copies that differ only in spacing or Unicode form count here, as do inputs that differ
+only in the PII they carried), `near_duplicate` when they differ in letter case or
+spacing; the detail names the row it repeats, and says so when its labels differ (a
+conflicting label) or it is pinned elsewhere. A task without text outputs thus keeps
+one row per input. The n-th reference of an input that carries the leader's id (the
+generated id hashes the inputs) becomes `<id>.<n>`. Of the rows left, rows that share an
+id are settled the same way: one is kept, the others are rejected as `duplicate_id`
+(reports match examples by id).
+
+The split is by input, so that no input is in two splits (`check_disjoint`): the rows of
+an input follow its leader's pin, and unpinned inputs are stratified by the first label
+output field (one group when there is none): within each label, inputs are ordered by a
+seeded hash of their inputs and the first `test_fraction` of them go to test, the next
+`val_fraction` to val, the rest to train, with all their rows. Hashing (rather than
+shuffling) keeps an input in its split when other rows are added or removed, so a data
+pull request moves only the rows it touches.
 
 Rows are compared by hashes (`Keys`, computed as each row is read) in SQL over the
 `llmops.data.rowstore` file, so memory does not grow with the number of rows.
@@ -37,6 +49,8 @@ class Keys:
 
     exact: bytes  # the cleaned inputs
     near: bytes  # the inputs up to case and whitespace
+    answer: bytes  # the label output fields' values
+    said: bytes  # the text output fields up to case and whitespace
     rank: str  # seeded hash ordering a label's unpinned rows
     strata: str  # the first label output field's value ('' when there is none)
     pin_order: int
@@ -50,7 +64,7 @@ def share(rows: int, fraction: float) -> int:
 
 def input_text(record: Record, task: Task) -> str:
     """The row's inputs as one string (what dedupe and the split hash compare)."""
-    return "\n".join(record.fields[f.name] for f in task.inputs)
+    return task.input_text(record.fields)
 
 
 def keys(record: Record, task: Task, seed: int) -> Keys:
@@ -59,45 +73,72 @@ def keys(record: Record, task: Task, seed: int) -> Keys:
     near = dedupe_key(text)
     rank = hashlib.sha256(f"{seed}\0{near}".encode()).hexdigest()
     strata = record.fields[task.labels[0].name] if task.labels else ""
-    return Keys(_digest(text), _digest(near), rank, strata, PIN_ORDER[record.pin])
+    answer = "\n".join(record.fields[f.name] for f in task.labels)
+    said = dedupe_key("\n".join(record.fields[f.name] for f in task.texts))
+    digests = (_digest(text), _digest(near), _digest(answer), _digest(said))
+    return Keys(*digests, rank, strata, PIN_ORDER[record.pin])
 
 
 def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:16]
 
 
-def dedupe(store: RowStore) -> None:
-    """Keep one row per input (pinned rows first); mark the other exact and near copies."""
+def dedupe(store: RowStore, references: bool = False) -> None:
+    """Keep each input's leader and, when `references` (the task has text outputs), its
+    further references; mark the other rows (see the module docstring)."""
     store.flush()
     db = store.db
     db.execute("CREATE INDEX rows_near ON rows (near, pin_order, seq)")
     db.execute("""
-        CREATE TEMP TABLE first_of AS
-        SELECT near, seq, place, exact FROM (
-            SELECT near, seq, place, exact,
-                   ROW_NUMBER() OVER (PARTITION BY near ORDER BY pin_order, seq) AS n
-            FROM rows)
-        WHERE n = 1""")
-    db.execute("CREATE UNIQUE INDEX temp.first_near ON first_of (near)")
+        CREATE TEMP TABLE ranked AS
+        SELECT seq,
+               FIRST_VALUE(seq) OVER input AS lead,
+               ROW_NUMBER() OVER saying AS n_said,
+               FIRST_VALUE(place) OVER saying AS first_said
+        FROM rows
+        WINDOW input AS (PARTITION BY near ORDER BY pin_order, seq),
+               saying AS (PARTITION BY near, answer, said ORDER BY pin_order, seq)""")
+    db.execute("CREATE UNIQUE INDEX temp.ranked_seq ON ranked (seq)")
+    kept = """rows.seq = r.lead OR (:references AND rows.answer = f.answer
+              AND rows.pin_order IN (f.pin_order, 3) AND r.n_said = 1)"""
     db.execute(
-        """
+        f"""
         UPDATE rows SET
-            status = CASE WHEN rows.seq = f.seq THEN ?
+            status = CASE WHEN {kept} THEN :kept
                           WHEN rows.exact = f.exact THEN 'duplicate'
                           ELSE 'near_duplicate' END,
-            detail = CASE WHEN rows.seq = f.seq THEN NULL
-                          WHEN rows.exact = f.exact THEN 'same inputs as ' || f.place
-                          ELSE 'same inputs as ' || f.place || ' up to case/whitespace' END
-        FROM first_of AS f WHERE rows.near = f.near""",
-        (KEPT,),
+            detail = CASE WHEN {kept} THEN NULL
+                          WHEN rows.answer != f.answer
+                               THEN 'same inputs as ' || f.place || ' with other labels'
+                          WHEN rows.pin_order NOT IN (f.pin_order, 3)
+                               THEN 'same inputs as ' || f.place || ', pinned to ' || f.pin
+                          WHEN :references THEN 'same inputs and outputs as ' || r.first_said
+                          ELSE 'same inputs as ' || f.place END
+                      || CASE WHEN {kept} OR rows.exact = f.exact THEN ''
+                              ELSE ' up to case/whitespace' END
+        FROM ranked AS r JOIN rows AS f ON f.seq = r.lead
+        WHERE rows.seq = r.seq""",
+        {"kept": KEPT, "references": references},
     )
-    db.execute("DROP TABLE first_of")
+    db.execute("DROP TABLE ranked")
 
 
 def unique_ids(store: RowStore) -> None:
-    """Of the kept rows, keep one of each id (pinned rows first, like dedupe); mark the
-    others `duplicate_id`: reports and gates match examples by id, so two may not share one."""
+    """Number the further references that carry their input's id (a generated id is the
+    inputs' hash; a dataset may give every reference of an input its id): the n-th gets
+    `<id>.<n>`. Then, of the kept rows, keep one of each id (pinned rows first, like
+    dedupe); mark the others `duplicate_id`: reports and gates match examples by id, so
+    two may not share one."""
     db = store.db
+    db.execute(
+        """
+        UPDATE rows SET id = rows.id || '.' || r.n
+        FROM (SELECT seq, id, ROW_NUMBER() OVER input AS n, FIRST_VALUE(id) OVER input AS lead_id
+              FROM rows WHERE status = ?
+              WINDOW input AS (PARTITION BY near ORDER BY pin_order, seq)) AS r
+        WHERE rows.seq = r.seq AND r.n > 1 AND r.id = r.lead_id""",
+        (KEPT,),
+    )
     db.execute(
         """
         CREATE TEMP TABLE id_taken AS
@@ -118,11 +159,21 @@ def unique_ids(store: RowStore) -> None:
 
 
 def assign_splits(store: RowStore, val_fraction: float, test_fraction: float) -> None:
-    """Give every kept row its split: its pin, else by rank within its label group."""
+    """Give every kept row its split: its input's pin, else by its input's rank among its
+    label group's inputs."""
     db = store.db
-    db.execute("UPDATE rows SET split = pin WHERE status = ? AND pin IS NOT NULL", (KEPT,))
+    db.execute(
+        """
+        UPDATE rows SET split = f.pin
+        FROM (SELECT near, MIN(pin_order) AS pin_order FROM rows WHERE status = :kept
+              GROUP BY near HAVING MIN(pin_order) < 3) AS g
+        JOIN rows AS f ON f.near = g.near AND f.pin_order = g.pin_order AND f.status = :kept
+        WHERE rows.status = :kept AND rows.near = g.near""",
+        {"kept": KEPT},
+    )
     groups = db.execute(
-        "SELECT strata, COUNT(*) FROM rows WHERE status = ? AND pin IS NULL GROUP BY strata",
+        "SELECT strata, COUNT(DISTINCT near) FROM rows WHERE status = ? AND split IS NULL "
+        "GROUP BY strata",
         (KEPT,),
     ).fetchall()
     db.execute("CREATE TEMP TABLE cut (strata TEXT PRIMARY KEY, n_test INT, n_val INT)")
@@ -133,8 +184,8 @@ def assign_splits(store: RowStore, val_fraction: float, test_fraction: float) ->
     db.execute(
         """
         CREATE TEMP TABLE ranked AS
-        SELECT seq, strata, ROW_NUMBER() OVER (PARTITION BY strata ORDER BY rank) AS n
-        FROM rows WHERE status = ? AND pin IS NULL""",
+        SELECT seq, strata, DENSE_RANK() OVER (PARTITION BY strata ORDER BY rank, near) AS n
+        FROM rows WHERE status = ? AND split IS NULL""",
         (KEPT,),
     )
     db.execute("""
@@ -160,18 +211,21 @@ def check_disjoint(store: RowStore) -> None:
 
 
 def largest_group(store: RowStore) -> int:
-    """Kept, unpinned rows of the largest label group (what the fractions are taken of)."""
+    """Unpinned inputs of the largest label group (what the fractions are taken of)."""
     found = store.db.execute(
-        "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM rows WHERE status = ? AND pin IS NULL "
+        "SELECT MAX(n) FROM (SELECT COUNT(DISTINCT near) AS n FROM rows WHERE status = ? "
+        "AND near NOT IN (SELECT near FROM rows WHERE status = ? AND pin IS NOT NULL) "
         "GROUP BY strata)",
-        (KEPT,),
+        (KEPT, KEPT),
     ).fetchone()
     return found[0] or 0
 
 
-def split_store(store: RowStore, val_fraction: float, test_fraction: float) -> None:
-    """Dedupe, settle ids and split, in that order."""
-    dedupe(store)
+def split_store(
+    store: RowStore, val_fraction: float, test_fraction: float, references: bool = False
+) -> None:
+    """Dedupe (keeping further references when `references`), settle ids and split."""
+    dedupe(store, references)
     unique_ids(store)
     assign_splits(store, val_fraction, test_fraction)
 

@@ -92,6 +92,7 @@ def summarize(result: PrepResult, task: Task, counted: Profile | None = None) ->
         "rejected_fraction": round(rejected / rows_in, 4) if rows_in else 0.0,
         "files_skipped": len(result.skipped),
         "split": result.sizes,
+        "inputs": result.inputs,
         "rejected": {reason: outcomes.get(reason, 0) for reason in REASONS},
         "redactions": {kind: counted.redactions.get(kind, 0) for kind in KINDS},
         # Every label, zeros included and in declared order, so metrics diffs line up.
@@ -140,7 +141,10 @@ def render_markdown(
         "",
         "## Splits",
         "",
-        *_table(["split", "rows"], [[s, m["split"][s]] for s in SPLITS]),
+        *_table(
+            ["split", "rows", "inputs"],
+            [[s, m["split"][s], m.get("inputs", m["split"])[s]] for s in SPLITS],
+        ),
         "",
     ]
     for name, per_split in m["labels"].items():

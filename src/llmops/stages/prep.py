@@ -69,7 +69,7 @@ def prep(task: Task, params: PrepParams, raw: Path, scratch: Path | None = None)
                 f"{display(raw)}: no rows to prepare ({names}); expected JSON Lines, CSV or "
                 "Parquet files"
             )
-        split_store(result.store, params.val_fraction, params.test_fraction)
+        split_store(result.store, params.val_fraction, params.test_fraction, bool(task.texts))
     except BaseException:
         result.close()
         raise

@@ -1,9 +1,12 @@
 """Dedup keeps one row per input (a pinned row beats an unpinned one, whatever the file
-order); the split is seeded, stratified by the first label field, stable and disjoint. The
-rows go through a real RowStore (SQLite in a temporary folder), as in prep."""
+order), and for a task with text outputs the rows that say something else as further
+references; the split is by input, seeded, stratified by the first label field, stable
+and disjoint. The rows go through a real RowStore (SQLite in a temporary folder), as in
+prep."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,20 +29,22 @@ def stored(records: list[Record], task: Task, seed: int = 0) -> Iterator[RowStor
         yield store
 
 
-def dedupe(records: list[Record], task: Task) -> tuple[list[Record], list[Rejection]]:
+def dedupe(
+    records: list[Record], task: Task, references: bool = False
+) -> tuple[list[Record], list[Rejection]]:
     """The rows dedupe keeps and the ones it rejects, as lists."""
     with stored(records, task) as store:
-        split.dedupe(store)
+        split.dedupe(store, references)
         store.db.execute("UPDATE rows SET split = 'train' WHERE status = ?", (KEPT,))
         return list(store.records("train")), list(store.rejections())
 
 
 def assign_splits(
-    records: list[Record], task: Task, val: float, test: float, seed: int
+    records: list[Record], task: Task, val: float, test: float, seed: int, references=False
 ) -> dict[str, list[Record]]:
     """The splits of `records` (deduped first, as prep does)."""
     with stored(records, task, seed) as store:
-        split.split_store(store, val, test)
+        split.split_store(store, val, test, references)
         return {name: list(store.records(name)) for name in SPLITS}
 
 
@@ -62,7 +67,7 @@ def test_dedupe_keeps_first_and_names_it(task):
     kept, rejected = dedupe([a, b, exact, near], task)
     assert kept == [a, b]
     assert [(r.where, r.reason, r.detail) for r in rejected] == [
-        ("g:9", "duplicate", "same inputs as f:0"),
+        ("g:9", "duplicate", "same inputs as f:0 with other labels"),
         ("g:10", "near_duplicate", "same inputs as f:1 up to case/whitespace"),
     ]
     assert '"id": "X"' in rejected[0].raw  # the rejected row itself is kept
@@ -135,3 +140,85 @@ def test_check_disjoint_catches_an_input_in_two_splits(task):
         store.db.execute("UPDATE rows SET split = 'test' WHERE place = 'h:1'")
         with pytest.raises(ValueError, match=r"h:1: its inputs are in two splits"):
             split.check_disjoint(store)
+
+
+def test_rows_that_share_inputs_but_say_other_text_are_references(task):
+    (a,) = make(1)
+    text = a.fields["text"]
+    rows = [
+        a,
+        twin(a, text, "g:1", summary="another way to say it"),
+        twin(a, text.upper(), "g:2", summary="Another  WAY to say it"),  # case: the same
+        twin(a, text, "g:3", summary="a third", topic="delivery"),  # a conflicting label
+        twin(a, text, "g:4"),  # the leader again, inputs and outputs
+    ]
+    kept, rejected = dedupe(rows, task, references=True)
+    assert [r.where for r in kept] == ["f:0", "g:1"]
+    assert [(r.where, r.reason, r.detail) for r in rejected] == [
+        ("g:2", "near_duplicate", "same inputs and outputs as g:1 up to case/whitespace"),
+        ("g:3", "duplicate", "same inputs as f:0 with other labels"),
+        ("g:4", "duplicate", "same inputs and outputs as f:0"),
+    ]
+    assert dedupe(rows, task)[0] == [a]  # a task without text outputs: one row per input
+
+
+def test_references_follow_their_inputs_pin_and_one_pinned_elsewhere_is_refused(task):
+    (a,) = make(1)
+    text = a.fields["text"]
+    lead, loose, elsewhere = (
+        dataclasses.replace(twin(a, text, where, pin, summary=said), id=where)
+        for where, pin, said in (
+            ("test.csv:2", "test", "pinned"),
+            ("f:5", None, "unpinned, so it follows"),
+            ("train.csv:7", "train", "pinned to train"),
+        )
+    )
+    splits = assign_splits([a, loose, elsewhere, lead], task, 0.1, 0.1, seed=1, references=True)
+    assert {r.where for r in splits["test"]} == {"test.csv:2", "f:0", "f:5"}
+    assert splits["train"] == splits["val"] == []
+    with stored([a, elsewhere, lead], task) as store:
+        split.dedupe(store, references=True)
+        (refused,) = list(store.rejections())
+    assert refused.where == "train.csv:7"
+    assert refused.detail == "same inputs as test.csv:2, pinned to test"
+
+
+def test_every_row_of_an_input_lands_in_one_split_and_inputs_are_stratified(task):
+    rows, inputs = [], {}
+    for i in range(120):  # 120 inputs, 1 to 9 references each, two labels
+        topic = "price" if i % 3 else "delivery"
+        count = 1 + (i * 7) % 9
+        for j in range(count):
+            fields = {"text": f"input {i}", "topic": topic, "sentiment": "neutral",
+                      "summary": f"reference {j} of input {i}"}  # fmt: skip
+            rows.append(Record(f"R{i}-{j}", fields, None, f"f:{len(rows)}"))
+        inputs[f"input {i}"] = (topic, count)
+    splits = assign_splits(rows, task, 0.1, 0.2, seed=3, references=True)
+    assert sum(map(len, splits.values())) == len(rows) == 600  # no reference lost
+    where = {}
+    for name, kept in splits.items():
+        for r in kept:
+            assert where.setdefault(r.fields["text"], name) == name  # one split per input
+    for name, fraction in (("test", 0.2), ("val", 0.1)):
+        for topic, n in (("price", 80), ("delivery", 40)):
+            chosen = {t for t, s in where.items() if s == name and inputs[t][0] == topic}
+            assert len(chosen) == split.share(n, fraction)  # a share of inputs, not rows
+        given = [t for t, s in where.items() if s == name]
+        assert sum(1 for r in splits[name]) == sum(inputs[t][1] for t in given)
+
+
+def test_references_that_carry_their_inputs_id_are_numbered_and_other_clashes_refused(task):
+    (a,) = make(1)
+    (b,) = make(1, start=1)
+    rows = [
+        a,
+        dataclasses.replace(twin(a, a.fields["text"], "g:1", summary="second"), id=a.id),
+        dataclasses.replace(twin(a, a.fields["text"], "g:2", summary="third"), id=a.id),
+        dataclasses.replace(b, id=a.id),  # another input with that id: a real clash
+    ]
+    splits = assign_splits(rows, task, 0.0, 0.0, seed=1, references=True)
+    assert [r.id for r in splits["train"]] == ["R0", "R0.2", "R0.3"]
+    with stored(rows, task) as store:
+        split.split_store(store, 0.0, 0.0, references=True)
+        (clash,) = list(store.rejections())
+    assert (clash.where, clash.reason) == ("f:1", "duplicate_id")
