@@ -1,67 +1,103 @@
-"""The classical floor: TF-IDF + logistic regression per label field, beside every evaluation.
+"""The classical floor, beside every evaluation: TF-IDF + logistic regression per label
+field, TF-IDF nearest-neighbour retrieval per text field.
 
     models = fit(train_rows, task, params.eval.classical)
-    metrics = score(models, test_rows, task)   # the label-field metrics, as for the models
+    metrics = score(models, test_rows, task, texts)   # as for the language models
 
-For each label output field, a scikit-learn pipeline of TF-IDF features of the row's input
-fields (joined by newlines) and a logistic regression is trained on the training split
-only, in about a second. It answers every test row with one of the field's labels and is
-scored by `llmops.evaluate.metrics` like the language models, so a reviewer sees at once whether the
-fine-tuned model beats a model anyone could train. Text fields have no classical
-counterpart.
+Both read TF-IDF features of the row's input fields (joined by newlines), fitted on the
+training split only, in about a second. For each label output field a logistic
+regression answers one of the field's labels; for each text output field the answer is
+the output of the training row whose inputs are nearest (cosine similarity; the first
+such row on a tie), which is what copying the most similar training answer gives. Both
+are scored by `llmops.evaluate.metrics` like the language models (text fields against all
+of an example's references), so a reviewer sees at once whether the fine-tuned model
+beats a model anyone could build.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from llmops.config.params import ClassicalParams
 from llmops.config.task import Parsed, Task
-from llmops.evaluate.metrics import summarize
+from llmops.evaluate.metrics import Texts, summarize
+
+KINDS = ("accuracy", "macro_f1", "valid_label", "rank_error", "rouge_l", "bleu", "chrf")
+CHUNK = 512  # query rows whose similarities to the training rows are computed at once
 
 
-def inputs(rows: list[dict], task: Task) -> list[str]:
+def inputs(rows: Sequence[dict], task: Task) -> list[str]:
     """The text a classical model reads: the row's input fields, one per line."""
-    return ["\n".join(r[f.name] for f in task.inputs) for r in rows]
+    return [task.input_text(r) for r in rows]
+
+
+class Nearest:
+    """Answers with the output of the training row whose inputs are most like the query's."""
+
+    def __init__(self, vectorizer, answers: list[str]):
+        self.vectorizer, self.answers = vectorizer, answers
+
+    def fit(self, text: list[str]) -> Nearest:
+        self.matrix = self.vectorizer.fit_transform(text).T.tocsr()
+        return self
+
+    def predict(self, text: list[str]) -> list[str]:
+        out: list[str] = []
+        for start in range(0, len(text), CHUNK):
+            query = self.vectorizer.transform(text[start : start + CHUNK])
+            similar = (query @ self.matrix).toarray()  # rows are L2-normalised: cosine
+            out += [self.answers[i] for i in similar.argmax(axis=1)]
+        return out
+
+
+def _vectorizer(params: ClassicalParams):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        analyzer=params.analyzer,
+        ngram_range=(params.ngram_min, params.ngram_max),
+        sublinear_tf=True,
+    )
 
 
 def fit(rows: list[dict], task: Task, params: ClassicalParams) -> dict:
-    """One fitted pipeline per label output field (a constant when training has one label)."""
+    """One fitted model per output field: a pipeline per label field (a constant when
+    training has one label), a `Nearest` per text field."""
     from sklearn.dummy import DummyClassifier
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     text = inputs(rows, task)
-    models = {}
+    models: dict = {}
     for field in task.labels:
         labels = [r[field.name] for r in rows]
         one = len(set(labels)) < 2
         model = make_pipeline(
-            TfidfVectorizer(
-                analyzer=params.analyzer,
-                ngram_range=(params.ngram_min, params.ngram_max),
-                sublinear_tf=True,
-            ),
+            _vectorizer(params),
             DummyClassifier(strategy="most_frequent")
             if one
             else LogisticRegression(C=params.C, max_iter=2000),
         )
         models[field.name] = model.fit(text, labels)
+    for field in task.texts:
+        models[field.name] = Nearest(_vectorizer(params), [r[field.name] for r in rows]).fit(text)
     return models
 
 
 def predict(models: dict, rows: list[dict], task: Task) -> list[Parsed]:
-    """Each row's answer as the models give it: labels only, no text fields."""
+    """Each row's answer as the models give it (not a JSON answer: `valid` is False)."""
     text = inputs(rows, task)
-    labels = {name: list(model.predict(text)) for name, model in models.items()}
+    answers = {name: list(model.predict(text)) for name, model in models.items()}
     return [
-        Parsed(False, {f.name: labels[f.name][i] if f.is_label else None for f in task.outputs})
-        for i in range(len(rows))
+        Parsed(False, {f.name: answers[f.name][i] for f in task.outputs}) for i in range(len(rows))
     ]
 
 
-def score(models: dict, rows: list[dict], task: Task) -> dict[str, float]:
-    """The label-field metrics of the classical models on `rows` (names as in metrics)."""
-    metrics = summarize(task, predict(models, rows, task), rows)
-    kinds = ("accuracy", "macro_f1", "valid_label", "rank_error")
-    names = {f"{f.name}_{kind}" for f in task.labels for kind in kinds}
+def score(
+    models: dict, rows: list[dict], task: Task, texts: Sequence[Texts] | None = None
+) -> dict[str, float]:
+    """The per-field metrics of the classical models on `rows` (names as in metrics);
+    `texts`: each row's references per text field."""
+    metrics = summarize(task, predict(models, rows, task), rows, texts)
+    names = {f"{f.name}_{kind}" for f in task.outputs for kind in KINDS}
     return {k: round(v, 6) for k, v in metrics.items() if k in names}

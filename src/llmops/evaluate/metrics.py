@@ -13,11 +13,20 @@ that is not a JSON object earns nothing. Names follow one pattern, `<field>_<met
       F_valid_label  share of answers whose F is one of F's values
       F_rank_error   ordered labels only: mean |rank(answer) - rank(reference)|; an answer
                      that is not a valid label counts as the largest distance (lower is better)
-    per text output field F
-      F_rouge_l      mean ROUGE-L F1 over lower-cased word tokens (no text scores 0)
-      F_bleu         sacrebleu corpus BLEU, 0-100
+    per text output field F, against every reference of the example's input
+      F_rouge_l      mean ROUGE-L F1, each answer's best over its references (Google's
+                     rouge-score with Porter stemming, as usually reported; its tokens are
+                     Unicode words, and each CJK character a word, so text in any script
+                     scores; on ASCII text they are rouge-score's own); no text scores 0
+      F_bleu         sacrebleu corpus BLEU, 0-100, multi-reference (`signatures`)
+      F_chrf         sacrebleu corpus chrF, 0-100, multi-reference
     for the whole answer
-      json_valid, exact_match (every output field equals the reference)
+      json_valid, exact_match (every output field equals the reference: for a text
+      field, one of its references)
+
+An example is one input of the split: the rows that share their inputs (up to case and
+whitespace; prep keeps several only as references of a text output) are one example,
+whose first row gives its id, inputs and labels (`group`).
     added by the eval stage
       test_loss and perplexity (answer tokens of the references), latency_ms (generation
       wall time per example, batched), generated_tokens_per_s
@@ -35,17 +44,25 @@ python -m llmops.evaluate.metrics
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.config.params import GateParams, Params, ParamsError, load_params
 from llmops.config.task import Parsed, Task
+from llmops.config.textnorm import dedupe_key
 
-WORD = re.compile(r"[^\W_]+")
+# A ROUGE token: one CJK ideograph, kana or Hangul syllable, or a run of other letters and
+# digits (on ASCII text: rouge-score's [a-z0-9]+).
+WORD = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+    r"|(?:(?![\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff])[^\W_])+"
+)
+Texts = Mapping[str, Sequence[str]]  # an example's references, per text output field
 MODEL = "tuned"  # the fine-tuned model's metrics in metrics/eval.json: what gates judge
 EVAL_SHAPE = 'a JSON object of models ("tuned", ...), each an object of metric names to numbers'
 
@@ -92,7 +109,8 @@ def metrics(task: Task) -> dict[str, Metric]:
         if f.ordered:  # ranks 0 .. len(values) - 1 apart
             out[f"{f.name}_rank_error"] = Metric(False, 0.0, float(len(f.values) - 1))
     for f in task.texts:
-        out |= {f"{f.name}_rouge_l": RATE, f"{f.name}_bleu": Metric(True, 0.0, 100.0)}
+        hundred = Metric(True, 0.0, 100.0)
+        out |= {f"{f.name}_rouge_l": RATE, f"{f.name}_bleu": hundred, f"{f.name}_chrf": hundred}
     return out | {"exact_match": RATE} | EVAL_METRICS
 
 
@@ -186,29 +204,51 @@ def _json_kind(value) -> str:
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+    """ROUGE's tokens: lower-cased words, Porter-stemmed as rouge-score stems them (ASCII
+    words of more than 3 characters)."""
+    stem = _stemmer().stem
+    return [stem(w) if len(w) > 3 and w.isascii() else w for w in WORD.findall(text.lower())]
 
 
-def rouge_l(hypothesis: str, reference: str) -> float:
-    """ROUGE-L F1: longest common subsequence of word tokens."""
-    hyp, ref = words(hypothesis), words(reference)
-    if not hyp or not ref:
+@functools.cache
+def _stemmer():
+    from nltk.stem import porter
+
+    return porter.PorterStemmer()
+
+
+class _Words:
+    """`words` as a rouge-score tokenizer."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return words(text)
+
+
+@functools.cache
+def _rouge():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Words())
+
+
+def rouge_l(hypothesis: str, references: str | Sequence[str]) -> float:
+    """ROUGE-L F1 against the best of the references (rouge-score's `score_multi`)."""
+    refs = [references] if isinstance(references, str) else list(references)
+    if not hypothesis or not any(refs):
         return 0.0
-    previous = [0] * (len(ref) + 1)
-    for h in hyp:
-        current = [0]
-        for j, r in enumerate(ref):
-            current.append(previous[j] + 1 if h == r else max(previous[j + 1], current[j]))
-        previous = current
-    lcs = previous[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(hyp), lcs / len(ref)
-    return 2 * precision * recall / (precision + recall)
+    return float(_rouge().score_multi(refs, hypothesis)["rougeL"].fmeasure)
 
 
-def score_example(task: Task, parsed: Parsed, reference: dict) -> dict[str, float]:
-    """Per-example scores: each is the example's share of a split-level mean metric."""
+def references(task: Task, row: Mapping, texts: Texts | None) -> dict[str, list[str]]:
+    """Every reference of each text output field: `texts`' when given, else the row's."""
+    return {f.name: list(texts[f.name]) if texts else [row[f.name]] for f in task.texts}
+
+
+def score_example(
+    task: Task, parsed: Parsed, reference: Mapping, texts: Texts | None = None
+) -> dict[str, float]:
+    """Per-example scores: each is the example's share of a split-level mean metric.
+    `texts`: the example's references per text field (default: the reference row's)."""
     scores = {"json_valid": float(parsed.valid)}
     for f in task.labels:
         answer, truth = parsed.fields[f.name], reference[f.name]
@@ -218,11 +258,31 @@ def score_example(task: Task, parsed: Parsed, reference: dict) -> dict[str, floa
             rank = f.values.index
             error = abs(rank(answer) - rank(truth)) if answer in f.values else len(f.values) - 1
             scores[f"{f.name}_rank_error"] = float(error)
+    refs = references(task, reference, texts)
     for f in task.texts:
-        scores[f"{f.name}_rouge_l"] = rouge_l(parsed.fields[f.name] or "", reference[f.name])
-    same = all(parsed.fields[f.name] == reference[f.name] for f in task.outputs)
+        scores[f"{f.name}_rouge_l"] = rouge_l(parsed.fields[f.name] or "", refs[f.name])
+    same = all(parsed.fields[f.name] == reference[f.name] for f in task.labels) and all(
+        parsed.fields[f.name] in refs[f.name] for f in task.texts
+    )
     scores["exact_match"] = float(same)
     return scores
+
+
+def group(task: Task, rows: Sequence[Mapping]) -> tuple[list[Mapping], list[dict[str, list[str]]]]:
+    """The split's examples: the first row of each input (up to case and whitespace), in
+    order, and each one's references per text output field (its rows' texts, in order)."""
+    first: dict[str, int] = {}
+    leads: list[Mapping] = []
+    texts: list[dict[str, list[str]]] = []
+    for row in rows:
+        key = dedupe_key(task.input_text(row))
+        if key not in first:
+            first[key] = len(leads)
+            leads.append(row)
+            texts.append({f.name: [] for f in task.texts})
+        for f in task.texts:
+            texts[first[key]][f.name].append(row[f.name])
+    return leads, texts
 
 
 def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequence[str]) -> float:
@@ -236,27 +296,68 @@ def macro_f1(truth: Sequence[str], predicted: Sequence[str | None], labels: Sequ
     return sum(scores) / len(scores) if scores else 0.0
 
 
-def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """sacrebleu corpus BLEU (0-100) with its default 13a tokenizer."""
-    import sacrebleu
+def _streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """sacrebleu's reference streams: the i-th stream holds each example's i-th reference
+    (None where an example has fewer)."""
+    most = max((len(r) for r in references), default=1)
+    return [[r[i] if i < len(r) else None for r in references] for i in range(most)]
 
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+
+def bleu(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]]) -> float:
+    """sacrebleu corpus BLEU (0-100, default 13a tokenizer), each hypothesis against all
+    of its references."""
+    from sacrebleu.metrics import BLEU
+
+    refs = [[r] if isinstance(r, str) else r for r in references]
+    return float(BLEU().corpus_score(list(hypotheses), _streams(refs)).score)
 
 
-def summarize(task: Task, parsed: Sequence[Parsed], references: Sequence[dict]) -> dict:
-    """Split-level metrics from parsed outputs and reference rows, in `metric_names` order."""
-    scores = [score_example(task, p, r) for p, r in zip(parsed, references, strict=True)]
+def chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """sacrebleu corpus chrF (0-100), each hypothesis against all of its references."""
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().corpus_score(list(hypotheses), _streams(references)).score)
+
+
+def signatures() -> dict[str, str]:
+    """How the text metrics are computed, as their scorers state it (for reports); the
+    sacrebleu signatures of a multi-reference score (nrefs:var)."""
+    import importlib.metadata
+
+    from sacrebleu.metrics import BLEU, CHRF
+
+    out = {}
+    for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
+        metric.corpus_score(["a b", "c d"], [["a b", "c d"], ["a b", None]])  # signs a score
+        out[name] = str(metric.get_signature())
+    version = importlib.metadata.version("rouge-score")
+    out["rouge_l"] = f"rouge-score {version}|rougeL F1|stem:porter|tok:unicode-words|refs:best"
+    return out
+
+
+def summarize(
+    task: Task,
+    parsed: Sequence[Parsed],
+    rows: Sequence[Mapping],
+    texts: Sequence[Texts] | None = None,
+) -> dict:
+    """Split-level metrics from parsed outputs and reference rows (and, for text fields,
+    each example's references: `texts`), in `metric_names` order."""
+    examples = list(texts) if texts is not None else [None] * len(rows)
+    scores = [score_example(task, p, r, t) for p, r, t in zip(parsed, rows, examples, strict=True)]
     out = {}
     for name in metric_names(task):
         if name in scores[0]:
             out[name] = sum(s[name] for s in scores) / len(scores)
     for f in task.labels:
-        truth = [r[f.name] for r in references]
+        truth = [r[f.name] for r in rows]
         answers = [p.fields[f.name] for p in parsed]
         out[f"{f.name}_macro_f1"] = macro_f1(truth, answers, f.values)
     for f in task.texts:
         answers = [p.fields[f.name] or "" for p in parsed]
-        out[f"{f.name}_bleu"] = bleu(answers, [r[f.name] for r in references])
+        refs = [references(task, r, t)[f.name] for r, t in zip(rows, examples, strict=True)]
+        out[f"{f.name}_bleu"] = bleu(answers, refs)
+        out[f"{f.name}_chrf"] = chrf(answers, refs)
     return {name: out[name] for name in metric_names(task) if name in out}
 
 

@@ -51,11 +51,15 @@ class Prediction:
     reference: dict[str, str]
     base: ModelAnswer
     tuned: ModelAnswer
+    # Every reference of a text field whose input has more than one (the first is
+    # `reference`'s); the others have one, `reference`'s.
+    references: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict) -> Prediction:
         answers = {m: ModelAnswer(**data[m]) for m in ("base", "tuned")}
-        return cls(data["id"], data["inputs"], data["reference"], **answers)
+        further = data.get("references", {})
+        return cls(data["id"], data["inputs"], data["reference"], **answers, references=further)
 
 
 def write_predictions(path: Path, records: Iterable[Prediction]) -> None:
@@ -87,7 +91,10 @@ def example_rows(task: Task, records: Iterable[Prediction]) -> list[dict[str, st
     """The compact per-example rows of the fine-tuned model (metrics/eval_examples.csv)."""
     rows = []
     for r in records:
-        digest = hashlib.sha256(task.answer_text(r.reference).encode()).hexdigest()[:12]
+        said = task.answer_text(r.reference)
+        if r.references:  # a change to any reference changes the example
+            said += json.dumps(r.references, ensure_ascii=False, sort_keys=True)
+        digest = hashlib.sha256(said.encode()).hexdigest()[:12]
         row = {"id": r.id, "reference": digest}
         row |= {name: f"{value:g}" for name, value in r.tuned.scores.items()}
         for f in task.labels:

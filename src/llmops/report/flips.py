@@ -3,9 +3,10 @@
 Both sides come from the per-example records in git (metrics/eval_examples.csv, at the
 baseline ref and in the working tree), so the section is filled without any DVC remote.
 Right means every label output field right (the exact match for a task without labels).
-Each listed example shows this change's inputs, reference and output (from the working
-tree's predictions) and the baseline's answer: its generated text when its predictions
-are in the DVC cache or remote, else its labels from the record.
+Each listed example shows this change's inputs, reference (and, for a text field with
+several, its other references) and output (from the working tree's predictions) and the
+baseline's answer: its generated text when its predictions are in the DVC cache or remote,
+else its labels from the record.
 """
 
 from __future__ import annotations
@@ -34,6 +35,21 @@ def flipped(task: Task, pairs: tuple[list[dict], list[dict]]) -> tuple[list, lis
     fixed = [(b, r) for b, r in both if not right(task, b) and right(task, r)]
     broken = [(b, r) for b, r in both if right(task, b) and not right(task, r)]
     return fixed, broken
+
+
+SHOWN_REFERENCES = 3  # references of a text field listed in a cell; the rest are counted
+
+
+def reference_cell(record: Prediction) -> str:
+    """The reference answer and, for a text field with several, its other references."""
+    cell = json.dumps(record.reference, ensure_ascii=False)
+    for name, refs in record.references.items():
+        others = refs[1 : 1 + SHOWN_REFERENCES]
+        more = len(refs) - 1 - len(others)
+        listed = " · ".join(json.dumps(r, ensure_ascii=False) for r in others)
+        cell += f" · {name}, {len(refs)} references, also: {listed}"
+        cell += f" (+{more} more)" if more else ""
+    return cell
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,7 @@ class FlipSection:
             cells = [
                 record.id,
                 inputs,
-                json.dumps(record.reference),
+                reference_cell(record),
                 self.baseline_answer(old),
                 record.tuned.output,
             ]

@@ -9,12 +9,16 @@ Both models (one load: the adapter switched off is the base model) answer every 
 row through `llmops.model.inference` (the path the service uses) with the adapter's prompt
 template and params.yaml `decoding`, and are scored by `llmops.evaluate.metrics` for the task
 declared in params.yaml. Also measured: the answer-token loss on the test split (and its
-perplexity), generation time per example and generated tokens/s. Beside them, the
-classical floor (llmops.evaluate.classical: TF-IDF + logistic regression per label field, trained on
-the training split only) is scored on the same rows. metrics/eval.json holds `base`,
-`tuned` and `classical`; --examples gets the fine-tuned model's per-example record that
-the gates and the report pair with a baseline's (llmops.evaluate.predictions). The figures are
-logged to the MLflow run that trained the adapter (its id is in <adapter>/training.json).
+perplexity), generation time per example and generated tokens/s. An example is one input:
+rows that share it are its references, and its text fields are scored against all of them
+(`llmops.evaluate.metrics.group`); the loss is over every row. Beside them, the classical
+floor (`llmops.evaluate.classical`: TF-IDF + logistic regression per label field, nearest
+training answer per text field, fitted on the training split only) is scored on the same
+examples. metrics/eval.json holds `base`, `tuned` and `classical`; --examples gets the
+fine-tuned model's per-example record that the gates and the report pair with a
+baseline's (`llmops.evaluate.predictions`). The figures, and the text scorers'
+signatures as tags, are logged to the MLflow run that trained the adapter (its id is in
+<adapter>/training.json).
 """
 
 from __future__ import annotations
@@ -34,7 +38,17 @@ from llmops.config.params import Params, ParamsError, load_params
 from llmops.config.prompts import PromptError
 from llmops.config.task import Field, Task
 from llmops.evaluate import classical
-from llmops.evaluate.metrics import check_gates, confusion, rates, score_example, summarize
+from llmops.evaluate.metrics import (
+    Texts,
+    check_gates,
+    confusion,
+    group,
+    rates,
+    references,
+    score_example,
+    signatures,
+    summarize,
+)
 from llmops.evaluate.predictions import (
     ModelAnswer,
     Prediction,
@@ -54,16 +68,18 @@ MODELS = ("base", "tuned")
 
 
 def score(model: TaskModel, rows: list[dict], params: Params) -> tuple[dict, list[Answer]]:
-    """Metrics and answers of one model on `rows`."""
+    """Metrics and answers of one model: it answers each example (the first row of each
+    input), scored against its references; the loss is over every row."""
     batch = params.eval.batch_size
-    answers, seconds = model.timed_answer(rows, params.decoding, batch)
-    metrics = summarize(model.task, [a.parsed for a in answers], rows)
+    examples, texts = group(model.task, rows)
+    answers, seconds = model.timed_answer(examples, params.decoding, batch)
+    metrics = summarize(model.task, [a.parsed for a in answers], examples, texts)
     loss = test_loss(model, rows, batch)
     generated = sum(a.new_tokens for a in answers)
     metrics |= {
         "test_loss": loss,
         "perplexity": math.exp(min(loss, 50.0)),
-        "latency_ms": 1000 * seconds / len(rows),
+        "latency_ms": 1000 * seconds / len(examples),
         "generated_tokens_per_s": generated / seconds,
     }
     return {k: round(v, 6) for k, v in metrics.items()}, answers
@@ -101,39 +117,48 @@ def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dic
         with switch:
             results[name], answers[name] = score(model, rows, params)
         log.info("%s: %s", name, json.dumps(results[name]))
-    if task.labels:
-        results["classical"] = classical_floor(params, task, data, rows)
+    examples, texts = group(task, rows)
+    results["classical"] = classical_floor(params, task, data, examples, texts)
     records = [
-        prediction(task, row, {m: answers[m][i] for m in MODELS}) for i, row in enumerate(rows)
+        prediction(task, row, {m: answers[m][i] for m in MODELS}, texts[i])
+        for i, row in enumerate(examples)
     ]
     return results, records
 
 
-def classical_floor(params: Params, task: Task, data: Path, test: list[dict]) -> dict:
-    """The TF-IDF + logistic regression metrics on the test rows, trained on train only."""
+def classical_floor(
+    params: Params, task: Task, data: Path, test: list[dict], texts: list[Texts]
+) -> dict:
+    """The classical models' metrics on the test examples, fitted on train only."""
     path = data / "train.jsonl"
     train = read_split(path)
     check_rows(path, train, task)
-    metrics = classical.score(classical.fit(train, task, params.eval.classical), test, task)
+    models = classical.fit(train, task, params.eval.classical)
+    metrics = classical.score(models, test, task, texts)
     log.info("classical: %s", json.dumps(metrics))
     return metrics
 
 
-def prediction(task: Task, row: dict, answers: dict[str, Answer]) -> Prediction:
-    """One example: inputs, reference, and per model the output, parsed fields and scores."""
+def prediction(
+    task: Task, row: dict, answers: dict[str, Answer], texts: Texts | None = None
+) -> Prediction:
+    """One example: inputs, reference (and every reference of its text fields), and per
+    model the output, parsed fields and scores."""
     scored = {
         name: ModelAnswer(
             output=a.text,
             parsed=a.parsed.fields,
             valid=a.parsed.valid,
             error=a.parsed.error,
-            scores={k: round(v, 4) for k, v in score_example(task, a.parsed, row).items()},
+            scores={k: round(v, 4) for k, v in score_example(task, a.parsed, row, texts).items()},
             new_tokens=a.new_tokens,
         )
         for name, a in answers.items()
     }
     inputs = {f.name: row[f.name] for f in task.inputs}
-    return Prediction(row["id"], inputs, task.answer(row), **scored)
+    refs = references(task, row, texts)
+    further = {name: values for name, values in refs.items() if len(values) > 1}
+    return Prediction(row["id"], inputs, task.answer(row), **scored, references=further)
 
 
 def write_plots(task: Task, results: dict, records: list[Prediction], folder: Path) -> None:
@@ -195,7 +220,9 @@ def log_to_training_run(results: dict, adapter: Path) -> str:
     info = json.loads((adapter / "training.json").read_text(encoding="utf-8"))
     figures = {f"test/{m}/{k}": float(v) for m, r in results.items() for k, v in r.items()}
     # A store without the training run (trained elsewhere) gets a new run, tagged with it.
-    with tracking.start("eval", {}, {"eval_commit": tracking.git_commit()}, info["run_id"]) as run:
+    tags = {"eval_commit": tracking.git_commit()}
+    tags |= {f"scorer_{name}": sign for name, sign in signatures().items()}
+    with tracking.start("eval", {}, tags, info["run_id"]) as run:
         mlflow.log_metrics(figures)
         return run.info.run_id
 

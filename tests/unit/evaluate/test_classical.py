@@ -1,5 +1,6 @@
-"""The classical floor: TF-IDF + logistic regression per label field, trained on the training
-split only, scored like the language models, and reported beside them by the eval stage."""
+"""The classical floor: TF-IDF + logistic regression per label field and the nearest training
+answer per text field, fitted on the training split only, scored like the language
+models, and reported beside them by the eval stage."""
 
 from __future__ import annotations
 
@@ -17,18 +18,31 @@ def prepared(rows: list[dict]) -> list[dict]:
              ("topic", "sentiment", "summary")}} for r in rows]  # fmt: skip
 
 
-def test_it_learns_the_label_fields_and_reports_only_their_metrics(params, task):
+def test_it_learns_every_output_field_and_reports_their_metrics_only(params, task):
     rows = prepared(review_rows(400, seed=5))
     models = classical.fit(rows[:300], task, params.eval.classical)
     metrics = classical.score(models, rows[300:], task)
     assert set(metrics) == {
         "topic_accuracy", "topic_macro_f1", "topic_valid_label",
         "sentiment_accuracy", "sentiment_macro_f1", "sentiment_valid_label",
-        "sentiment_rank_error",
+        "sentiment_rank_error", "summary_rouge_l", "summary_bleu", "summary_chrf",
     }  # fmt: skip
     assert metrics["topic_accuracy"] > 0.9 and metrics["topic_valid_label"] == 1.0
-    answers = classical.predict(models, rows[300:302], task)
-    assert answers[0].fields["summary"] is None  # no classical counterpart for text
+    assert 0 < metrics["summary_rouge_l"] <= 1 and metrics["summary_chrf"] > 0
+
+
+def test_a_text_field_is_answered_with_the_nearest_training_rows_output(params, task):
+    base = prepared(review_rows(3, seed=1))[0]
+    train = [
+        {**base, "text": "the courier lost my parcel again", "summary": "Lost parcel."},
+        {**base, "text": "great price for the quality", "summary": "Good value."},
+        {**base, "text": "the courier lost my parcel again", "summary": "Parcel lost."},
+    ]
+    models = classical.fit(train, task, params.eval.classical)
+    queries = [{**base, "text": "my parcel was lost by the courier"},
+               {**base, "text": "quality at a great price"}]  # fmt: skip
+    answers = classical.predict(models, queries, task)
+    assert [a.fields["summary"] for a in answers] == ["Lost parcel.", "Good value."]
 
 
 def test_a_field_with_one_label_in_training_gets_a_constant(params, task):

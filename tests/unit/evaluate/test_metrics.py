@@ -9,8 +9,11 @@ import pytest
 
 from llmops.config.params import GateParams, ParamsError
 from llmops.evaluate.metrics import (
+    bleu,
     check_gates,
+    chrf,
     confusion,
+    group,
     macro_f1,
     main,
     metric_names,
@@ -18,7 +21,9 @@ from llmops.evaluate.metrics import (
     rates,
     rouge_l,
     score_example,
+    signatures,
     summarize,
+    words,
 )
 from tests.synthetic import write_params
 
@@ -38,7 +43,7 @@ def test_names_follow_one_pattern_per_field_kind(task):
         "topic_accuracy", "topic_macro_f1", "topic_valid_label",
         "sentiment_accuracy", "sentiment_macro_f1", "sentiment_valid_label",
         "sentiment_rank_error",  # ordered labels only
-        "summary_rouge_l", "summary_bleu",
+        "summary_rouge_l", "summary_bleu", "summary_chrf",
         "exact_match", "test_loss", "perplexity", "latency_ms", "generated_tokens_per_s",
     ]  # fmt: skip
     assert names["sentiment_rank_error"] is False and names["test_loss"] is False
@@ -174,3 +179,66 @@ def test_every_metric_has_a_range_and_rates_are_the_unit_ones(task):
         n for n, m in known.items() if (m.lo, m.hi, m.higher) == (0, 1, True)
     )
     assert known["sentiment_rank_error"].hi == len(task.field("sentiment").values) - 1
+
+
+ENGLISH = [  # (hypothesis, reference): punctuation, digits, case, suffixes the stemmer folds
+    ("The cats were running quickly to the houses", "A cat runs quick to its house."),
+    ("Zizzi is a cheap pub near the riverside; it's kid-friendly", "Zizzi: cheap, by the river"),
+    ("Prices from 20-25 pounds, rated 5 out of 5", "It costs £20-25 and is rated 5/5"),
+    ("under_scores and CamelCase words", "underscores and camelcase wording"),
+]
+
+
+@pytest.mark.parametrize(("hypothesis", "reference"), ENGLISH)
+def test_rouge_l_is_rouge_scores_own_on_english_text(hypothesis, reference):
+    from rouge_score import rouge_scorer
+
+    standard = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    expected = standard.score(reference, hypothesis)["rougeL"].fmeasure
+    assert rouge_l(hypothesis, reference) == pytest.approx(expected, abs=1e-12)
+    assert expected > 0  # the cases share words: a real comparison
+
+
+def test_rouge_l_scores_text_in_any_script_and_takes_the_best_reference():
+    assert words("東京は大きい city") == ["東", "京", "は", "大", "き", "い", "citi"]
+    assert rouge_l("Пицца у реки", "пицца у реки") == 1.0  # rouge-score alone gives 0
+    assert rouge_l("东京很大", "东京很小") == pytest.approx(0.75)
+    best = rouge_l("a cheap pub", ["an expensive restaurant", "a cheap pub by the river"])
+    assert best == pytest.approx(rouge_l("a cheap pub", "a cheap pub by the river"))
+
+
+def test_bleu_and_chrf_score_each_answer_against_all_its_references():
+    import sacrebleu
+
+    answers = ["a cheap pub by the river", "a family restaurant"]
+    refs = [["the pub is cheap", "a cheap pub by the river"], ["a restaurant for families"]]
+    streams = [
+        ["the pub is cheap", "a restaurant for families"],
+        ["a cheap pub by the river", None],
+    ]
+    assert bleu(answers, refs) == pytest.approx(sacrebleu.corpus_bleu(answers, streams).score)
+    assert chrf(answers, refs) == pytest.approx(sacrebleu.corpus_chrf(answers, streams).score)
+    assert bleu(answers, refs) > bleu(answers, [r[0] for r in refs])  # more references help
+    signed = signatures()
+    assert "nrefs:var" in signed["bleu"] and "tok:13a" in signed["bleu"]
+    assert "nrefs:var" in signed["chrf"] and "rouge-score" in signed["rouge_l"]
+
+
+def test_rows_that_share_inputs_are_one_example_scored_against_every_reference(task):
+    rows = [
+        {"id": "a", "text": "Pub near river", **REF, "summary": "A pub by the river."},
+        {"id": "b", "text": "Something else", **REF, "summary": "Other."},
+        {"id": "c", "text": "pub  NEAR river", **REF, "summary": "Riverside pub, cheap."},
+    ]
+    examples, texts = group(task, rows)
+    assert [e["id"] for e in examples] == ["a", "b"]
+    assert texts[0]["summary"] == ["A pub by the river.", "Riverside pub, cheap."]
+    parsed = task.parse_answer(answer(task, summary="Riverside pub, cheap."))
+    scores = score_example(task, parsed, examples[0], texts[0])
+    assert scores["summary_rouge_l"] == 1.0 and scores["exact_match"] == 1.0
+    assert score_example(task, parsed, examples[0])["exact_match"] == 0.0  # one reference
+    result = summarize(task, [parsed, parsed], examples, texts)
+    assert result["summary_rouge_l"] == pytest.approx(
+        (1.0 + rouge_l("Riverside pub, cheap.", "Other.")) / 2
+    )
+    assert result["summary_chrf"] > 0 and set(result) >= {"summary_bleu", "summary_chrf"}

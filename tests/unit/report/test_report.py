@@ -285,3 +285,17 @@ def test_params_are_compared_as_load_params_reads_them(tmp_path, monkeypatch, ta
         "_Params not compared: params.yaml at the baseline: not valid YAML: duplicate key"
         in (tmp_path / "report.md").read_text()
     )
+
+
+def test_a_flipped_example_shows_every_reference_of_its_text_field():
+    from llmops.evaluate.predictions import ModelAnswer, Prediction
+    from llmops.report.flips import reference_cell
+
+    said = ModelAnswer("{}", {}, False, "", {}, 0)
+    refs = ["A pub.", "A cheap pub.", "Pub, cheap.", "Riverside pub.", "Cheap riverside pub."]
+    record = Prediction("r1", {"mr": "name[X]"}, {"text": "A pub."}, said, said, {"text": refs})
+    cell = reference_cell(record)
+    assert cell.startswith('{"text": "A pub."} · text, 5 references, also: "A cheap pub."')
+    assert '"Riverside pub."' in cell and "Cheap riverside" not in cell and "(+1 more)" in cell
+    alone = Prediction("r2", {"mr": "name[Y]"}, {"text": "B."}, said, said)
+    assert reference_cell(alone) == '{"text": "B."}'
