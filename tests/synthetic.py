@@ -93,7 +93,7 @@ PARAMS: dict = {
                  "target_modules": ["q_proj", "v_proj", "down_proj"],
                  "modules_to_save": ["embed_tokens"]},
         "learning_rate": 0.003, "schedule": "cosine", "warmup_steps": 2, "weight_decay": 0.0,
-        "token_dropout": 0.0,
+        "token_dropout": 0.0, "references": "all",
         "epochs": 100, "max_steps": 24, "batch_size": 4, "grad_accum": 2, "max_length": 1024,
         "max_grad_norm": 1.0, "precision": "auto", "eval_every": 6, "checkpoint_every": 4,
         "log_every": 2,

@@ -203,6 +203,9 @@ class TrainParams:
     warmup_steps: Annotated[int, Range(0, 10**9)]
     weight_decay: Annotated[float, Range(0.0, 1.0)]
     token_dropout: Annotated[float, Range(0.0, 1.0, hi_open=True)]
+    # Several references of one input: every one an example each epoch ("all"), or one of
+    # them, drawn per epoch ("one_per_epoch": an epoch is a pass over the inputs).
+    references: Literal["all", "one_per_epoch"]
     epochs: Annotated[int, Range(1, 1_000_000)]
     max_steps: Steps | None
     batch_size: BatchSize

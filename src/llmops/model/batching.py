@@ -1,6 +1,8 @@
 """Length-grouped batches: examples of similar length share a batch, so little is padding.
 
-Each epoch shuffles the examples with (seed, epoch), cuts them into windows of
+Each epoch takes every example or, given `groups` (an example's input, when an input has
+several references), one example per group, drawn with (seed, epoch); it shuffles them
+with (seed, epoch), cuts them into windows of
 `batch_size * window` examples, sorts each window by length and slices it into batches,
 then shuffles the batch order. The plan is a pure function of its inputs, which is what
 lets a resumed run (and every process of a multi-process run) see the same batches.
@@ -21,11 +23,22 @@ from llmops.model.tokenised import IGNORE, Example
 
 
 def plan_batches(
-    lengths: list[int], batch_size: int, seed: int, epoch: int, window: int = 64
+    lengths: list[int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    window: int = 64,
+    groups: list[int] | None = None,
 ) -> list[list[int]]:
-    """Example indices per batch for one epoch."""
+    """Example indices per batch for one epoch; with `groups` (each example's group), one
+    example of each group."""
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))
+    if groups is not None:
+        members: dict[int, list[int]] = {}
+        for i, group in enumerate(groups):
+            members.setdefault(group, []).append(i)
+        order = [rng.choice(indices) for indices in members.values()]
     rng.shuffle(order)
     span = batch_size * window
     batches = []

@@ -42,6 +42,7 @@ class Setup:
     train: list[Example]
     val: list[Example]
     stamp: str  # fingerprint of params, data, base model and prompt
+    groups: list[int] | None = None  # each training example's input (train.references)
 
 
 @dataclass
@@ -81,7 +82,8 @@ def fit(
     from accelerate import Accelerator
 
     acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    check_batches(len(setup.train), cfg, acc.num_processes)
+    drawn = cfg.references == "one_per_epoch" and setup.groups is not None
+    check_batches(len(set(setup.groups)) if drawn else len(setup.train), cfg, acc.num_processes)
     return Loop(setup, cfg, checkpoints, acc, on_metrics, run_id).run()
 
 
@@ -95,7 +97,8 @@ class Loop:
         self.on_metrics = on_metrics
         self.dev = pick_device(cfg.precision, acc.device)
         self.lengths = [len(e.input_ids) for e in setup.train]
-        batches = len(plan_batches(self.lengths, cfg.batch_size, cfg.seed, 0))
+        self.groups = setup.groups if cfg.references == "one_per_epoch" else None
+        batches = len(self.plan(0))
         self.per_epoch = max(1, batches // (acc.num_processes * cfg.grad_accum))
         self.total = min(cfg.epochs * self.per_epoch, cfg.max_steps or float("inf"))
         self.stamp = stamp_for(setup, acc.num_processes)
@@ -169,7 +172,7 @@ class Loop:
         cfg, acc, step = self.cfg, self.acc, self.state["step"]
         epoch, index = divmod(step, self.per_epoch)
         if epoch not in self.plans:
-            self.plans[epoch] = plan_batches(self.lengths, cfg.batch_size, cfg.seed, epoch)
+            self.plans[epoch] = self.plan(epoch)
         first = (index * acc.num_processes + acc.process_index) * cfg.grad_accum
         mine = self.plans[epoch][first : first + cfg.grad_accum]
         seed = hash((cfg.seed, step, acc.process_index)) & 0xFFFF_FFFF
@@ -198,6 +201,10 @@ class Loop:
         self.optimizer.zero_grad(set_to_none=True)
         self.state["step"] = step + 1
         return loss_sum
+
+    def plan(self, epoch: int) -> list[list[int]]:
+        cfg = self.cfg
+        return plan_batches(self.lengths, cfg.batch_size, cfg.seed, epoch, groups=self.groups)
 
     def seen(self) -> tuple[int, int]:
         """Non-padding tokens and batch positions of all processes since this one started."""

@@ -31,6 +31,7 @@ from llmops.config import atomic, tracking
 from llmops.config.params import Params, ParamsError, load_params
 from llmops.config.prompts import PromptError, load_template
 from llmops.config.task import Task
+from llmops.config.textnorm import dedupe_key
 from llmops.model import checkpoint, lora
 from llmops.model.models import (
     ModelError,
@@ -41,7 +42,7 @@ from llmops.model.models import (
     read_card,
     set_threads,
 )
-from llmops.model.tokenised import DataError, encode_split
+from llmops.model.tokenised import DataError, encode_split, read_split
 from llmops.model.trainer import OnMetrics, Result, Setup, check_batches, fit, stamp_for
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,15 @@ def prepare(params: Params, data: Path, base: Path, prompt: Path) -> Setup:
     config = {"train": dataclasses.asdict(cfg), "task": dataclasses.asdict(params.task)}
     stamp = checkpoint.fingerprint(config, [data / "train.jsonl", data / "val.jsonl", base, prompt])
     model = lora.attach(model, cfg.lora, cfg.seed)
-    return Setup(tokenizer, model, splits["train"], splits["val"], stamp)
+    groups = input_groups(read_split(data / "train.jsonl"), task)
+    return Setup(tokenizer, model, splits["train"], splits["val"], stamp, groups)
+
+
+def input_groups(rows: list[dict], task: Task) -> list[int]:
+    """Each row's input, numbered in order of first appearance (up to case and whitespace,
+    as prep groups an input's references)."""
+    numbers: dict[str, int] = {}
+    return [numbers.setdefault(dedupe_key(task.input_text(r)), len(numbers)) for r in rows]
 
 
 def train(

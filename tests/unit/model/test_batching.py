@@ -91,3 +91,27 @@ def test_token_dropout_is_a_function_of_the_generator_seed():
     one = drop_prompt_tokens(e, 0.3, torch.Generator().manual_seed(5))
     assert one == drop_prompt_tokens(e, 0.3, torch.Generator().manual_seed(5))
     assert one != drop_prompt_tokens(e, 0.3, torch.Generator().manual_seed(6))
+
+
+def test_one_reference_per_input_is_drawn_each_epoch_and_all_are_seen_over_epochs():
+    from llmops.stages.train import input_groups
+
+    groups = [0] * 8 + [1] * 3 + [2] + [3] * 4  # 4 inputs with 8, 3, 1 and 4 references
+    sizes = [10 + i for i in range(len(groups))]
+    seen: set[int] = set()
+    for epoch in range(40):
+        plan = plan_batches(sizes, 2, seed=5, epoch=epoch, groups=groups)
+        drawn = sorted(i for batch in plan for i in batch)
+        assert sorted(groups[i] for i in drawn) == [0, 1, 2, 3]  # one per input
+        assert plan == plan_batches(sizes, 2, seed=5, epoch=epoch, groups=groups)
+        seen |= set(drawn)
+    assert seen == set(range(len(groups)))  # every reference comes up over the epochs
+    assert sum(map(len, plan_batches(sizes, 2, 5, 0))) == len(groups)  # all: every row
+    rows = [{"text": t} for t in ("Pub by river", "pub  by RIVER", "cafe", "Pub by river")]
+
+    class Inputs:  # the task's input_text: its one input field
+        @staticmethod
+        def input_text(row):
+            return row["text"]
+
+    assert input_groups(rows, Inputs) == [0, 0, 1, 0]

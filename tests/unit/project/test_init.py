@@ -323,3 +323,24 @@ def test_make_init_then_repro_and_the_unit_suite_pass(tmp_path, repo):
     assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-2000:]
     assert " passed" in suite.stdout
     assert not [f for f in sh(copy, "git", "ls-files").stdout.split() if f.startswith("examples/")]
+
+
+@pytest.mark.parametrize("longest", [400, 1_500, 6_000])
+def test_long_text_outputs_are_sized_everywhere_and_init_accepts_its_own_params(
+    root, tmp_path, longest
+):
+    # A data-to-text set: a short structured input, several long human references each.
+    rows = [
+        {"mr": f"name[Place {i}], food[{food}]", "ref": f"Place {i} serves {food}. " * (1 + j)
+         + "x" * (longest if (i, j) == (3, 2) else 20)}
+        for i, food in enumerate(["Thai", "Greek", "Italian", "French"] * 10)
+        for j in range(4)
+    ]  # fmt: skip
+    init_module.init(root, data(tmp_path, rows), None, "mr", "", "ref")
+    params = load_params(root / "params.yaml")  # every cross-check of params passes
+    widest = max(len(r["ref"]) for r in rows)
+    assert params.task.outputs["ref"].max_chars >= widest
+    assert params.decoding.max_new_tokens >= min(widest, 4096) // 4  # tokens, not chars
+    assert params.serve.max_tokens >= params.decoding.max_new_tokens
+    assert params.train.max_length <= params.base.tiny.context_length
+    assert params.base.tiny.block_length <= params.base.tiny.context_length
