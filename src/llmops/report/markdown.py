@@ -11,7 +11,7 @@ from llmops.config.params import merged_raw, task_file
 from llmops.config.paramsfile import ParamsError, read_text
 from llmops.config.task import Task
 from llmops.config.tracking import flatten, git_commit
-from llmops.evaluate.metrics import metric_names, rates
+from llmops.evaluate.metrics import metric_names, rates, signatures
 from llmops.evaluate.stats import Change
 from llmops.report.escape import code_block, escape
 
@@ -52,6 +52,17 @@ def metrics_table(task: Task, now: dict, main: dict | None, changes: dict[str, C
             f"| {fmt(now['base'].get(m))} |"
         )
     return "\n".join(lines)
+
+
+def scorers_note(task: Task) -> str:
+    """For a task with text fields: how they were scored (blank line included); else ""."""
+    if not task.texts:
+        return ""
+    signed = signatures()
+    return (
+        f"_Text fields: every answer against all references of its input. "
+        f"BLEU `{signed['bleu']}`; chrF `{signed['chrf']}`; ROUGE-L `{signed['rouge_l']}`._\n"
+    )
 
 
 def noise_note(task: Task, changes: dict[str, Change], examples: int, confidence: float) -> str:
@@ -130,6 +141,10 @@ def data_changes(now: dict | None, main: dict | None) -> str:
     old = main or {}
     lines = ["| rows | main | this change | Δ |", "|---|---:|---:|---:|"]
     pairs = [(f"{s} split", now["split"].get(s), old.get("split", {}).get(s)) for s in now["split"]]
+    if now.get("inputs", now["split"]) != now["split"]:  # inputs with several references
+        pairs += [
+            (f"{s} inputs", n, old.get("inputs", {}).get(s)) for s, n in now["inputs"].items()
+        ]
     pairs += [
         ("rejected: " + r, n, old.get("rejected", {}).get(r)) for r, n in now["rejected"].items()
     ]

@@ -44,6 +44,7 @@ from llmops.report.markdown import (
     noise_note,
     params_diff,
     prompt_diff,
+    scorers_note,
     verdict,
 )
 
@@ -174,6 +175,7 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
             "",
             noise_note(task, changes, len(current), params.gate.confidence),
             "",
+            scorers_note(task),
             mermaid_charts(task, now, main_eval, *curves),
             "",
             "### Params changed",

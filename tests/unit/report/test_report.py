@@ -299,3 +299,27 @@ def test_a_flipped_example_shows_every_reference_of_its_text_field():
     assert '"Riverside pub."' in cell and "Cheap riverside" not in cell and "(+1 more)" in cell
     alone = Prediction("r2", {"mr": "name[Y]"}, {"text": "B."}, said, said)
     assert reference_cell(alone) == '{"text": "B."}'
+
+
+def test_the_report_names_the_text_scorers_for_a_task_with_text_fields(task):
+    from llmops.config.task import Task
+    from llmops.report.markdown import scorers_note
+
+    note = scorers_note(task)
+    assert "BLEU `nrefs:var|" in note and "chrF `nrefs:var|" in note and "rouge-score" in note
+    labels_only = Task(task.inputs, task.labels)
+    assert scorers_note(labels_only) == ""
+
+
+def test_the_data_section_counts_inputs_when_they_have_several_references():
+    from llmops.report.markdown import data_changes
+
+    rejected = {"duplicate": 3}
+    now = {"split": {"train": 90, "test": 40}, "inputs": {"train": 12, "test": 5},
+           "rejected": rejected, "rows_in": 133}  # fmt: skip
+    main = {"split": {"train": 80, "test": 40}, "inputs": {"train": 10, "test": 5},
+            "rejected": rejected, "rows_in": 123}  # fmt: skip
+    table = data_changes(now, main)
+    assert "| train split | 80 | 90 | +10 |" in table and "| train inputs | 10 | 12 | +2 |" in table
+    single = {**now, "inputs": now["split"]}  # one row per input: no inputs rows
+    assert "inputs" not in data_changes(single, main)
