@@ -1,8 +1,9 @@
-"""The classical floor, beside every evaluation: TF-IDF + logistic regression per label
-field, TF-IDF nearest-neighbour retrieval per text field.
+"""The classical floors, beside every evaluation: TF-IDF + logistic regression per label
+field, TF-IDF nearest-neighbour retrieval per text field, and the majority class.
 
     models = fit(train_rows, task, params.eval.classical)
     metrics = score(models, test_rows, task, texts)   # as for the language models
+    always = majority_score(train_rows, test_rows, task)  # the most frequent label, always
 
 Both read TF-IDF features of the row's input fields (joined by newlines), fitted on the
 training split only, in about a second. For each label output field a logistic
@@ -11,7 +12,9 @@ the output of the training row whose inputs are nearest (cosine similarity; the 
 such row on a tie), which is what copying the most similar training answer gives. Both
 are scored by `llmops.evaluate.metrics` like the language models (text fields against all
 of an example's references), so a reviewer sees at once whether the fine-tuned model
-beats a model anyone could build.
+beats a model anyone could build. The majority class is the floor under both: each label
+field answered with its most frequent training label, whatever the input (its accuracy
+and macro-F1); a model near it has learned the label's frequency, not the input.
 """
 
 from __future__ import annotations
@@ -101,3 +104,24 @@ def score(
     metrics = summarize(task, predict(models, rows, task), rows, texts)
     names = {f"{f.name}_{kind}" for f in task.outputs for kind in KINDS}
     return {k: round(v, 6) for k, v in metrics.items() if k in names}
+
+
+def majority(rows: Sequence[dict], task: Task) -> dict[str, str]:
+    """Each label output field's most frequent training label (the first declared on a tie)."""
+    out = {}
+    for field in task.labels:
+        counts = {value: 0 for value in field.values}
+        for row in rows:
+            counts[row[field.name]] = counts.get(row[field.name], 0) + 1
+        out[field.name] = max(counts, key=lambda value: counts[value])  # first of the most
+    return out
+
+
+def majority_score(train: Sequence[dict], rows: Sequence[dict], task: Task) -> dict[str, float]:
+    """Accuracy and macro-F1 per label field of always answering its majority label."""
+    labels = Task(task.inputs, task.labels)
+    always = majority(train, task)
+    parsed = [Parsed(False, dict(always)) for _ in rows]
+    metrics = summarize(labels, parsed, list(rows))
+    names = [f"{f.name}_{kind}" for f in task.labels for kind in ("accuracy", "macro_f1")]
+    return {name: round(metrics[name], 6) for name in names}

@@ -4,14 +4,18 @@ shown, and which way is better, comes from the task (llmops.evaluate.metrics).""
 
 from __future__ import annotations
 
+import math
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
+from statistics import NormalDist
 
 from llmops.config.params import merged_raw, task_file
 from llmops.config.paramsfile import ParamsError, read_text
 from llmops.config.task import Task
 from llmops.config.tracking import flatten, git_commit
 from llmops.evaluate.metrics import metric_names, rates, signatures
+from llmops.evaluate.predictions import Prediction
 from llmops.evaluate.stats import Change
 from llmops.report.escape import code_block, escape
 
@@ -36,22 +40,75 @@ def change_cell(change: Change | None, new: float | None, old: float | None) -> 
 
 
 def metrics_table(task: Task, now: dict, main: dict | None, changes: dict[str, Change]) -> str:
-    """main / this change / Δ with interval / classical floor / base model, per metric."""
+    """main / this change / Δ with interval / classical floor / majority class (with label
+    fields) / base model, per metric."""
+    always = now.get("majority")
     lines = [
-        "| metric | main | this change | Δ [95% interval] | classical | base model |",
-        "|---|---:|---:|---|---:|---:|",
+        "| metric | main | this change | Δ [95% interval] | classical "
+        + ("| majority class " if always is not None else "")
+        + "| base model |",
+        "|---|---:|---:|---|---:|" + ("---:|" if always is not None else "") + "---:|",
     ]
     old = (main or {}).get("tuned", {})
     floor = now.get("classical", {})
     for m in metric_names(task):
         new = now["tuned"].get(m)
         cell = change_cell(changes.get(m), new, old.get(m))
-        classical = fmt(floor[m]) if m in floor else "—"
-        lines.append(
-            f"| {m} | {fmt(old.get(m))} | {fmt(new)} | {cell} | {classical} "
-            f"| {fmt(now['base'].get(m))} |"
-        )
+        cells = [fmt(old.get(m)), fmt(new), cell, fmt(floor[m]) if m in floor else "—"]
+        if always is not None:
+            cells.append(fmt(always[m]) if m in always else "—")
+        cells.append(fmt(now["base"].get(m)))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def majority_note(task: Task, now: dict, examples: int, confidence: float) -> str:
+    """A plain warning for each label field whose accuracy is within noise of always
+    answering its most frequent training label: the difference of the two accuracies is
+    inside its `confidence` interval (normal approximation over the test examples)."""
+    always = now.get("majority") or {}
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    lines = []
+    for f in task.labels:
+        ours, floor = now["tuned"].get(f"{f.name}_accuracy"), always.get(f"{f.name}_accuracy")
+        if ours is None or floor is None or examples < 1:
+            continue
+        half = z * math.sqrt((ours * (1 - ours) + floor * (1 - floor)) / examples)
+        if ours - floor <= half:
+            f1, floor_f1 = now["tuned"].get(f"{f.name}_macro_f1"), always[f"{f.name}_macro_f1"]
+            lines.append(
+                f"⚠️ **{f.name}: no better than always answering the most frequent label.** "
+                f"Accuracy {ours:.3f} against {floor:.3f} for the majority class, a "
+                f"difference within ±{half:.3f} ({confidence:.0%}, {examples} examples); "
+                f"macro-F1 {fmt(f1)} against {floor_f1:.3f}."
+            )
+    return "".join(line + "\n\n" for line in lines)
+
+
+RECALLS_SHOWN = 12  # labels listed per field, lowest recall first
+
+
+def recall_lines(task: Task, records: Iterable[Prediction]) -> str:
+    """Per label field, the fine-tuned model's recall per label (lowest first): a model that
+    collapses onto a few labels shows zeros here."""
+    records = list(records)
+    out = []
+    for f in task.labels:
+        hits: dict[str, list[int]] = {}
+        for r in records:
+            truth = r.reference.get(f.name)
+            hits.setdefault(truth, []).append(int(r.tuned.parsed.get(f.name) == truth))
+        if not hits:
+            continue
+        recall = sorted((sum(h) / len(h), label) for label, h in hits.items())
+        listed = recall[:RECALLS_SHOWN]
+        shown = " · ".join(f"{escape(str(label))} {value:.2f}" for value, label in listed)
+        more = len(recall) - RECALLS_SHOWN
+        zero = sum(1 for value, _ in recall if value == 0)
+        tail = f" · … {more} more, up to {recall[-1][0]:.2f}" if more > 0 else ""
+        zeros = f"; {zero} of {len(recall)} labels never recalled" if zero else ""
+        out.append(f"_{f.name} recall per label (fine-tuned, lowest first): {shown}{tail}{zeros}._")
+    return "".join(line + "\n\n" for line in out)
 
 
 def scorers_note(task: Task) -> str:

@@ -5,19 +5,21 @@ Run: python -m llmops.stages.eval --params params.yaml --data data/prepared \
         --examples metrics/eval_examples.csv --plots reports/eval \
         --predictions data/eval/predictions.jsonl
 
-Both models (one load: the adapter switched off is the base model) answer every test
-row through `llmops.model.inference` (the path the service uses) with the adapter's prompt
-template and params.yaml `decoding`, and are scored by `llmops.evaluate.metrics` for the task
-declared in params.yaml. Also measured: the answer-token loss on the test split (and its
-perplexity), generation time per example and generated tokens/s. An example is one input:
-rows that share it are its references, and its text fields are scored against all of them
-(`llmops.evaluate.metrics.group`); the loss is over every row. Beside them, the classical
-floor (`llmops.evaluate.classical`: TF-IDF + logistic regression per label field, nearest
-training answer per text field, fitted on the training split only) is scored on the same
-examples. metrics/eval.json holds `base`, `tuned` and `classical`; --examples gets the
-fine-tuned model's per-example record that the gates and the report pair with a
-baseline's (`llmops.evaluate.predictions`). The figures, and the text scorers'
-signatures as tags, are logged to the MLflow run that trained the adapter (its id is in
+Both models (one load: the adapter switched off is the base model) answer every test row
+through `llmops.model.inference` (the path the service uses) with the adapter's prompt
+template and params.yaml `decoding`, and are scored by `llmops.evaluate.metrics` for the
+task declared in params.yaml. Also measured: the answer-token loss on the test split (and
+its perplexity), generation time per example and generated tokens/s. An example is one
+input: rows that share it are its references, and its text fields are scored against all
+of them (`llmops.evaluate.metrics.group`); the loss is over every row. Beside them, the
+classical floor (`llmops.evaluate.classical`: TF-IDF + logistic regression per label
+field, nearest training answer per text field, fitted on the training split only) is
+scored on the same examples, and so is the majority class (each label field's most
+frequent training label, always). metrics/eval.json holds `base`, `tuned`, `classical`
+and, with label fields, `majority`; --examples gets the fine-tuned model's per-example
+record that the gates and the report pair with a baseline's
+(`llmops.evaluate.predictions`). The figures, and the text scorers' signatures as tags,
+are logged to the MLflow run that trained the adapter (its id is in
 <adapter>/training.json).
 """
 
@@ -118,7 +120,9 @@ def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dic
             results[name], answers[name] = score(model, rows, params)
         log.info("%s: %s", name, json.dumps(results[name]))
     examples, texts = group(task, rows)
-    results["classical"] = classical_floor(params, task, data, examples, texts)
+    results["classical"], always = classical_floor(params, task, data, examples, texts)
+    if always:
+        results["majority"] = always
     records = [
         prediction(task, row, {m: answers[m][i] for m in MODELS}, texts[i])
         for i, row in enumerate(examples)
@@ -128,15 +132,17 @@ def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dic
 
 def classical_floor(
     params: Params, task: Task, data: Path, test: list[dict], texts: list[Texts]
-) -> dict:
-    """The classical models' metrics on the test examples, fitted on train only."""
+) -> tuple[dict, dict]:
+    """The classical models' metrics on the test examples, and the majority class's (empty
+    without label fields), both from the training split only."""
     path = data / "train.jsonl"
     train = read_split(path)
     check_rows(path, train, task)
     models = classical.fit(train, task, params.eval.classical)
     metrics = classical.score(models, test, task, texts)
-    log.info("classical: %s", json.dumps(metrics))
-    return metrics
+    always = classical.majority_score(train, test, task) if task.labels else {}
+    log.info("classical: %s; majority class: %s", json.dumps(metrics), json.dumps(always))
+    return metrics, always
 
 
 def prediction(

@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 from llmops.config.params import load_params
+from llmops.config.task import Task
 from llmops.evaluate import classical
 from llmops.model.tokenised import read_split
 from tests.synthetic import review_rows
@@ -73,6 +74,28 @@ def test_the_eval_stage_trains_it_on_the_training_split_only(project, adapter, m
              for s in ("train", "val", "test")}  # fmt: skip
     assert seen["ids"] == split["train"]
     assert not seen["ids"] & (split["val"] | split["test"])
-    assert set(results) == {"base", "tuned", "classical"}
+    assert set(results) == {"base", "tuned", "classical", "majority"}
     assert results["classical"]["topic_accuracy"] > 0.5
+    train = read_split(project / "data" / "prepared" / "train.jsonl")
+    test = read_split(project / "data" / "prepared" / "test.jsonl")
+    always = classical.majority(train, Task.from_params(params.task))
+    share = sum(r["topic"] == always["topic"] for r in test) / len(test)
+    assert results["majority"]["topic_accuracy"] == round(share, 6)
     assert json.loads(json.dumps(results)) == results  # what metrics/eval.json holds
+
+
+def test_the_majority_class_is_the_most_frequent_training_label_answered_always(task):
+    base = {"id": "x", "text": "t", "topic": "price", "sentiment": "neutral", "summary": "s"}
+    train = [dict(base, topic=t, sentiment=s) for t, s in
+             [("delivery", "positive"), ("delivery", "negative"), ("price", "positive"),
+              ("price", "negative")]]  # fmt: skip
+    always = classical.majority(train, task)
+    declared = task.field("topic").values
+    first = next(v for v in declared if v in ("delivery", "price"))
+    assert always["topic"] == first  # a tie: the first declared of the most frequent
+    test = [dict(base, topic=t) for t in ["delivery", "price", "price", "quality"]]
+    scores = classical.majority_score(train, test, task)
+    assert set(scores) == {"topic_accuracy", "topic_macro_f1", "sentiment_accuracy",
+                           "sentiment_macro_f1"}  # fmt: skip
+    hits = sum(r["topic"] == always["topic"] for r in test) / 4
+    assert scores["topic_accuracy"] == hits and 0 < scores["topic_macro_f1"] < hits

@@ -323,3 +323,41 @@ def test_the_data_section_counts_inputs_when_they_have_several_references():
     assert "| train split | 80 | 90 | +10 |" in table and "| train inputs | 10 | 12 | +2 |" in table
     single = {**now, "inputs": now["split"]}  # one row per input: no inputs rows
     assert "inputs" not in data_changes(single, main)
+
+
+def test_the_report_says_plainly_when_a_label_is_within_noise_of_the_majority_class(task):
+    from llmops.report.markdown import majority_note, metrics_table
+
+    def results(accuracy: float, f1: float) -> dict:
+        tuned = {"topic_accuracy": accuracy, "topic_macro_f1": f1,
+                 "sentiment_accuracy": 0.95, "sentiment_macro_f1": 0.9}  # fmt: skip
+        always = {"topic_accuracy": 0.63, "topic_macro_f1": 0.26,
+                  "sentiment_accuracy": 0.4, "sentiment_macro_f1": 0.2}  # fmt: skip
+        return {"tuned": tuned, "base": {}, "classical": {}, "majority": always}
+
+    note = majority_note(task, results(0.66, 0.43), 500, 0.95)
+    assert "**topic: no better than always answering the most frequent label.**" in note
+    assert "Accuracy 0.660 against 0.630" in note and "±0.059" in note
+    assert "sentiment" not in note  # 0.95 against 0.40: far above
+    assert majority_note(task, results(0.80, 0.7), 500, 0.95) == ""
+    table = metrics_table(task, results(0.66, 0.43), None, {})
+    assert "| classical | majority class | base model |" in table
+    assert "| topic_accuracy | n/a | 0.6600 | n/a | — | 0.6300 | n/a |" in table
+    no_labels = metrics_table(task, {"tuned": {}, "base": {}}, None, {})
+    assert "majority" not in no_labels
+
+
+def test_recall_per_label_shows_a_collapse_onto_one_label(task):
+    from llmops.evaluate.predictions import ModelAnswer, Prediction
+    from llmops.report.markdown import recall_lines
+
+    def record(i: int, truth: str, answer: str) -> Prediction:
+        said = ModelAnswer("{}", {"topic": answer, "sentiment": "neutral"}, True, "", {}, 0)
+        reference = {"topic": truth, "sentiment": "neutral", "summary": "s"}
+        return Prediction(f"r{i}", {"text": "t"}, reference, said, said)
+
+    records = [record(i, t, "price") for i, t in enumerate(["price"] * 6 + ["delivery"] * 3)]
+    lines = recall_lines(task, records)
+    assert "_topic recall per label (fine-tuned, lowest first): delivery 0.00 · price 1.00" in lines
+    assert "1 of 2 labels never recalled" in lines
+    assert "sentiment recall per label (fine-tuned, lowest first): neutral 1.00._" in lines
