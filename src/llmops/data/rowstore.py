@@ -177,9 +177,12 @@ class RowStore:
         return {name: found.get(name, 0) for name in splits}
 
     def records(self, split: str) -> Iterator[Record]:
-        """The kept rows of one split, in reading order."""
+        """The kept rows of one split, in reading order; an input's rows (its references)
+        together, its leader (pinned rows first, as dedupe chose it) first, where the input
+        was first read."""
         query = (
-            "SELECT id, fields, pin, place FROM rows WHERE status = ? AND split = ? ORDER BY seq"
+            "SELECT id, fields, pin, place FROM rows WHERE status = ? AND split = ? "
+            "ORDER BY MIN(seq) OVER (PARTITION BY near), pin_order, seq"
         )
         for identifier, fields, pin, place in self.db.execute(query, (KEPT, split)):
             yield Record(identifier, json.loads(fields), pin, place)

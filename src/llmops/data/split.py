@@ -51,7 +51,7 @@ class Keys:
     near: bytes  # the inputs up to case and whitespace
     answer: bytes  # the label output fields' values
     said: bytes  # the text output fields up to case and whitespace
-    rank: str  # seeded hash ordering a label's unpinned rows
+    rank: str  # seeded hash ordering a label's unpinned inputs
     strata: str  # the first label output field's value ('' when there is none)
     pin_order: int
 
@@ -73,8 +73,8 @@ def keys(record: Record, task: Task, seed: int) -> Keys:
     near = dedupe_key(text)
     rank = hashlib.sha256(f"{seed}\0{near}".encode()).hexdigest()
     strata = record.fields[task.labels[0].name] if task.labels else ""
-    answer = "\n".join(record.fields[f.name] for f in task.labels)
-    said = dedupe_key("\n".join(record.fields[f.name] for f in task.texts))
+    answer = "\0".join(record.fields[f.name] for f in task.labels)
+    said = "\0".join(dedupe_key(record.fields[f.name]) for f in task.texts)
     digests = (_digest(text), _digest(near), _digest(answer), _digest(said))
     return Keys(*digests, rank, strata, PIN_ORDER[record.pin])
 
@@ -90,14 +90,24 @@ def dedupe(store: RowStore, references: bool = False) -> None:
     db = store.db
     db.execute("CREATE INDEX rows_near ON rows (near, pin_order, seq)")
     db.execute("""
+        CREATE TEMP TABLE leads AS
+        SELECT near, seq AS lead, pin_order AS lead_pin FROM (
+            SELECT near, seq, pin_order,
+                   ROW_NUMBER() OVER (PARTITION BY near ORDER BY pin_order, seq) AS n
+            FROM rows)
+        WHERE n = 1""")
+    db.execute("CREATE UNIQUE INDEX temp.leads_near ON leads (near)")
+    # A row repeats an earlier one when both could be kept (the same pin or none) and say
+    # the same: rows refused for their pin do not count.
+    db.execute("""
         CREATE TEMP TABLE ranked AS
-        SELECT seq,
-               FIRST_VALUE(seq) OVER input AS lead,
+        SELECT rows.seq, l.lead,
                ROW_NUMBER() OVER saying AS n_said,
-               FIRST_VALUE(place) OVER saying AS first_said
-        FROM rows
-        WINDOW input AS (PARTITION BY near ORDER BY pin_order, seq),
-               saying AS (PARTITION BY near, answer, said ORDER BY pin_order, seq)""")
+               FIRST_VALUE(rows.place) OVER saying AS first_said
+        FROM rows JOIN leads AS l ON l.near = rows.near
+        WINDOW saying AS (PARTITION BY rows.near, rows.answer, rows.said,
+                                       rows.pin_order IN (l.lead_pin, 3)
+                          ORDER BY rows.pin_order, rows.seq)""")
     db.execute("CREATE UNIQUE INDEX temp.ranked_seq ON ranked (seq)")
     kept = """rows.seq = r.lead OR (:references AND rows.answer = f.answer
               AND rows.pin_order IN (f.pin_order, 3) AND r.n_said = 1)"""
@@ -121,33 +131,39 @@ def dedupe(store: RowStore, references: bool = False) -> None:
         {"kept": KEPT, "references": references},
     )
     db.execute("DROP TABLE ranked")
+    db.execute("DROP TABLE leads")
 
 
 def unique_ids(store: RowStore) -> None:
     """Number the further references that carry their input's id (a generated id is the
     inputs' hash; a dataset may give every reference of an input its id): the n-th gets
-    `<id>.<n>`. Then, of the kept rows, keep one of each id (pinned rows first, like
-    dedupe); mark the others `duplicate_id`: reports and gates match examples by id, so
-    two may not share one."""
+    `<id>.<n>`. Then, of the kept rows, keep one of each id (rows whose id is their own
+    before numbered ones, then pinned rows first, like dedupe); mark the others
+    `duplicate_id`: reports and gates match examples by id, so two may not share one."""
     db = store.db
     db.execute(
         """
-        UPDATE rows SET id = rows.id || '.' || r.n
-        FROM (SELECT seq, id, ROW_NUMBER() OVER input AS n, FIRST_VALUE(id) OVER input AS lead_id
-              FROM rows WHERE status = ?
-              WINDOW input AS (PARTITION BY near ORDER BY pin_order, seq)) AS r
-        WHERE rows.seq = r.seq AND r.n > 1 AND r.id = r.lead_id""",
+        CREATE TEMP TABLE numbered AS
+        SELECT seq, n FROM (
+            SELECT seq, id, ROW_NUMBER() OVER input AS n, FIRST_VALUE(id) OVER input AS lead_id
+            FROM rows WHERE status = ?
+            WINDOW input AS (PARTITION BY near ORDER BY pin_order, seq))
+        WHERE n > 1 AND id = lead_id""",
         (KEPT,),
+    )
+    db.execute("CREATE UNIQUE INDEX temp.numbered_seq ON numbered (seq)")
+    db.execute(
+        "UPDATE rows SET id = rows.id || '.' || r.n FROM numbered AS r WHERE rows.seq = r.seq"
     )
     db.execute(
         """
         CREATE TEMP TABLE id_taken AS
         SELECT seq, first_place FROM (
             SELECT seq,
-                   ROW_NUMBER() OVER (PARTITION BY id ORDER BY pin_order, seq) AS n,
-                   FIRST_VALUE(place) OVER (PARTITION BY id ORDER BY pin_order, seq)
-                       AS first_place
-            FROM rows WHERE status = ?)
+                   ROW_NUMBER() OVER taken AS n, FIRST_VALUE(place) OVER taken AS first_place
+            FROM rows WHERE status = ?
+            WINDOW taken AS (PARTITION BY id ORDER BY seq IN (SELECT seq FROM numbered),
+                                                      pin_order, seq))
         WHERE n > 1""",
         (KEPT,),
     )
@@ -156,6 +172,7 @@ def unique_ids(store: RowStore) -> None:
             detail = 'id ' || py_repr(rows.id) || ' is already used by ' || t.first_place
         FROM id_taken AS t WHERE rows.seq = t.seq""")
     db.execute("DROP TABLE id_taken")
+    db.execute("DROP TABLE numbered")
 
 
 def assign_splits(store: RowStore, val_fraction: float, test_fraction: float) -> None:
@@ -231,10 +248,10 @@ def split_store(
 
 
 def empty_split_advice(empty: list[str], largest: int, fractions: dict[str, float]) -> str:
-    """What would fill the empty splits, given the largest label's unpinned rows and the
+    """What would fill the empty splits, given the largest label's unpinned inputs and the
     current {"val": ..., "test": ...} fractions. Each label's share is rounded, so a
-    fraction gives a label a row only when fraction x its rows passes one half, and train
-    keeps what val and test leave."""
+    fraction gives a label an input only when fraction x its inputs passes one half, and
+    train keeps what val and test leave."""
     pin = "pin rows (prep.pin_files, prep.split_column)"
     knobs = [name for name in empty if name != "train"]
     if not knobs:
@@ -246,7 +263,7 @@ def empty_split_advice(empty: list[str], largest: int, fractions: dict[str, floa
     left = largest - sum(share(largest, f) for f in raised.values())
     if need >= 0.5 or left < 1:
         return (
-            f"no fraction can: the largest label has {largest} unpinned row(s), each "
+            f"no fraction can: the largest label has {largest} unpinned input(s), each "
             f"label's share is rounded and train needs one too; {pin}, or declare fewer, "
             "larger labels"
         )
@@ -254,5 +271,5 @@ def empty_split_advice(empty: list[str], largest: int, fractions: dict[str, floa
     names = " and ".join(f"prep.{name}_fraction" for name in knobs)
     return (
         f"raise {names} to at least {need:.2f}{usual}: each label's share of its unpinned "
-        f"rows is rounded, and the largest label has {largest}; or {pin}"
+        f"inputs is rounded, and the largest label has {largest}; or {pin}"
     )

@@ -16,20 +16,23 @@ that is not a JSON object earns nothing. Names follow one pattern, `<field>_<met
     per text output field F, against every reference of the example's input
       F_rouge_l      mean ROUGE-L F1, each answer's best over its references (Google's
                      rouge-score with Porter stemming, as usually reported; its tokens are
-                     Unicode words, and each CJK character a word, so text in any script
-                     scores; on ASCII text they are rouge-score's own); no text scores 0
+                     Unicode words, and each CJK character a word, so Cyrillic, Greek,
+                     Arabic or Chinese text scores, where rouge-score's own tokens keep
+                     [a-z0-9] only; on ASCII text they are rouge-score's own; a script
+                     without spaces, such as Thai, counts whole runs); no text scores 0
       F_bleu         sacrebleu corpus BLEU, 0-100, multi-reference (`signatures`)
       F_chrf         sacrebleu corpus chrF, 0-100, multi-reference
     for the whole answer
       json_valid, exact_match (every output field equals the reference: for a text
       field, one of its references)
-
-An example is one input of the split: the rows that share their inputs (up to case and
-whitespace; prep keeps several only as references of a text output) are one example,
-whose first row gives its id, inputs and labels (`group`).
     added by the eval stage
       test_loss and perplexity (answer tokens of the references), latency_ms (generation
       wall time per example, batched), generated_tokens_per_s
+
+An example is one input of the split: the rows that share their inputs (up to case and
+whitespace; prep keeps several only as references of a text output) are one example,
+whose first row (prep writes the input's leader first) gives its id, inputs and labels
+(`group`).
 
 Each metric has a range (`metrics`): a gate bound outside it, or a max_drop larger than
 all of it, is a params error.
@@ -240,8 +243,9 @@ def rouge_l(hypothesis: str, references: str | Sequence[str]) -> float:
 
 
 def references(task: Task, row: Mapping, texts: Texts | None) -> dict[str, list[str]]:
-    """Every reference of each text output field: `texts`' when given, else the row's."""
-    return {f.name: list(texts[f.name]) if texts else [row[f.name]] for f in task.texts}
+    """Every reference of each text output field: `texts`' when given (and not empty), else
+    the row's."""
+    return {f.name: list((texts or {}).get(f.name) or [row[f.name]]) for f in task.texts}
 
 
 def score_example(
@@ -319,16 +323,18 @@ def chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> floa
     return float(CHRF().corpus_score(list(hypotheses), _streams(references)).score)
 
 
-def signatures() -> dict[str, str]:
-    """How the text metrics are computed, as their scorers state it (for reports); the
-    sacrebleu signatures of a multi-reference score (nrefs:var)."""
+def signatures(several: bool = True) -> dict[str, str]:
+    """How the text metrics are computed, as their scorers state it (for reports):
+    sacrebleu's signatures of a score with a varying number of references per example
+    (`several`; nrefs:var), else with one each (nrefs:1)."""
     import importlib.metadata
 
     from sacrebleu.metrics import BLEU, CHRF
 
+    refs = [["a b", "c d"], ["a b", None]] if several else [["a b", "c d"]]
     out = {}
     for name, metric in (("bleu", BLEU()), ("chrf", CHRF())):
-        metric.corpus_score(["a b", "c d"], [["a b", "c d"], ["a b", None]])  # signs a score
+        metric.corpus_score(["a b", "c d"], refs)  # sacrebleu signs a score it computed
         out[name] = str(metric.get_signature())
     version = importlib.metadata.version("rouge-score")
     out["rouge_l"] = f"rouge-score {version}|rougeL F1|stem:porter|tok:unicode-words|refs:best"

@@ -34,11 +34,12 @@ def plan_batches(
     example of each group."""
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))
-    if groups is not None:
+    if groups is not None:  # drawn apart, so the shuffle below is the same as without groups
         members: dict[int, list[int]] = {}
         for i, group in enumerate(groups):
             members.setdefault(group, []).append(i)
-        order = [rng.choice(indices) for indices in members.values()]
+        draw = random.Random(f"{seed}:{epoch}:draw")
+        order = [draw.choice(indices) for indices in members.values()]
     rng.shuffle(order)
     span = batch_size * window
     batches = []

@@ -63,9 +63,10 @@ def metrics_table(task: Task, now: dict, main: dict | None, changes: dict[str, C
 
 
 def majority_note(task: Task, now: dict, examples: int, confidence: float) -> str:
-    """A plain warning for each label field whose accuracy is within noise of always
-    answering its most frequent training label: the difference of the two accuracies is
-    inside its `confidence` interval (normal approximation over the test examples)."""
+    """A plain warning for each label field whose accuracy is not clearly above always
+    answering its most frequent training label: within noise of it (the difference of the
+    two accuracies inside its `confidence` interval, normal approximation over the test
+    examples), or below it."""
     always = now.get("majority") or {}
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     lines = []
@@ -74,14 +75,19 @@ def majority_note(task: Task, now: dict, examples: int, confidence: float) -> st
         if ours is None or floor is None or examples < 1:
             continue
         half = z * math.sqrt((ours * (1 - ours) + floor * (1 - floor)) / examples)
-        if ours - floor <= half:
-            f1, floor_f1 = now["tuned"].get(f"{f.name}_macro_f1"), always[f"{f.name}_macro_f1"]
-            lines.append(
-                f"⚠️ **{f.name}: no better than always answering the most frequent label.** "
-                f"Accuracy {ours:.3f} against {floor:.3f} for the majority class, a "
-                f"difference within ±{half:.3f} ({confidence:.0%}, {examples} examples); "
-                f"macro-F1 {fmt(f1)} against {floor_f1:.3f}."
-            )
+        if ours - floor > half:
+            continue
+        f1, floor_f1 = now["tuned"].get(f"{f.name}_macro_f1"), always[f"{f.name}_macro_f1"]
+        verdict = (
+            "worse than always answering the most frequent label"
+            if floor - ours > half
+            else "no better than always answering the most frequent label"
+        )
+        lines.append(
+            f"⚠️ **{f.name}: {verdict}.** Accuracy {ours:.3f} against {floor:.3f} for the "
+            f"majority class (the difference's {confidence:.0%} interval is ±{half:.3f} over "
+            f"{examples} examples); macro-F1 {fmt(f1)} against {floor_f1:.3f}."
+        )
     return "".join(line + "\n\n" for line in lines)
 
 
@@ -111,13 +117,14 @@ def recall_lines(task: Task, records: Iterable[Prediction]) -> str:
     return "".join(line + "\n\n" for line in out)
 
 
-def scorers_note(task: Task) -> str:
-    """For a task with text fields: how they were scored (blank line included); else ""."""
+def scorers_note(task: Task, records: Iterable[Prediction] = ()) -> str:
+    """For a task with text fields: how they were scored (blank line included); else "".
+    `records`: this change's predictions (whether some input has several references)."""
     if not task.texts:
         return ""
-    signed = signatures()
+    signed = signatures(any(r.references for r in records))
     return (
-        f"_Text fields: every answer against all references of its input. "
+        f"_Text fields: every answer against all references of its input; "
         f"BLEU `{signed['bleu']}`; chrF `{signed['chrf']}`; ROUGE-L `{signed['rouge_l']}`._\n"
     )
 

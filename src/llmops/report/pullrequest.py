@@ -177,7 +177,7 @@ def build(params_path: Path, ref: str, inputs: Inputs) -> str:
             "",
             noise_note(task, changes, len(current), params.gate.confidence),
             "",
-            scorers_note(task),
+            scorers_note(task, current.values()),
             majority_note(task, now, len(current), confidence),
             recall_lines(task, current.values()),
             mermaid_charts(task, now, main_eval, *curves),

@@ -219,15 +219,18 @@ def plot_confusion(field: Field, records: list[Prediction], folder: Path) -> Non
     save(plt, fig, folder / "confusion" / f"{field.name}.png")
 
 
-def log_to_training_run(results: dict, adapter: Path) -> str:
-    """Add the metrics to the MLflow run that trained `adapter`; returns its id."""
+def log_to_training_run(results: dict, adapter: Path, texts: bool | None = None) -> str:
+    """Add the metrics to the MLflow run that trained `adapter`; returns its id. `texts`
+    (the task has text fields: whether some input has several references) adds the text
+    scorers' signatures as tags."""
     import mlflow
 
     info = json.loads((adapter / "training.json").read_text(encoding="utf-8"))
     figures = {f"test/{m}/{k}": float(v) for m, r in results.items() for k, v in r.items()}
     # A store without the training run (trained elsewhere) gets a new run, tagged with it.
     tags = {"eval_commit": tracking.git_commit()}
-    tags |= {f"scorer_{name}": sign for name, sign in signatures().items()}
+    if texts is not None:
+        tags |= {f"scorer_{name}": sign for name, sign in signatures(texts).items()}
     with tracking.start("eval", {}, tags, info["run_id"]) as run:
         mlflow.log_metrics(figures)
         return run.info.run_id
@@ -256,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         write_examples(out.file(args.examples), example_rows(task, records))
         write_plots(task, results, records, out.folder(args.plots))
         out.file(args.metrics).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    run_id = log_to_training_run(results, args.adapter)
+    several = any(r.references for r in records) if task.texts else None
+    run_id = log_to_training_run(results, args.adapter, several)
     shown = rates(task)
     summary = ", ".join(f"{m} {results['tuned'][m]:.3f} vs {results['base'][m]:.3f}" for m in shown)
     log.info("tuned vs base: %s; MLflow run %s", summary, run_id)

@@ -436,7 +436,7 @@ def test_memory_does_not_grow_with_rows(tmp_path):
 @pytest.mark.parametrize(
     ("per_label", "advice"),
     [
-        (2, "no fraction can: the largest label has 2 unpinned row(s)"),
+        (2, "no fraction can: the largest label has 2 unpinned input(s)"),
         (3, "raise prep.val_fraction and prep.test_fraction to at least 0.17"),
     ],
 )

@@ -222,3 +222,60 @@ def test_references_that_carry_their_inputs_id_are_numbered_and_other_clashes_re
         split.split_store(store, 0.0, 0.0, references=True)
         (clash,) = list(store.rejections())
     assert (clash.where, clash.reason) == ("f:1", "duplicate_id")
+
+
+def test_a_row_refused_for_its_pin_does_not_hide_a_later_reference_saying_the_same(task):
+    (a,) = make(1)
+    text = a.fields["text"]
+    lead, elsewhere, loose = (
+        dataclasses.replace(twin(a, text, where, pin, summary=said), id=where)
+        for where, pin, said in (
+            ("p:1", "test", "the leader"),
+            ("p:2", "val", "said twice"),  # pinned elsewhere: refused
+            ("p:3", None, "said twice"),  # unpinned: a reference of the test input
+        )
+    )
+    with stored([lead, elsewhere, loose], task) as store:
+        split.dedupe(store, references=True)
+        refused = [(r.where, r.detail) for r in store.rejections()]
+    assert refused == [("p:2", "same inputs as p:1, pinned to test")]
+
+
+def test_two_text_fields_are_compared_field_by_field(task):
+    from llmops.config.params import FieldParams
+
+    text = FieldParams("text")
+    two = Task.from_params(TaskParams("p.jinja", {"text": text}, {"summary": text, "note": text}))
+    (a,) = make(1)
+    first = dataclasses.replace(a, fields={"text": "x", "summary": "a b", "note": "c"})
+    moved = dataclasses.replace(first, id="B", where="f:2", fields={**first.fields,
+                                "summary": "a", "note": "b c"})  # fmt: skip
+    kept, rejected = dedupe([first, moved], two, references=True)
+    assert [r.where for r in kept] == ["f:0", "f:2"] and not rejected
+
+
+def test_a_numbered_reference_never_takes_the_id_of_a_row_that_has_it(task):
+    (a,) = make(1)
+    (b,) = make(1, start=1)
+    rows = [
+        a,
+        dataclasses.replace(twin(a, a.fields["text"], "g:1", summary="second"), id=a.id),
+        dataclasses.replace(b, id=f"{a.id}.2"),  # its own id, which numbering would give
+    ]
+    with stored(rows, task) as store:
+        split.split_store(store, 0.0, 0.0, references=True)
+        (clash,) = list(store.rejections())
+        kept = {r.where: r.id for r in store.records("train")}
+    assert kept == {"f:0": "R0", "f:1": "R0.2"}
+    assert (clash.where, clash.reason) == ("g:1", "duplicate_id")
+
+
+def test_each_input_is_written_leader_first_where_it_was_first_read(task):
+    (a,) = make(1)
+    (b,) = make(1, start=1)
+    text = a.fields["text"]
+    early = dataclasses.replace(twin(a, text, "a:1", summary="an early reference"), id="E")
+    pinned = dataclasses.replace(twin(a, text, "z:1", pin="test", summary="pinned"), id="L")
+    splits = assign_splits([early, b, pinned], task, 0.0, 0.0, seed=1, references=True)
+    assert [r.where for r in splits["test"]] == ["z:1", "a:1"]  # the leader first
+    assert [r.where for r in splits["train"]] == ["f:1"]

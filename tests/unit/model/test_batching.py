@@ -107,6 +107,8 @@ def test_one_reference_per_input_is_drawn_each_epoch_and_all_are_seen_over_epoch
         seen |= set(drawn)
     assert seen == set(range(len(groups)))  # every reference comes up over the epochs
     assert sum(map(len, plan_batches(sizes, 2, 5, 0))) == len(groups)  # all: every row
+    alone = list(range(len(sizes)))  # one row per input: the same plan either way
+    assert plan_batches(sizes, 2, 5, 3, groups=alone) == plan_batches(sizes, 2, 5, 3)
     rows = [{"text": t} for t in ("Pub by river", "pub  by RIVER", "cafe", "Pub by river")]
 
     class Inputs:  # the task's input_text: its one input field

@@ -5,6 +5,7 @@ first, and the report says so)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 
@@ -303,10 +304,14 @@ def test_a_flipped_example_shows_every_reference_of_its_text_field():
 
 def test_the_report_names_the_text_scorers_for_a_task_with_text_fields(task):
     from llmops.config.task import Task
+    from llmops.evaluate.predictions import ModelAnswer, Prediction
     from llmops.report.markdown import scorers_note
 
-    note = scorers_note(task)
+    said = ModelAnswer("{}", {}, False, "", {}, 0)
+    several = Prediction("r1", {}, {"summary": "a"}, said, said, {"summary": ["a", "b"]})
+    note = scorers_note(task, [several])
     assert "BLEU `nrefs:var|" in note and "chrF `nrefs:var|" in note and "rouge-score" in note
+    assert "BLEU `nrefs:1|" in scorers_note(task, [dataclasses.replace(several, references={})])
     labels_only = Task(task.inputs, task.labels)
     assert scorers_note(labels_only) == ""
 
@@ -337,9 +342,11 @@ def test_the_report_says_plainly_when_a_label_is_within_noise_of_the_majority_cl
 
     note = majority_note(task, results(0.66, 0.43), 500, 0.95)
     assert "**topic: no better than always answering the most frequent label.**" in note
-    assert "Accuracy 0.660 against 0.630" in note and "±0.059" in note
+    assert "Accuracy 0.660 against 0.630" in note and "interval is ±0.059" in note
     assert "sentiment" not in note  # 0.95 against 0.40: far above
     assert majority_note(task, results(0.80, 0.7), 500, 0.95) == ""
+    worse = majority_note(task, results(0.20, 0.1), 500, 0.95)
+    assert "**topic: worse than always answering the most frequent label.**" in worse
     table = metrics_table(task, results(0.66, 0.43), None, {})
     assert "| classical | majority class | base model |" in table
     assert "| topic_accuracy | n/a | 0.6600 | n/a | — | 0.6300 | n/a |" in table
