@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -29,13 +29,14 @@ def tracking_uri() -> str:
 
 
 def safe_uri(uri: str) -> str:
-    """The URI without credentials (user:password@), fit for logs and output files."""
+    """A URI (or path) fit for logs and output files: without user:password@, query string
+    or fragment, any of which may hold a credential (s3://key:secret@bucket/p?token=...).
+    One without them is returned as it is."""
     parts = urlsplit(uri)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
-    return uri
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return (f"{parts.scheme}://{host}" if "://" in uri else "") + parts.path
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, str]:

@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 from llmops.config.params import LogsParams
+from llmops.config.tracking import safe_uri
 from llmops.serve.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -60,17 +61,14 @@ def location(configured: str, environ: Mapping[str, str] = os.environ) -> str:
     return environ[ENV].strip() if ENV in environ else configured.strip()
 
 
-def public(uri: str) -> str:
-    """`uri` fit for a log line: no user or password, no query string."""
-    return re.sub(r"^(\w+://)[^/@]*@", r"\1", uri).split("?", 1)[0]
-
-
 def filesystem(uri: str, environ: Mapping[str, str] = os.environ) -> tuple[Any, str]:
     """The fsspec filesystem and root path of `uri`, or ValueError naming what is expected."""
     import fsspec
 
     if "://" not in uri:
-        raise ValueError(f"log URI {public(uri)!r}: expected an fsspec URI like s3://bucket/prefix")
+        raise ValueError(
+            f"log URI {safe_uri(uri)!r}: expected an fsspec URI like s3://bucket/prefix"
+        )
     protocol, options = uri.split("://", 1)[0], {}
     if protocol in ("s3", "s3a"):
         options = {"config_kwargs": S3_CONFIG}
@@ -80,7 +78,7 @@ def filesystem(uri: str, environ: Mapping[str, str] = os.environ) -> tuple[Any, 
     try:
         fs, root = fsspec.core.url_to_fs(uri, skip_instance_cache=True, **options)
     except (ImportError, ValueError) as err:
-        raise ValueError(f"log URI {public(uri)!r}: {err}") from err
+        raise ValueError(f"log URI {safe_uri(uri)!r}: {err}") from err
     if hasattr(fs, "retries"):
         fs.retries = 1  # s3fs retries some errors itself: the sink's backoff does it
     return fs, root.rstrip("/")
@@ -105,7 +103,7 @@ class LogSink:
         telemetry: Telemetry | None = None,
         backoff: tuple[float, float] = BACKOFF,
     ):
-        self.uri, self.shown, self.params = uri, public(uri), params
+        self.uri, self.shown, self.params = uri, safe_uri(uri), params
         self.fs, self.root = filesystem(uri)
         self.telemetry = telemetry or Telemetry()
         self.backoff = backoff

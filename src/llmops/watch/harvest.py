@@ -38,12 +38,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from llmops.config import atomic
 from llmops.config.params import Params, ParamsError, load_params
 from llmops.config.task import Field, Task
 from llmops.config.textnorm import normalize
+from llmops.config.tracking import safe_uri
 from llmops.data.readers import read_rows
 from llmops.data.records import Record, Rejection, column, declared_label, dedupe_key, parse_row
 from llmops.data.redact import redact
@@ -326,15 +326,6 @@ def _output(logged: object) -> dict:
     return {k: v for k, v in output.items() if v is not None} if isinstance(output, dict) else {}
 
 
-def shown_location(location: str) -> str:
-    """The log location without credentials: no user:password@, query or fragment."""
-    if not logfiles.is_remote(location):
-        return location
-    parts = urlsplit(location)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 def write(
     result: Harvest,
     params: Params,
@@ -376,7 +367,7 @@ def provenance_record(
         "batch": batch_name(*window),
         "since": window[0].isoformat(),
         "until": window[1].isoformat(),
-        "logs": shown_location(location),
+        "logs": safe_uri(location),
         "raw": str(paths[0]) if paths[0] else None,
         "labelling": str(paths[1]) if paths[1] else None,
         "counts": {"harvested": harvested, **dict(sorted(result.counts.items()))},
@@ -393,7 +384,7 @@ def summary(result: Harvest, paths: tuple[Path | None, ...], window, location: s
         since, until = (t.isoformat() for t in window)
         c = result.counts
         return (
-            f"nothing to harvest from {shown_location(location)} in [{since}, {until}): "
+            f"nothing to harvest from {safe_uri(location)} in [{since}, {until}): "
             f"{c['feedback_read']} feedback lines, {c['corrections']} corrections, "
             f"{c['duplicates']} duplicates"
         )

@@ -32,6 +32,8 @@ def test_credentials_never_leave_the_uri():
         "https://mlflow.example.com:5000/x"
     )
     assert tracking.safe_uri("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+    # a query string or fragment may hold a token too (a presigned or SAS-style URL)
+    assert tracking.safe_uri("s3://key:secret@bucket/p?token=x#frag") == "s3://bucket/p"
 
 
 def test_default_uri_is_local_sqlite_unless_the_environment_says(monkeypatch):

@@ -13,8 +13,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from llmops.config.params import LogsParams
+from llmops.config.tracking import safe_uri
 from llmops.serve import logsink
-from llmops.serve.logsink import LogSink, location, public
+from llmops.serve.logsink import LogSink, location
 from llmops.serve.requestlog import RequestLog
 from llmops.serve.telemetry import Telemetry
 from llmops.ship.localserver import free_port
@@ -57,6 +58,11 @@ def objects(uri: str, kind: str = "requests") -> list[str]:
     return sorted(found)
 
 
+def line(now: datetime, i: int) -> bytes:
+    """Request `i`'s log line, stamped `now`, as the request log hands it to the sink."""
+    return (json.dumps({"time": now.isoformat(), **answered(i)}) + "\n").encode()
+
+
 def answered(i: int) -> dict:
     return {"request_id": f"r{i}", "status": 200, "inputs": [{"text": f"question {i}"}]}
 
@@ -82,9 +88,7 @@ def test_a_batch_is_written_once_its_oldest_line_has_waited_sink_flush_s(store):
     sink = LogSink(uri, params(batch=1000, flush_s=0.3))
     now = datetime.now(UTC)
     for i in range(3):
-        sink.put(
-            "requests", now, (json.dumps({"time": now.isoformat(), **answered(i)}) + "\n").encode()
-        )
+        sink.put("requests", now, line(now, i))
     until(lambda: len(objects(uri)) == 1, "a batch written by age")
     assert ids(read_back(uri)) == ["r0", "r1", "r2"] and sink.held == 0  # 3 of 1000: by age
     sink.close()
@@ -175,9 +179,7 @@ def test_close_flushes_what_is_buffered(store):
     sink = LogSink(uri, params(batch=100, flush_s=3600))
     now = datetime.now(UTC)
     for i in range(7):
-        sink.put(
-            "feedback", now, (json.dumps({"time": now.isoformat(), **answered(i)}) + "\n").encode()
-        )
+        sink.put("feedback", now, line(now, i))
     assert objects(uri, "feedback") == []  # neither full nor old: still buffered
     sink.close()
     assert ids(read_back(uri, "feedback")) == [f"r{i}" for i in range(7)] and sink.held == 0
@@ -206,7 +208,7 @@ def test_the_uri_comes_from_the_environment_first_and_is_logged_without_credenti
     assert location("s3://a/b", {}) == "s3://a/b"
     assert location("s3://a/b", {"LLMOPS_LOG_URI": "s3://c/d"}) == "s3://c/d"
     assert location("s3://a/b", {"LLMOPS_LOG_URI": ""}) == ""  # a deployment turns it off
-    assert public("s3://key:secret@bucket/p?token=x") == "s3://bucket/p"
+    assert safe_uri("s3://key:secret@bucket/p?token=x") == "s3://bucket/p"
     with pytest.raises(ValueError, match=r"logs/here.*expected an fsspec URI"):
         logsink.filesystem("logs/here")
     with pytest.raises(ValueError, match="nosuch://b"):

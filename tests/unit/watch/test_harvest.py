@@ -14,7 +14,8 @@ import pytest
 
 from llmops.config.params import load_params
 from llmops.config.task import Task
-from llmops.watch.harvest import batch_name, harvest, main, shown_location
+from llmops.config.tracking import safe_uri
+from llmops.watch.harvest import batch_name, harvest, main
 from tests.synthetic import (
     PARAMS,
     project_files,
@@ -248,9 +249,9 @@ def test_an_object_store_location(root, capsys):
     assert record["logs"] == base
 
 
-def test_shown_location_drops_credentials():
-    assert shown_location("s3://AKIAKEY:s3cr3t@bucket/llmops?token=abc#x") == "s3://bucket/llmops"
-    assert shown_location("logs") == "logs"
+def test_safe_uri_drops_credentials():
+    assert safe_uri("s3://AKIAKEY:s3cr3t@bucket/llmops?token=abc#x") == "s3://bucket/llmops"
+    assert safe_uri("logs") == "logs"
 
 
 def test_a_request_of_several_inputs_goes_to_labelling(tmp_path):
