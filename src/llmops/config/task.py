@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmops.config.params import TaskParams
+from llmops.config.textnorm import dedupe_key
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,11 @@ class Task:
     def input_text(self, row: Mapping[str, Any]) -> str:
         """The row's input fields as one string, one per line (what dedupe compares)."""
         return "\n".join(row[f.name] for f in self.inputs)
+
+    def input_key(self, row: Mapping[str, Any]) -> str:
+        """Under which two rows have the same input (case and whitespace ignored): prep's
+        dedupe and split, eval's examples and training's groups of references."""
+        return dedupe_key(self.input_text(row))
 
     def answer(self, row: Mapping[str, Any]) -> dict[str, str]:
         """The output fields of a row, in declared order."""

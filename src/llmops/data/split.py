@@ -62,15 +62,9 @@ def share(rows: int, fraction: float) -> int:
     return round(rows * fraction)
 
 
-def input_text(record: Record, task: Task) -> str:
-    """The row's inputs as one string (what dedupe and the split hash compare)."""
-    return task.input_text(record.fields)
-
-
 def keys(record: Record, task: Task, seed: int) -> Keys:
     """The row's Keys for a split seeded with `seed`."""
-    text = input_text(record, task)
-    near = dedupe_key(text)
+    text, near = task.input_text(record.fields), task.input_key(record.fields)
     rank = hashlib.sha256(f"{seed}\0{near}".encode()).hexdigest()
     strata = record.fields[task.labels[0].name] if task.labels else ""
     answer = "\0".join(record.fields[f.name] for f in task.labels)

@@ -57,7 +57,6 @@ from pathlib import Path
 
 from llmops.config.params import GateParams, Params, ParamsError, load_params
 from llmops.config.task import Parsed, Task
-from llmops.config.textnorm import dedupe_key
 
 # A ROUGE token: one CJK ideograph, kana or Hangul syllable, or a run of other letters and
 # digits (on ASCII text: rouge-score's [a-z0-9]+).
@@ -279,7 +278,7 @@ def group(task: Task, rows: Sequence[Mapping]) -> tuple[list[Mapping], list[dict
     leads: list[Mapping] = []
     texts: list[dict[str, list[str]]] = []
     for row in rows:
-        key = dedupe_key(task.input_text(row))
+        key = task.input_key(row)
         if key not in first:
             first[key] = len(leads)
             leads.append(row)

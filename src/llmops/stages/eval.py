@@ -69,11 +69,12 @@ log = logging.getLogger(__name__)
 MODELS = ("base", "tuned")
 
 
-def score(model: TaskModel, rows: list[dict], params: Params) -> tuple[dict, list[Answer]]:
+def score(
+    model: TaskModel, rows: list[dict], params: Params, examples: list[dict], texts: list[Texts]
+) -> tuple[dict, list[Answer]]:
     """Metrics and answers of one model: it answers each example (the first row of each
-    input), scored against its references; the loss is over every row."""
+    input, `group`), scored against its references `texts`; the loss is over every row."""
     batch = params.eval.batch_size
-    examples, texts = group(model.task, rows)
     answers, seconds = model.timed_answer(examples, params.decoding, batch)
     metrics = summarize(model.task, [a.parsed for a in answers], examples, texts)
     loss = test_loss(model, rows, batch)
@@ -112,14 +113,14 @@ def evaluate(params: Params, data: Path, base: Path, adapter: Path) -> tuple[dic
     rows = read_split(path)
     check_rows(path, rows, task)
     model = TaskModel.load(base, adapter, task, trust_remote_code=params.base.trust_remote_code)
+    examples, texts = group(task, rows)
     results, answers = {}, {}
     for name in MODELS:
         # The base model is the same loaded weights with the adapter switched off.
         switch = model.model.disable_adapter() if name == "base" else nullcontext()
         with switch:
-            results[name], answers[name] = score(model, rows, params)
+            results[name], answers[name] = score(model, rows, params, examples, texts)
         log.info("%s: %s", name, json.dumps(results[name]))
-    examples, texts = group(task, rows)
     results["classical"], always = classical_floor(params, task, data, examples, texts)
     if always:
         results["majority"] = always

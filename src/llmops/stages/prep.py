@@ -36,7 +36,7 @@ from llmops.data.records import Record, Rejection, parse_row
 from llmops.data.redact import pii_in_name, redact, redact_raw
 from llmops.data.rowstore import PrepResult, RowStats, RowStore
 from llmops.data.sources import Encoding, Limits, RawFiles, display, raw_files
-from llmops.data.split import empty_split_advice, input_text, keys, largest_group, split_store
+from llmops.data.split import empty_split_advice, keys, largest_group, split_store
 from llmops.report.data_report import profile, summarize, write_report
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ def _redacted(record: Record, task: Task, params: PrepParams) -> tuple[Record, C
     identifier, found = redact(record.id, params.redact)
     record = replace(record, fields=fields)
     if not identifier or identifier != record.id:
-        digest = hashlib.sha256(input_text(record, task).encode()).hexdigest()
+        digest = hashlib.sha256(task.input_text(record.fields).encode()).hexdigest()
         identifier = f"h{digest[:12]}"
     return replace(record, id=identifier), counts + found
 

@@ -31,7 +31,6 @@ from llmops.config import atomic, tracking
 from llmops.config.params import Params, ParamsError, load_params
 from llmops.config.prompts import PromptError, load_template
 from llmops.config.task import Task
-from llmops.config.textnorm import dedupe_key
 from llmops.model import checkpoint, lora
 from llmops.model.models import (
     ModelError,
@@ -71,7 +70,7 @@ def input_groups(rows: list[dict], task: Task) -> list[int]:
     """Each row's input, numbered in order of first appearance (up to case and whitespace,
     as prep groups an input's references)."""
     numbers: dict[str, int] = {}
-    return [numbers.setdefault(dedupe_key(task.input_text(r)), len(numbers)) for r in rows]
+    return [numbers.setdefault(task.input_key(r), len(numbers)) for r in rows]
 
 
 def train(

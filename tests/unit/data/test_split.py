@@ -60,6 +60,15 @@ def twin(record: Record, text: str, where: str, pin: str | None = None, **fields
     return Record("X", {**record.fields, "text": text, **fields}, pin, where)
 
 
+def said_of(record: Record, *rows: tuple[str, str | None, str]) -> list[Record]:
+    """Rows with `record`'s inputs, one per (place, pin, summary), each with its place as id."""
+    text = record.fields["text"]
+    return [
+        dataclasses.replace(twin(record, text, where, pin, summary=said), id=where)
+        for where, pin, said in rows
+    ]
+
+
 def test_dedupe_keeps_first_and_names_it(task):
     a, b = make(2)
     exact = twin(a, a.fields["text"], "g:9", topic="delivery")
@@ -164,14 +173,11 @@ def test_rows_that_share_inputs_but_say_other_text_are_references(task):
 
 def test_references_follow_their_inputs_pin_and_one_pinned_elsewhere_is_refused(task):
     (a,) = make(1)
-    text = a.fields["text"]
-    lead, loose, elsewhere = (
-        dataclasses.replace(twin(a, text, where, pin, summary=said), id=where)
-        for where, pin, said in (
-            ("test.csv:2", "test", "pinned"),
-            ("f:5", None, "unpinned, so it follows"),
-            ("train.csv:7", "train", "pinned to train"),
-        )
+    lead, loose, elsewhere = said_of(
+        a,
+        ("test.csv:2", "test", "pinned"),
+        ("f:5", None, "unpinned, so it follows"),
+        ("train.csv:7", "train", "pinned to train"),
     )
     splits = assign_splits([a, loose, elsewhere, lead], task, 0.1, 0.1, seed=1, references=True)
     assert {r.where for r in splits["test"]} == {"test.csv:2", "f:0", "f:5"}
@@ -226,14 +232,11 @@ def test_references_that_carry_their_inputs_id_are_numbered_and_other_clashes_re
 
 def test_a_row_refused_for_its_pin_does_not_hide_a_later_reference_saying_the_same(task):
     (a,) = make(1)
-    text = a.fields["text"]
-    lead, elsewhere, loose = (
-        dataclasses.replace(twin(a, text, where, pin, summary=said), id=where)
-        for where, pin, said in (
-            ("p:1", "test", "the leader"),
-            ("p:2", "val", "said twice"),  # pinned elsewhere: refused
-            ("p:3", None, "said twice"),  # unpinned: a reference of the test input
-        )
+    lead, elsewhere, loose = said_of(
+        a,
+        ("p:1", "test", "the leader"),
+        ("p:2", "val", "said twice"),  # pinned elsewhere: refused
+        ("p:3", None, "said twice"),  # unpinned: a reference of the test input
     )
     with stored([lead, elsewhere, loose], task) as store:
         split.dedupe(store, references=True)

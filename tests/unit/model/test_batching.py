@@ -94,6 +94,8 @@ def test_token_dropout_is_a_function_of_the_generator_seed():
 
 
 def test_one_reference_per_input_is_drawn_each_epoch_and_all_are_seen_over_epochs():
+    from llmops.config.params import FieldParams, TaskParams
+    from llmops.config.task import Task
     from llmops.stages.train import input_groups
 
     groups = [0] * 8 + [1] * 3 + [2] + [3] * 4  # 4 inputs with 8, 3, 1 and 4 references
@@ -110,10 +112,6 @@ def test_one_reference_per_input_is_drawn_each_epoch_and_all_are_seen_over_epoch
     alone = list(range(len(sizes)))  # one row per input: the same plan either way
     assert plan_batches(sizes, 2, 5, 3, groups=alone) == plan_batches(sizes, 2, 5, 3)
     rows = [{"text": t} for t in ("Pub by river", "pub  by RIVER", "cafe", "Pub by river")]
-
-    class Inputs:  # the task's input_text: its one input field
-        @staticmethod
-        def input_text(row):
-            return row["text"]
-
-    assert input_groups(rows, Inputs) == [0, 0, 1, 0]
+    text = FieldParams("text")
+    task = Task.from_params(TaskParams("p.jinja", {"text": text}, {"summary": text}))
+    assert input_groups(rows, task) == [0, 0, 1, 0]
