@@ -207,7 +207,16 @@ class TrainParams:
     # them, drawn per epoch ("one_per_epoch": an epoch is a pass over the inputs).
     references: Literal["all", "one_per_epoch"]
     epochs: Annotated[int, Range(1, 1_000_000)]
+    # Most tokens (prompt and answer, as planned, every process together) trained on; the
+    # schedule is sized up front to whichever of epochs, token_budget and max_steps is first.
+    token_budget: Annotated[int, Range(1, 10**15)] | None
     max_steps: Steps | None
+    # Early stopping: validations in a row without a lower validation loss before training
+    # stops; the weights of the lowest validation loss are the ones saved. null: off.
+    patience: Steps | None
+    # Loss weight of an example by its labels' training frequency, per label field:
+    # none, sqrt (1/sqrt(frequency)) or balanced (1/frequency); mean weight 1.
+    label_weights: Literal["none", "sqrt", "balanced"]
     batch_size: BatchSize
     grad_accum: BatchSize
     max_length: Annotated[int, Range(8, 131_072)]

@@ -66,11 +66,13 @@ def drop_prompt_tokens(example: Example, share: float, generator: torch.Generato
         id=example.id,
         input_ids=tuple(t for t, k in zip(example.input_ids, keep, strict=True) if k),
         labels=tuple(t for t, k in zip(example.labels, keep, strict=True) if k),
+        weight=example.weight,
     )
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids, attention_mask and labels (IGNORE on padding)."""
+    """Right-padded input_ids, attention_mask and labels (IGNORE on padding), plus each
+    row's loss weight when any example's differs from 1."""
     width = max(len(e.input_ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
@@ -80,4 +82,7 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         ids[row, :n] = torch.tensor(e.input_ids)
         labels[row, :n] = torch.tensor(e.labels)
         mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if any(e.weight != 1.0 for e in examples):
+        batch["weights"] = torch.tensor([e.weight for e in examples], dtype=torch.float32)
+    return batch

@@ -4,7 +4,8 @@
 at the positions whose next token is an answer token: the prompt positions are masked
 out of the loss anyway, so computing their logits (a vocabulary-wide matmul and softmax
 per token) would be wasted work. It returns the summed loss and the token count, so the
-caller decides how to average across micro-batches and processes.
+caller decides how to average across micro-batches and processes. Given `weights` (one per
+row, train.label_weights), each row's token losses count that many times in the sum.
 Logit post-processing some architectures add in their own forward (Gemma soft capping,
 Cohere and Granite logit scaling) is not reproduced: such models are refused with a clear
 error rather than trained on a wrong loss. Llama, Qwen, SmolLM and Mistral have none.
@@ -74,7 +75,11 @@ class AnswerLoss(torch.nn.Module):
         self.model = model  # a peft model (its base model carries the LoRA layers) or a plain LM
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         model = self.model
         lm = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -84,5 +89,9 @@ class AnswerLoss(torch.nn.Module):
         targets = labels[:, 1:]
         keep = targets != IGNORE
         logits = lm.get_output_embeddings()(hidden[:, :-1][keep]).float()
-        loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+        if weights is None:
+            loss = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+        else:
+            each = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="none")
+            loss = (each * weights[:, None].expand_as(targets)[keep].float()).sum()
         return loss, keep.sum()

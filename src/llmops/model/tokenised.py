@@ -32,6 +32,7 @@ class Example:
     id: str
     input_ids: tuple[int, ...]
     labels: tuple[int, ...]
+    weight: float = 1.0  # the loss weight of its answer tokens (train.label_weights)
 
     @property
     def answer_tokens(self) -> int:

@@ -6,7 +6,14 @@
 adapter. Each optimizer step takes its micro-batches from a length-grouped plan that is a
 function of (seed, epoch), and seeds dropout (LoRA's, and the prompt tokens' of
 `train.token_dropout`) from (seed, step, process), so a run resumed from a checkpoint
-computes what the uninterrupted run would have. Under `accelerate launch` each process
+computes what the uninterrupted run would have.
+
+How long it trains is fixed before the first step, so the learning-rate schedule knows its
+end: `train.epochs` passes, or fewer when `train.token_budget` (tokens of the planned
+batches) or `train.max_steps` runs out first. With `train.patience`, training also stops
+when the validation loss has not improved for that many validations in a row, and the
+weights of the lowest validation loss are the ones kept. The result says which of these
+ended the run. Under `accelerate launch` each process
 takes its share of a step's batches and DDP averages the gradients; at the end the
 processes compare adapter checksums.
 """
@@ -14,6 +21,7 @@ processes compare adapter checksums.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -65,6 +73,18 @@ def check_batches(examples: int, cfg: TrainParams, world: int) -> None:
         )
 
 
+def schedule_length(cfg: TrainParams, per_epoch: int, tokens_per_step: float) -> tuple[int, str]:
+    """The optimizer steps a run plans, and which bound sets them: "epochs", "token_budget"
+    or "max_steps" (on a tie, in that order)."""
+    bounds = {"epochs": cfg.epochs * per_epoch}
+    if cfg.token_budget is not None:
+        bounds["token_budget"] = max(1, math.floor(cfg.token_budget / tokens_per_step))
+    if cfg.max_steps is not None:
+        bounds["max_steps"] = cfg.max_steps
+    bound = min(bounds, key=bounds.__getitem__)
+    return bounds[bound], bound
+
+
 def stamp_for(setup: Setup, world: int) -> str:
     """Checkpoint fingerprint: another process count changes batch slicing and schedule."""
     return f"{setup.stamp}-processes{world}"
@@ -98,9 +118,11 @@ class Loop:
         self.dev = pick_device(cfg.precision, acc.device)
         self.lengths = [len(e.input_ids) for e in setup.train]
         self.groups = setup.groups if cfg.references == "one_per_epoch" else None
-        batches = len(self.plan(0))
-        self.per_epoch = max(1, batches // (acc.num_processes * cfg.grad_accum))
-        self.total = min(cfg.epochs * self.per_epoch, cfg.max_steps or float("inf"))
+        first = self.plan(0)
+        per_step = acc.num_processes * cfg.grad_accum
+        self.per_epoch = max(1, len(first) // per_step)
+        planned = sum(self.lengths[i] for batch in first for i in batch)
+        self.total, bound = schedule_length(cfg, self.per_epoch, planned / len(first) * per_step)
         self.stamp = stamp_for(setup, acc.num_processes)
         self.module = acc.prepare(lora.AnswerLoss(setup.model))
         self.weights = lora.trainable(setup.model)
@@ -119,6 +141,10 @@ class Loop:
             "val": [],
             "recent": [],
             "run_id": run_id,
+            "stopped": bound,
+            "best": None,  # [step, validation loss] of the lowest so far (train.patience)
+            "best_weights": {},
+            "waited": 0,  # validations since the best
         }
         self.plans: dict[int, list[list[int]]] = {}
         # Non-padding tokens and batch positions (padding included) this process trained on.
@@ -148,10 +174,35 @@ class Loop:
             if step % self.cfg.eval_every == 0 or step == self.total:
                 self.state["val"].append([step, self.validation_loss()])
                 self.emit({"val_loss": self.state["val"][-1][1]})
+                if self.out_of_patience():
+                    self.state["stopped"] = "early_stop"
+                    break
             if step % self.cfg.checkpoint_every == 0 and step < self.total:
                 self.save()
         bar.close()
+        self.keep_best()
         return self.result()
+
+    def out_of_patience(self) -> bool:
+        """Track the lowest validation loss (and its weights); whether `train.patience`
+        validations in a row have passed without a lower one."""
+        if self.cfg.patience is None:
+            return False
+        state = self.state
+        step, loss = state["val"][-1]
+        if state["best"] is None or loss < state["best"][1]:
+            state["best"], state["waited"] = [step, loss], 0
+            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in self.weights.items()}
+            return False
+        state["waited"] += 1
+        return state["waited"] >= self.cfg.patience
+
+    def keep_best(self) -> None:
+        """With early stopping on, end on the weights of the lowest validation loss."""
+        best = self.state["best"]
+        if best is not None and best[0] != self.state["step"]:
+            lora.load_trainable(self.setup.model, self.state["best_weights"])
+            log.info("kept the weights of step %d (validation loss %.4f)", *best)
 
     def restore(self) -> None:
         found = checkpoint.latest(self.folder, self.stamp)
@@ -268,11 +319,15 @@ class Loop:
         trainable, total_params = count_parameters(self.setup.model)
         # Mean over the last 5% of steps (at least log_every steps): one batch is too noisy.
         recent = torch.tensor(sum(state["recent"]) / len(state["recent"]), device=acc.device)
+        kept = state["best"] or state["val"][-1]
         metrics = {
             "train_loss": float(acc.reduce(recent, "mean")),
-            "val_loss": state["val"][-1][1],
-            "steps": self.total,
-            "epochs": round(self.total / self.per_epoch, 3),
+            "val_loss": kept[1],  # of the weights saved
+            "steps": state["step"],
+            "epochs": round(state["step"] / self.per_epoch, 3),
+            "planned_steps": self.total,
+            "stopped": state["stopped"],  # epochs, token_budget, max_steps or early_stop
+            "kept_step": kept[0],
             "train_tokens": tokens,
             "train_seconds": round(seconds, 2),
             "tokens_per_s": round(tokens / seconds, 1),

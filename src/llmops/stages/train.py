@@ -23,6 +23,8 @@ import dataclasses
 import json
 import logging
 import shutil
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -62,8 +64,41 @@ def prepare(params: Params, data: Path, base: Path, prompt: Path) -> Setup:
     config = {"train": dataclasses.asdict(cfg), "task": dataclasses.asdict(params.task)}
     stamp = checkpoint.fingerprint(config, [data / "train.jsonl", data / "val.jsonl", base, prompt])
     model = lora.attach(model, cfg.lora, cfg.seed)
-    groups = input_groups(read_split(data / "train.jsonl"), task)
+    rows = {name: read_split(data / f"{name}.jsonl") for name in ("train", "val")}
+    if cfg.label_weights != "none":
+        weigh = label_weights(rows["train"], task, cfg.label_weights)
+        for name, examples in splits.items():
+            splits[name] = [
+                dataclasses.replace(e, weight=weigh(r))
+                for e, r in zip(examples, rows[name], strict=True)
+            ]
+    groups = input_groups(rows["train"], task)
     return Setup(tokenizer, model, splits["train"], splits["val"], stamp, groups)
+
+
+def label_weights(rows: list[dict], task: Task, mode: str) -> Callable[[dict], float]:
+    """An example's loss weight from its labels' frequencies in `rows` (the training split).
+
+    Per label field, a label seen n times of N rows among k labels weighs N / (k n)
+    ("balanced") or its square root ("sqrt"); an example weighs the mean over its label
+    fields, scaled so that the training examples' mean weight is 1. A label training never
+    saw (in validation) weighs as the field's rarest. No label field: every example weighs 1.
+    """
+    fields = task.labels
+    if not fields or not rows:
+        return lambda row: 1.0
+    power = 1.0 if mode == "balanced" else 0.5
+    tables = []
+    for field in fields:
+        counts = Counter(str(r[field.name]) for r in rows)
+        each = {v: (len(rows) / (len(counts) * n)) ** power for v, n in counts.items()}
+        tables.append((field.name, each, max(each.values())))
+
+    def raw(row: dict) -> float:
+        return sum(each.get(str(row[name]), top) for name, each, top in tables) / len(tables)
+
+    scale = len(rows) / sum(raw(r) for r in rows)
+    return lambda row: raw(row) * scale
 
 
 def input_groups(rows: list[dict], task: Task) -> list[int]:
@@ -177,12 +212,17 @@ def main(argv: list[str] | None = None) -> None:
             write_curves(result, out.folder(args.plots))
             metrics = json.dumps(result.metrics, indent=2) + "\n"
             out.file(args.metrics).write_text(metrics, encoding="utf-8")
-        mlflow.log_metrics({f"final_{k}": float(v) for k, v in result.metrics.items()})
+        numbers = {k: v for k, v in result.metrics.items() if not isinstance(v, str)}
+        mlflow.log_metrics({f"final_{k}": float(v) for k, v in numbers.items()})
+        mlflow.set_tag("stopped", result.metrics["stopped"])
         mlflow.log_artifacts(str(args.out), artifact_path="adapter")
     checkpoint.clear(args.checkpoints)
     m = result.metrics
     log.info(
-        "done: train loss %.4f, val loss %.4f, %s tokens/s, %.0f s; run %s -> %s",
+        "done after %s epochs (%s): train loss %.4f, val loss %.4f, %s tokens/s, %.0f s; "
+        "run %s -> %s",
+        m["epochs"],
+        m["stopped"],
         m["train_loss"],
         m["val_loss"],
         f"{m['tokens_per_s']:,.0f}",

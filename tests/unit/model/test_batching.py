@@ -115,3 +115,12 @@ def test_one_reference_per_input_is_drawn_each_epoch_and_all_are_seen_over_epoch
     text = FieldParams("text")
     task = Task.from_params(TaskParams("p.jinja", {"text": text}, {"summary": text}))
     assert input_groups(rows, task) == [0, 0, 1, 0]
+
+
+def test_collate_adds_row_weights_only_when_one_differs_from_one():
+    plain = [Example("a", (1, 2, 3), (IGNORE, 2, 3)), Example("b", (4, 5), (IGNORE, 5))]
+    assert "weights" not in collate(plain, pad_id=0)
+    weighted = [plain[0], Example("b", (4, 5), (IGNORE, 5), weight=2.5)]
+    assert collate(weighted, pad_id=0)["weights"].tolist() == [1.0, 2.5]
+    dropped = drop_prompt_tokens(weighted[1], 0.5, torch.Generator().manual_seed(0))
+    assert dropped.weight == 2.5

@@ -29,8 +29,19 @@ from llmops.ship.localserver import free_port
 from llmops.stages import train
 from tests.synthetic import write_params
 
-# Long enough that a kill lands mid-run: checkpoints every 10 of 120 steps.
-LONG = {"train": {"max_steps": 120, "checkpoint_every": 10, "eval_every": 30, "log_every": 5}}
+# Long enough that a kill lands mid-run: checkpoints every 10 of 120 steps. Label weights
+# and early stopping's record of the best weights (patience too long to stop) are on, so
+# the resume test covers them.
+LONG = {
+    "train": {
+        "max_steps": 120,
+        "checkpoint_every": 10,
+        "eval_every": 30,
+        "log_every": 5,
+        "patience": 1000,
+        "label_weights": "balanced",
+    }
+}
 
 
 def stage_args(project: Path, name: str, params: str = "params.yaml") -> list[str]:
@@ -398,3 +409,108 @@ def test_the_adapter_config_lists_target_modules_in_one_order(tmp_path):
         written.append(path.read_bytes())
     assert written[0] == written[1]
     assert json.loads(written[0]) == {"r": 8, "target_modules": ["q_proj", "up_proj", "v_proj"]}
+
+
+# --- how long a run trains, early stopping, label weights --------------------------------
+
+
+def test_a_run_stops_early_and_keeps_the_weights_of_the_lowest_validation_loss(
+    project, monkeypatch
+):
+    # The validation losses are scripted (a real run's depend on the machine's arithmetic);
+    # the loop's decisions and the weights it keeps are the real code's.
+    from llmops.model import trainer
+
+    losses = iter([3.0, 2.0, 2.5, 2.6, 2.7, 2.8])
+    seen: dict[int, dict[str, torch.Tensor]] = {}
+
+    def scripted(self) -> float:
+        seen[self.state["step"]] = {k: v.detach().clone() for k, v in self.weights.items()}
+        return next(losses)
+
+    monkeypatch.setattr(trainer.Loop, "validation_loss", scripted)
+    write_params(project / "params-patience.yaml",
+                 {"train": {"max_steps": 60, "eval_every": 5, "patience": 2}})  # fmt: skip
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    train.main(stage_args(project, "patience", "params-patience.yaml"))
+
+    run = project / "out" / "patience"
+    metrics = json.loads((run / "train.json").read_text())
+    assert metrics["stopped"] == "early_stop" and metrics["steps"] == 20
+    assert metrics["planned_steps"] == 60 and metrics["kept_step"] == 10
+    assert metrics["val_loss"] == 2.0
+    assert (run / "curves" / "val_loss.csv").read_text().splitlines()[1:] == [
+        "5,3.00000", "10,2.00000", "15,2.50000", "20,2.60000"
+    ]  # fmt: skip
+    # Every saved tensor is one of step 10's weights (peft renames them on save).
+    saved = adapter_weights(run)
+    for name, value in saved.items():
+        assert any(w.shape == value.shape and torch.equal(w, value) for w in seen[10].values()), (
+            name
+        )
+    assert any(not torch.equal(seen[10][k], seen[20][k]) for k in seen[10])  # it moved on
+
+
+def test_a_run_reports_what_bounded_it(project, reference):
+    metrics = json.loads((reference / "train.json").read_text())
+    assert metrics["stopped"] == "max_steps" and metrics["planned_steps"] == 120
+
+
+def rows_of(labels: list[tuple[str, str]]) -> list[dict]:
+    return [{"text": f"t{i}", "topic": a, "sentiment": b, "summary": ""}
+            for i, (a, b) in enumerate(labels)]  # fmt: skip
+
+
+def test_label_weights_favour_rare_labels_with_mean_one(params):
+    task = Task.from_params(params.task)
+    rows = rows_of([("price", "positive")] * 6 + [("quality", "positive")] * 2)
+    balanced = train.label_weights(rows, task, "balanced")
+    sqrt = train.label_weights(rows, task, "sqrt")
+    for weigh in (balanced, sqrt):
+        assert sum(weigh(r) for r in rows) / len(rows) == pytest.approx(1.0)
+    # topic: price 8/(2*6) = 2/3, quality 8/(2*2) = 2; sentiment: one label, weight 1.
+    common, rare = (balanced(rows[i]) for i in (0, -1))
+    assert rare / common == pytest.approx((2 + 1) / (2 / 3 + 1))
+    sqrt_ratio = sqrt(rows[-1]) / sqrt(rows[0])
+    assert 1 < sqrt_ratio < rare / common
+    assert sqrt_ratio == pytest.approx((2**0.5 + 1) / ((2 / 3) ** 0.5 + 1))
+    # A label training never saw (a validation row) weighs as the field's rarest.
+    unseen = {"text": "x", "topic": "delivery", "sentiment": "positive", "summary": ""}
+    assert balanced(unseen) == pytest.approx(rare)
+
+
+def test_label_weights_are_one_without_label_fields(params):
+    import dataclasses
+
+    task = Task.from_params(params.task)
+    texts_only = dataclasses.replace(task, outputs=task.texts)
+    weigh = train.label_weights(rows_of([("a", "b"), ("c", "b")]), texts_only, "balanced")
+    assert weigh({"text": "x", "summary": "y"}) == 1.0
+
+
+def test_weighted_answer_loss_counts_each_row_its_weight(project):
+    import dataclasses
+
+    params = load_params(project / "params.yaml")
+    task = Task.from_params(params.task)
+    tokenizer = load_tokenizer(project / "models" / "base")
+    template = load_template(project / "prompts" / "review.jinja", task.variables())
+    examples = encode_split(
+        project / "data" / "prepared" / "val.jsonl", tokenizer, template, task, 1024
+    )[:2]
+    loss = AnswerLoss(attach(load_base(project / "models" / "base"), params.train.lora, 0).eval())
+    pad = tokenizer.pad_token_id
+    with torch.no_grad():
+        first, _ = loss(**collate(examples[:1], pad))
+        both, count = loss(**collate(examples, pad))
+        ones = collate([dataclasses.replace(e, weight=1.0) for e in examples], pad)
+        weights = (3.0, 0.0)
+        weighted = collate(
+            [dataclasses.replace(e, weight=w) for e, w in zip(examples, weights, strict=True)], pad
+        )
+        tripled, weighted_count = loss(**weighted)
+    assert "weights" not in ones  # all ones: the unweighted path
+    assert float(tripled) == pytest.approx(3 * float(first), rel=1e-5)
+    assert int(weighted_count) == int(count)  # the count is of tokens, not of weights
+    assert float(both) != pytest.approx(float(tripled))
