@@ -90,6 +90,8 @@ class Metric:
 
 
 RATE = Metric(True)  # a share of examples, or a mean of per-example scores in [0, 1]
+# Text scores computed over the whole corpus at once: no per-example value to pair.
+CORPUS_SUFFIXES = ("_bleu", "_chrf")
 # Added by the eval stage.
 EVAL_METRICS = {
     "test_loss": Metric(False, 0.0, None),

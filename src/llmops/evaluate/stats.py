@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from llmops.config.task import Task
-from llmops.evaluate.metrics import EVAL_METRICS, metric_names
+from llmops.evaluate.metrics import CORPUS_SUFFIXES, EVAL_METRICS, metric_names
 
 RESAMPLES = 2000
 SEED = 0
@@ -98,7 +98,7 @@ def pair(old: list[dict], new: list[dict]) -> tuple[list[dict], list[dict]]:
 def comparable(task: Task) -> list[str]:
     """The metrics that can be compared example by example."""
     names = metric_names(task)
-    return [m for m in names if not m.endswith("_bleu") and m not in EVAL_METRICS]
+    return [m for m in names if not m.endswith(CORPUS_SUFFIXES) and m not in EVAL_METRICS]
 
 
 def _stacked(metric: str, task: Task, old: list[dict], new: list[dict]):

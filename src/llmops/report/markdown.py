@@ -294,6 +294,23 @@ def verdict(
     return f"✅ **All checked gates pass**{note}{change}{worse}."
 
 
+STOPS = {
+    "epochs": "every epoch done",
+    "token_budget": "`train.token_budget` spent",
+    "max_steps": "`train.max_steps` reached",
+    "early_stop": "early stop: validation loss stopped falling",
+}
+
+
+def stopped(train: dict) -> str:
+    """Why training ended, and which step's weights were kept, in words."""
+    reason = STOPS.get(str(train.get("stopped")), "stop reason not recorded")
+    kept = train.get("kept_step")
+    if kept is not None and kept != train.get("steps"):
+        reason += f"; weights of step {kept} kept (lowest validation loss)"
+    return reason
+
+
 def cost(train: dict | None, base: dict | None, now: dict, adapter: dict | None) -> str:
     train, base, adapter = train or {}, base or {}, adapter or {}
     rows = [
@@ -304,7 +321,8 @@ def cost(train: dict | None, base: dict | None, now: dict, adapter: dict | None)
         ),
         (
             "training",
-            f"{train.get('train_seconds', 0):.0f} s, {train.get('steps', 'n/a')} steps, "
+            f"{train.get('train_seconds', 0):.0f} s, {train.get('steps', 'n/a')} steps "
+            f"({train.get('epochs', 'n/a')} epochs; {stopped(train)}), "
             f"{train.get('tokens_per_s', 0):,.0f} tokens/s, "
             f"{train.get('processes', 1)} process(es)",
         ),

@@ -95,6 +95,8 @@ def test_examples_pair_by_id_and_reference_only():
 
 def test_metrics_without_per_example_scores_are_not_compared():
     assert "note_bleu" not in comparable(TASK) and "test_loss" not in comparable(TASK)
+    assert "note_chrf" not in comparable(TASK) and "note_rouge_l" in comparable(TASK)
+    assert compare("note_chrf", pair(rows(0.8), rows(0.8)), TASK, 0.95) is None
     assert compare("note_bleu", pair(rows(0.8), rows(0.8)), TASK, 0.95) is None
     assert compare("label_accuracy", ([], []), TASK, 0.95) is None
 

@@ -368,3 +368,16 @@ def test_recall_per_label_shows_a_collapse_onto_one_label(task):
     assert "_topic recall per label (fine-tuned, lowest first): delivery 0.00 · price 1.00" in lines
     assert "1 of 2 labels never recalled" in lines
     assert "sentiment recall per label (fine-tuned, lowest first): neutral 1.00._" in lines
+
+
+def test_the_cost_table_says_how_far_training_went_and_why_it_stopped(task):
+    from llmops.report.markdown import cost
+
+    now = {"tuned": {"latency_ms": 3.0, "generated_tokens_per_s": 100.0}}
+    early = {"steps": 400, "epochs": 1.6, "stopped": "early_stop", "kept_step": 300}
+    row = next(x for x in cost(early, None, now, None).splitlines() if "| training |" in x)
+    assert "400 steps (1.6 epochs; early stop: validation loss stopped falling; weights of " \
+        "step 300 kept (lowest validation loss))" in row  # fmt: skip
+    budget = {"steps": 900, "epochs": 2.2, "stopped": "token_budget", "kept_step": 900}
+    assert "(2.2 epochs; `train.token_budget` spent)," in cost(budget, None, now, None)
+    assert "stop reason not recorded" in cost({"steps": 5}, None, now, None)  # older metrics
