@@ -72,6 +72,9 @@ def run_ours(setup: trainer.Setup, cfg, steps: int) -> dict:
         checkpoint_every=10**9,
         log_every=steps,
         token_dropout=0.0,
+        token_budget=None,
+        patience=None,
+        label_weights="none",  # the Trainer's loss is unweighted
     )
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

@@ -14,7 +14,7 @@ references), `compare` gives:
 - `p_worse`, the one-sided p-value of a paired permutation test that the current run is
   worse (scipy.stats.permutation_test, each example's two results swapped at random,
   2,000 permutations): the exact McNemar-style test for 0/1 scores.
-Corpus metrics (BLEU) and model metrics (test_loss, perplexity, latency) have no
+Corpus metrics (BLEU, chrF) and model metrics (test_loss, perplexity, latency) have no
 per-example scores: `compare` returns None for them.
 
 That covers the noise of the test sample, not the noise of training: two runs of the same

@@ -174,7 +174,7 @@ class Loop:
             if step % self.cfg.eval_every == 0 or step == self.total:
                 self.state["val"].append([step, self.validation_loss()])
                 self.emit({"val_loss": self.state["val"][-1][1]})
-                if self.out_of_patience():
+                if self.out_of_patience() and step < self.total:
                     self.state["stopped"] = "early_stop"
                     break
             if step % self.cfg.checkpoint_every == 0 and step < self.total:
@@ -190,7 +190,8 @@ class Loop:
             return False
         state = self.state
         step, loss = state["val"][-1]
-        if state["best"] is None or loss < state["best"][1]:
+        lower = state["best"] is None or loss < state["best"][1]
+        if lower and not math.isnan(loss):  # a NaN loss is never the best
             state["best"], state["waited"] = [step, loss], 0
             state["best_weights"] = {k: v.detach().cpu().clone() for k, v in self.weights.items()}
             return False
@@ -321,7 +322,7 @@ class Loop:
         recent = torch.tensor(sum(state["recent"]) / len(state["recent"]), device=acc.device)
         kept = state["best"] or state["val"][-1]
         metrics = {
-            "train_loss": float(acc.reduce(recent, "mean")),
+            "train_loss": float(acc.reduce(recent, "mean")),  # of the last steps run
             "val_loss": kept[1],  # of the weights saved
             "steps": state["step"],
             "epochs": round(state["step"] / self.per_epoch, 3),

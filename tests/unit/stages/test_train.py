@@ -303,7 +303,11 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(project, reference, lo
         cwd=project, env=env(project), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 300
-    while not list((run / "checkpoints").glob("step-*")) and proc.poll() is None:
+
+    def after_first_validation() -> bool:  # step 30: the state then holds the best weights
+        return any(int(p.name[5:]) >= 40 for p in (run / "checkpoints").glob("step-*"))
+
+    while not after_first_validation() and proc.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
@@ -312,6 +316,8 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(project, reference, lo
     assert not (run / "adapter").exists(), "the run finished before it could be killed"
     saved = [p.name for p in (run / "checkpoints").glob("step-*")]
     assert saved, "killed without a checkpoint"
+    state = torch.load(run / "checkpoints" / max(saved) / "state.pt", weights_only=True)
+    assert state["best"][0] == 30 and state["best_weights"]  # resumed with them
 
     log = run_stage(project, "killed", long_params)
     assert f"resuming from out/killed/checkpoints/{max(saved)}" in log
@@ -344,7 +350,11 @@ def test_two_processes_under_accelerate_agree(project):
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()), "-m",
     )  # fmt: skip
-    log = run_stage(project, "ddp", launcher=launcher)
+    # Early stopping's decisions and the weighted loss run on both processes too.
+    write_params(
+        project / "params-ddp.yaml", {"train": {"patience": 1000, "label_weights": "sqrt"}}
+    )
+    log = run_stage(project, "ddp", "params-ddp.yaml", launcher=launcher)
     metrics = json.loads((project / "out" / "ddp" / "train.json").read_text())
     assert metrics["processes"] == 2
     assert metrics["steps"] == 24
@@ -514,3 +524,17 @@ def test_weighted_answer_loss_counts_each_row_its_weight(project):
     assert float(tripled) == pytest.approx(3 * float(first), rel=1e-5)
     assert int(weighted_count) == int(count)  # the count is of tokens, not of weights
     assert float(both) != pytest.approx(float(tripled))
+
+
+def test_the_token_budget_ends_a_run_near_the_budget(project, monkeypatch):
+    # Word dropout off (the synthetic default), so the tokens trained are the planned ones;
+    # train.grad_accum 2 puts two batches in each step.
+    budget = 6_000
+    write_params(project / "params-budget.yaml",
+                 {"train": {"max_steps": None, "token_budget": budget}})  # fmt: skip
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    train.main(stage_args(project, "budget", "params-budget.yaml"))
+    metrics = json.loads((project / "out" / "budget" / "train.json").read_text())
+    assert metrics["stopped"] == "token_budget" and metrics["steps"] == metrics["planned_steps"]
+    assert 0.8 * budget <= metrics["train_tokens"] <= 1.2 * budget
