@@ -112,16 +112,20 @@ def test_mask_covers_the_answer_and_nothing_else(project):
     assert json.loads(tokenizer.decode(example.labels[n_prompt:-1])) == task.answer(row)
 
 
-def test_answer_loss_equals_the_standard_masked_loss(project):
-    # AnswerLoss skips the vocabulary projection at prompt positions; the result must be
-    # what transformers computes with the same labels over the whole sequence.
+def val_examples(project: Path, n: int):
+    """The project's params, tokenizer and first `n` tokenized validation examples."""
     params = load_params(project / "params.yaml")
     task = Task.from_params(params.task)
     tokenizer = load_tokenizer(project / "models" / "base")
     template = load_template(project / "prompts" / "review.jinja", task.variables())
-    examples = encode_split(
-        project / "data" / "prepared" / "val.jsonl", tokenizer, template, task, 1024
-    )[:3]
+    path = project / "data" / "prepared" / "val.jsonl"
+    return params, tokenizer, encode_split(path, tokenizer, template, task, 1024)[:n]
+
+
+def test_answer_loss_equals_the_standard_masked_loss(project):
+    # AnswerLoss skips the vocabulary projection at prompt positions; the result must be
+    # what transformers computes with the same labels over the whole sequence.
+    params, tokenizer, examples = val_examples(project, 3)
     model = attach(load_base(project / "models" / "base"), params.train.lora, seed=0).eval()
     batch = collate(examples, tokenizer.pad_token_id)
     total, count = AnswerLoss(model)(**batch)
@@ -502,13 +506,7 @@ def test_label_weights_are_one_without_label_fields(params):
 def test_weighted_answer_loss_counts_each_row_its_weight(project):
     import dataclasses
 
-    params = load_params(project / "params.yaml")
-    task = Task.from_params(params.task)
-    tokenizer = load_tokenizer(project / "models" / "base")
-    template = load_template(project / "prompts" / "review.jinja", task.variables())
-    examples = encode_split(
-        project / "data" / "prepared" / "val.jsonl", tokenizer, template, task, 1024
-    )[:2]
+    params, tokenizer, examples = val_examples(project, 2)
     loss = AnswerLoss(attach(load_base(project / "models" / "base"), params.train.lora, 0).eval())
     pad = tokenizer.pad_token_id
     with torch.no_grad():
